@@ -1,0 +1,90 @@
+//! Paste-back: the restored crop is warped back into the frame with the inverse of the
+//! alignment and mixed in under a feathered mask, so only pixels under the face change
+//! and the seam fades out instead of showing a square.
+
+use anyhow::Result;
+use opencv::core::{Mat, Scalar, Size, BORDER_CONSTANT, CV_32FC1};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+use crate::align::Similarity;
+use crate::frame::Frame;
+
+/// A `size` x `size` weight map: 1 in the middle, falling smoothly to 0 over the outer
+/// `feather` fraction of the side.
+pub fn feather_mask(size: i32, feather: f32) -> Result<Mat> {
+    let mut m = Mat::new_rows_cols_with_default(size, size, CV_32FC1, Scalar::all(0.0))?;
+    let band = (feather.clamp(0.0, 0.5) * size as f32).max(1.0);
+    let data = m.data_typed_mut::<f32>()?;
+    for y in 0..size {
+        for x in 0..size {
+            // Distance to the nearest edge, in pixel centres.
+            let d = (x.min(size - 1 - x).min(y).min(size - 1 - y)) as f32 + 0.5;
+            let t = (d / band).min(1.0);
+            data[(y * size + x) as usize] = t * t * (3.0 - 2.0 * t);
+        }
+    }
+    Ok(m)
+}
+
+/// The frame rectangle (x, y, w, h) covered by a `size` crop under `sim`, clipped.
+pub fn covered_rect(sim: &Similarity, size: i32, width: i32, height: i32) -> Option<[i32; 4]> {
+    let inv = sim.inverse();
+    let s = size as f32;
+    let pts = [[0.0, 0.0], [s, 0.0], [0.0, s], [s, s]].map(|p| inv.apply(p));
+    let x0 = pts.iter().map(|p| p[0]).fold(f32::INFINITY, f32::min).floor().max(0.0) as i32;
+    let y0 = pts.iter().map(|p| p[1]).fold(f32::INFINITY, f32::min).floor().max(0.0) as i32;
+    let x1 = (pts.iter().map(|p| p[0]).fold(f32::NEG_INFINITY, f32::max).ceil() as i32).min(width);
+    let y1 = (pts.iter().map(|p| p[1]).fold(f32::NEG_INFINITY, f32::max).ceil() as i32).min(height);
+    (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
+}
+
+/// Blends `restored` (BGR f32 in [0, 255], square) into `frame`, where `sim` maps frame
+/// coordinates to `restored`'s. `mask` has `restored`'s size. Returns the rectangle that
+/// may have changed; pixels outside it, and under a zero mask, are left bit-exact.
+pub fn paste(
+    frame: &mut Frame,
+    restored: &Mat,
+    mask: &Mat,
+    sim: &Similarity,
+    strength: f32,
+) -> Result<Option<[i32; 4]>> {
+    let size = restored.rows();
+    let Some([rx, ry, rw, rh]) = covered_rect(sim, size, frame.width(), frame.height()) else {
+        return Ok(None);
+    };
+    let m = sim.with_source_offset(rx as f64, ry as f64).to_mat()?;
+    let warp = |src: &Mat| -> Result<Mat> {
+        let mut dst = Mat::default();
+        let flags = imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP;
+        imgproc::warp_affine(src, &mut dst, &m, Size::new(rw, rh), flags, BORDER_CONSTANT, Scalar::all(0.0))?;
+        Ok(dst)
+    };
+    let face = warp(restored)?;
+    let weight = warp(mask)?;
+    let face = face.data_typed::<opencv::core::Vec3f>()?;
+    let weight = weight.data_typed::<f32>()?;
+
+    let [r_off, g_off, b_off] = frame.format().rgb_offsets();
+    let offsets = [b_off, g_off, r_off];
+    let ch = frame.format().channels();
+    let stride = frame.stride();
+    let strength = strength.clamp(0.0, 1.0);
+    let data = frame.data_mut();
+    for y in 0..rh as usize {
+        let row = (ry as usize + y) * stride + rx as usize * ch;
+        for x in 0..rw as usize {
+            let a = weight[y * rw as usize + x] * strength;
+            if a <= 0.0 {
+                continue;
+            }
+            let f = &face[y * rw as usize + x];
+            let px = row + x * ch;
+            for (c, off) in offsets.iter().enumerate() {
+                let v = data[px + off] as f32;
+                data[px + off] = (v + a * (f[c] - v)).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    Ok(Some([rx, ry, rw, rh]))
+}

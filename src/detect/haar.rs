@@ -1,0 +1,99 @@
+//! The Haar frontal-face cascade with an eye cascade inside each face: the detector that
+//! needs nothing but Debian's opencv-data. Eyes, when both are found, give a 2-point
+//! alignment; otherwise the face is aligned by its box.
+
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
+use opencv::core::{Mat, Rect, Size, Vector};
+use opencv::imgproc;
+use opencv::objdetect::CascadeClassifier;
+use opencv::prelude::*;
+
+use super::{Face, FaceDetector};
+
+pub struct Haar {
+    face: CascadeClassifier,
+    eyes: CascadeClassifier,
+}
+
+fn load(dir: &Path, file: &str) -> Result<CascadeClassifier> {
+    let path = dir.join(file);
+    let c =
+        CascadeClassifier::new(&*path.to_string_lossy()).with_context(|| format!("Haar cascade {}", path.display()))?;
+    ensure!(!c.empty()?, "Haar cascade {}: missing or unreadable (install opencv-data)", path.display());
+    Ok(c)
+}
+
+impl Haar {
+    pub fn new(dir: &Path) -> Result<Self> {
+        Ok(Self { face: load(dir, "haarcascade_frontalface_default.xml")?, eyes: load(dir, "haarcascade_eye.xml")? })
+    }
+}
+
+impl FaceDetector for Haar {
+    fn name(&self) -> &'static str {
+        "haar"
+    }
+
+    fn native_min_face(&self) -> f32 {
+        24.0
+    }
+
+    fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {
+        let mut gray = Mat::default();
+        imgproc::cvt_color_def(bgr, &mut gray, imgproc::COLOR_BGR2GRAY)?;
+        let mut eq = Mat::default();
+        imgproc::equalize_hist(&gray, &mut eq)?;
+        let mut rects = Vector::<Rect>::new();
+        let mut levels = Vector::<i32>::new();
+        let mut weights = Vector::<f64>::new();
+        self.face.detect_multi_scale3(
+            &eq,
+            &mut rects,
+            &mut levels,
+            &mut weights,
+            1.1,
+            5,
+            0,
+            Size::new(24, 24),
+            Size::default(),
+            true,
+        )?;
+        let mut faces = Vec::with_capacity(rects.len());
+        for (r, w) in rects.iter().zip(weights.iter()) {
+            // Cascade weights are unbounded; squash to (0, 1) so score thresholds mean something.
+            let score = 1.0 / (1.0 + (-(w as f32)).exp());
+            let mut f = Face::from_box([r.x as f32, r.y as f32, r.width as f32, r.height as f32], score);
+            f.eyes = self.find_eyes(&eq, r)?;
+            faces.push(f);
+        }
+        Ok(faces)
+    }
+}
+
+impl Haar {
+    /// Two eyes in the upper half of the face, image-left first.
+    fn find_eyes(&mut self, gray: &Mat, face: Rect) -> Result<Option<[[f32; 2]; 2]>> {
+        let upper = Rect::new(face.x, face.y, face.width, face.height / 2);
+        if upper.width < 12 || upper.height < 6 {
+            return Ok(None);
+        }
+        let roi = Mat::roi(gray, upper)?;
+        let mut eyes = Vector::<Rect>::new();
+        let min = (face.width / 8).max(4);
+        self.eyes.detect_multi_scale(&roi, &mut eyes, 1.1, 3, 0, Size::new(min, min), Size::default())?;
+        let mut centres: Vec<[f32; 2]> = eyes
+            .iter()
+            .map(|e| [(upper.x + e.x) as f32 + e.width as f32 / 2.0, (upper.y + e.y) as f32 + e.height as f32 / 2.0])
+            .collect();
+        if centres.len() < 2 {
+            return Ok(None);
+        }
+        centres.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        let (l, r) = (centres[0], centres[centres.len() - 1]);
+        // Both eyes, one on each side of the face's centre line.
+        let mid = face.x as f32 + face.width as f32 / 2.0;
+        Ok((l[0] < mid && r[0] > mid).then_some([l, r]))
+    }
+}

@@ -1,0 +1,220 @@
+//! Face detection on a down-scaled BGR copy of the frame.
+//!
+//! Three back-ends behind one trait: YuNet (`FaceDetectorYN`, box + 5 landmarks) when its
+//! model is given, CenterFace through OpenCV's DNN module (box + 5 landmarks) when the
+//! set-up installed it, and the Haar face + eye cascades as the last resort.
+//! [`Detector`] wraps a back-end with what every user needs: down-scaling that still keeps
+//! `min_face_size` faces visible, score filtering, `max_faces`, and mapping back to frame
+//! coordinates.
+
+mod centerface;
+mod haar;
+mod yunet;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use opencv::core::Mat;
+use opencv::prelude::*;
+
+use crate::frame::Frame;
+use crate::paths;
+
+pub use centerface::CenterFace;
+pub use haar::Haar;
+pub use yunet::YuNet;
+
+/// One detected face in frame coordinates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Face {
+    /// x, y, width, height.
+    pub bbox: [f32; 4],
+    /// Eyes (image-left first), nose tip, mouth corners (image-left first).
+    pub landmarks: Option<[[f32; 2]; 5]>,
+    /// Eye centres (image-left first) when only the eyes are known (Haar + eye cascade).
+    pub eyes: Option<[[f32; 2]; 2]>,
+    pub score: f32,
+    /// Track id (0 until a tracker assigned one).
+    pub id: u64,
+}
+
+impl Face {
+    pub fn from_box(bbox: [f32; 4], score: f32) -> Self {
+        Self { bbox, landmarks: None, eyes: None, score, id: 0 }
+    }
+
+    /// Multiplies every coordinate by `f` (down-scaled copy -> frame).
+    pub fn scaled(mut self, f: f32) -> Self {
+        self.bbox.iter_mut().for_each(|v| *v *= f);
+        if let Some(l) = self.landmarks.as_mut() {
+            l.iter_mut().flatten().for_each(|v| *v *= f);
+        }
+        if let Some(e) = self.eyes.as_mut() {
+            e.iter_mut().flatten().for_each(|v| *v *= f);
+        }
+        self
+    }
+
+    pub fn iou(&self, other: &Face) -> f32 {
+        let [ax, ay, aw, ah] = self.bbox;
+        let [bx, by, bw, bh] = other.bbox;
+        let iw = ((ax + aw).min(bx + bw) - ax.max(bx)).max(0.0);
+        let ih = ((ay + ah).min(by + bh) - ay.max(by)).max(0.0);
+        let inter = iw * ih;
+        let union = aw * ah + bw * bh - inter;
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A detection back-end. `detect` gets an already down-scaled BGR image and returns faces
+/// in its coordinates, above its own score threshold.
+pub trait FaceDetector: Send {
+    fn name(&self) -> &'static str;
+    /// The smallest face (px) the back-end finds reliably; down-scaling keeps
+    /// `min_face_size` above it.
+    fn native_min_face(&self) -> f32;
+    fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DetectorKind {
+    /// YuNet if a model is given, else CenterFace if installed, else Haar.
+    #[default]
+    Auto,
+    YuNet,
+    CenterFace,
+    Haar,
+}
+
+impl std::str::FromStr for DetectorKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "yunet" => Self::YuNet,
+            "centerface" => Self::CenterFace,
+            "haar" => Self::Haar,
+            _ => bail!("unknown detector '{s}' (auto, yunet, centerface, haar)"),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DetectorConfig {
+    pub kind: DetectorKind,
+    /// YuNet or CenterFace ONNX file (for `Auto`, a YuNet model unless its name says centerface).
+    pub model: Option<PathBuf>,
+    pub score_threshold: f32,
+    pub nms_threshold: f32,
+    /// Faces smaller than this (px, in the frame) are dropped; down-scaling keeps them findable.
+    pub min_face_size: f32,
+    pub max_faces: usize,
+    /// Longer side of the down-scaled copy detection runs on (raised when faces would get
+    /// smaller than the back-end finds).
+    pub detect_size: i32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            kind: DetectorKind::Auto,
+            model: None,
+            score_threshold: 0.6,
+            nms_threshold: 0.3,
+            min_face_size: 16.0,
+            max_faces: 32,
+            detect_size: 640,
+        }
+    }
+}
+
+/// Builds the back-end that `config` asks for, with a reason when it cannot.
+pub fn build_detector(config: &DetectorConfig) -> Result<Box<dyn FaceDetector>> {
+    let kind = resolve_kind(config);
+    let model = |default: Option<PathBuf>| -> Result<PathBuf> {
+        let path = config.model.clone().or(default).context("this detector needs a model file")?;
+        if !path.is_file() {
+            bail!("detector model {}: no such file", path.display());
+        }
+        Ok(path)
+    };
+    Ok(match kind {
+        DetectorKind::YuNet => Box::new(YuNet::new(&model(None)?, config.score_threshold, config.nms_threshold)?),
+        DetectorKind::CenterFace => Box::new(CenterFace::new(
+            &model(Some(paths::centerface_model()))?,
+            config.score_threshold,
+            config.nms_threshold,
+        )?),
+        DetectorKind::Haar => Box::new(Haar::new(&paths::haar_dir())?),
+        DetectorKind::Auto => unreachable!("resolve_kind never returns Auto"),
+    })
+}
+
+fn resolve_kind(config: &DetectorConfig) -> DetectorKind {
+    match (config.kind, &config.model) {
+        (DetectorKind::Auto, Some(m)) if m.to_string_lossy().to_lowercase().contains("centerface") => {
+            DetectorKind::CenterFace
+        }
+        (DetectorKind::Auto, Some(_)) => DetectorKind::YuNet,
+        (DetectorKind::Auto, None) if paths::centerface_model().is_file() => DetectorKind::CenterFace,
+        (DetectorKind::Auto, None) => DetectorKind::Haar,
+        (k, _) => k,
+    }
+}
+
+/// A back-end plus the frame-level policy (scale, thresholds, limits).
+pub struct Detector {
+    backend: Box<dyn FaceDetector>,
+    config: DetectorConfig,
+}
+
+impl Detector {
+    pub fn new(config: DetectorConfig) -> Result<Self> {
+        Ok(Self { backend: build_detector(&config)?, config })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Longer side of the copy to detect on: `detect_size`, or more where the smallest
+    /// wanted face would shrink below what the back-end finds.
+    fn scaled_side(&self, frame_long_side: i32) -> i32 {
+        let keep = self.backend.native_min_face() / self.config.min_face_size.max(1.0);
+        let need = (frame_long_side as f32 * keep.min(1.0)).ceil() as i32;
+        self.config.detect_size.max(need)
+    }
+
+    /// Faces in frame coordinates, best first, at most `max_faces`.
+    pub fn detect_frame(&mut self, frame: &Frame) -> Result<Vec<Face>> {
+        let side = self.scaled_side(frame.width().max(frame.height()));
+        let (bgr, factor) = frame.bgr_scaled(side)?;
+        self.detect_bgr(&bgr, factor)
+    }
+
+    /// Faces on a BGR image already scaled by 1/`factor` relative to the frame.
+    pub fn detect_bgr(&mut self, bgr: &Mat, factor: f32) -> Result<Vec<Face>> {
+        if bgr.rows() < 2 || bgr.cols() < 2 {
+            return Ok(Vec::new());
+        }
+        let mut faces: Vec<Face> = self
+            .backend
+            .detect(bgr)?
+            .into_iter()
+            .map(|f| f.scaled(factor))
+            .filter(|f| f.score >= self.config.score_threshold)
+            .filter(|f| f.bbox[2].max(f.bbox[3]) >= self.config.min_face_size)
+            .collect();
+        faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+        faces.truncate(self.config.max_faces);
+        Ok(faces)
+    }
+}

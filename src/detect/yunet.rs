@@ -1,0 +1,56 @@
+//! YuNet through OpenCV's `FaceDetectorYN` (the 2022mar model runs on OpenCV 4.6).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use opencv::core::{Mat, Ptr, Size};
+use opencv::objdetect::FaceDetectorYN;
+use opencv::prelude::*;
+
+use super::{Face, FaceDetector};
+
+pub struct YuNet {
+    inner: Ptr<FaceDetectorYN>,
+    input: Size,
+}
+
+impl YuNet {
+    pub fn new(model: &Path, score: f32, nms: f32) -> Result<Self> {
+        let inner =
+            FaceDetectorYN::create(&model.to_string_lossy(), "", Size::new(320, 320), score.min(0.99), nms, 5000, 0, 0)
+                .with_context(|| format!("YuNet model {}: OpenCV could not load it", model.display()))?;
+        Ok(Self { inner, input: Size::new(320, 320) })
+    }
+}
+
+impl FaceDetector for YuNet {
+    fn name(&self) -> &'static str {
+        "yunet"
+    }
+
+    fn native_min_face(&self) -> f32 {
+        10.0
+    }
+
+    fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {
+        let size = bgr.size()?;
+        if size != self.input {
+            self.inner.set_input_size(size)?;
+            self.input = size;
+        }
+        let mut out = Mat::default();
+        self.inner.detect(bgr, &mut out)?;
+        let mut faces = Vec::with_capacity(out.rows().max(0) as usize);
+        for r in 0..out.rows() {
+            let v = |c: i32| -> Result<f32> { Ok(*out.at_2d::<f32>(r, c)?) };
+            let mut lm = [[0f32; 2]; 5];
+            for (i, p) in lm.iter_mut().enumerate() {
+                *p = [v(4 + 2 * i as i32)?, v(5 + 2 * i as i32)?];
+            }
+            let mut f = Face::from_box([v(0)?, v(1)?, v(2)?, v(3)?], v(14)?);
+            f.landmarks = Some(lm);
+            faces.push(f);
+        }
+        Ok(faces)
+    }
+}

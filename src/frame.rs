@@ -1,0 +1,175 @@
+//! Packed 8-bit frames as the stream carries them, without copying.
+//!
+//! This is the one place that knows where R, G and B sit in each layout: detection,
+//! alignment and blending all read and write pixels through [`PixelFormat::rgb_offsets`]
+//! or through an OpenCV header over the caller's memory ([`Frame::mat`]).
+
+use anyhow::{bail, ensure, Result};
+use opencv::core::{Mat, Size, CV_8UC3, CV_8UC4};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+/// Packed pixel layouts the elements accept (GStreamer names in brackets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    Rgb,
+    Bgr,
+    Rgba,
+    Bgra,
+    Rgbx,
+    Bgrx,
+}
+
+impl PixelFormat {
+    pub const ALL: [PixelFormat; 6] = [Self::Rgb, Self::Bgr, Self::Rgba, Self::Bgra, Self::Rgbx, Self::Bgrx];
+
+    pub fn channels(self) -> usize {
+        match self {
+            Self::Rgb | Self::Bgr => 3,
+            _ => 4,
+        }
+    }
+
+    /// Byte offsets of R, G and B inside one pixel.
+    pub fn rgb_offsets(self) -> [usize; 3] {
+        match self {
+            Self::Rgb | Self::Rgba | Self::Rgbx => [0, 1, 2],
+            Self::Bgr | Self::Bgra | Self::Bgrx => [2, 1, 0],
+        }
+    }
+
+    /// The GStreamer video format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rgb => "RGB",
+            Self::Bgr => "BGR",
+            Self::Rgba => "RGBA",
+            Self::Bgra => "BGRA",
+            Self::Rgbx => "RGBx",
+            Self::Bgrx => "BGRx",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// OpenCV colour conversion code from this layout to BGR (None: already BGR).
+    fn to_bgr_code(self) -> Option<i32> {
+        match self {
+            Self::Bgr => None,
+            Self::Rgb => Some(imgproc::COLOR_RGB2BGR),
+            Self::Rgba | Self::Rgbx => Some(imgproc::COLOR_RGBA2BGR),
+            Self::Bgra | Self::Bgrx => Some(imgproc::COLOR_BGRA2BGR),
+        }
+    }
+}
+
+/// A borrowed packed frame. Rows may be padded (`stride` >= width x channels).
+pub struct Frame<'a> {
+    data: &'a mut [u8],
+    width: i32,
+    height: i32,
+    stride: usize,
+    format: PixelFormat,
+}
+
+impl<'a> Frame<'a> {
+    pub fn new(data: &'a mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
+        ensure!(width > 0 && height > 0, "empty frame {width}x{height}");
+        ensure!(width <= i32::MAX as u32 && height <= i32::MAX as u32, "frame {width}x{height} too large");
+        let row = width as usize * format.channels();
+        ensure!(stride >= row, "stride {stride} shorter than a row of {row} bytes");
+        let need = stride * (height as usize - 1) + row;
+        ensure!(
+            data.len() >= need,
+            "buffer of {} bytes holds no {width}x{height} {:?} frame ({need} bytes)",
+            data.len(),
+            format
+        );
+        Ok(Self { data, width: width as i32, height: height as i32, stride, format })
+    }
+
+    pub fn width(&self) -> i32 {
+        self.width
+    }
+    pub fn height(&self) -> i32 {
+        self.height
+    }
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+    pub fn data(&self) -> &[u8] {
+        self.data
+    }
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.data
+    }
+
+    /// An OpenCV header over the frame's memory (no copy). OpenCV must only read it.
+    pub fn mat(&self) -> Result<Mat> {
+        let typ = if self.format.channels() == 3 { CV_8UC3 } else { CV_8UC4 };
+        // SAFETY: the header borrows `self.data`, which outlives every use inside this crate
+        // (callers drop the Mat before the frame); size and stride were checked in `new`.
+        let m = unsafe {
+            Mat::new_rows_cols_with_data_unsafe(
+                self.height,
+                self.width,
+                typ,
+                self.data.as_ptr() as *mut std::ffi::c_void,
+                self.stride,
+            )?
+        };
+        Ok(m)
+    }
+
+    /// A BGR copy, down-scaled so that its longer side is at most `max_side` (0: full size).
+    /// Returns the copy and the factor from its coordinates to the frame's.
+    pub fn bgr_scaled(&self, max_side: i32) -> Result<(Mat, f32)> {
+        let src = self.mat()?;
+        let long = self.width.max(self.height);
+        let (scaled, factor) = if max_side > 0 && long > max_side {
+            let s = max_side as f64 / long as f64;
+            let size = Size::new(
+                ((self.width as f64 * s).round() as i32).max(1),
+                ((self.height as f64 * s).round() as i32).max(1),
+            );
+            let mut small = Mat::default();
+            imgproc::resize(&src, &mut small, size, 0.0, 0.0, imgproc::INTER_AREA)?;
+            let f = self.width as f32 / size.width as f32;
+            (small, f)
+        } else {
+            (src.try_clone()?, 1.0)
+        };
+        Ok((to_bgr(&scaled, self.format)?, factor))
+    }
+}
+
+/// Converts a Mat in `format` to an owned BGR Mat.
+pub fn to_bgr(m: &Mat, format: PixelFormat) -> Result<Mat> {
+    match format.to_bgr_code() {
+        None => Ok(m.try_clone()?),
+        Some(code) => {
+            let mut out = Mat::default();
+            imgproc::cvt_color_def(m, &mut out, code)?;
+            Ok(out)
+        }
+    }
+}
+
+/// Views an owned BGR (or 3-channel) Mat's bytes as a [`Frame`]: tests and the CLI use it
+/// to run the pipeline on images read with `imgcodecs`.
+pub fn frame_from_mat(m: &mut Mat) -> Result<Frame<'_>> {
+    let format = match m.channels() {
+        3 => PixelFormat::Bgr,
+        4 => PixelFormat::Bgra,
+        c => bail!("{c}-channel images are not supported"),
+    };
+    ensure!(m.is_continuous(), "image is not continuous");
+    let (w, h) = (m.cols() as u32, m.rows() as u32);
+    let stride = m.mat_step().get(0).copied().unwrap_or(0);
+    Frame::new(m.data_bytes_mut()?, w, h, stride, format)
+}

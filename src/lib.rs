@@ -1,0 +1,19 @@
+//! faceenhance core: find faces in video frames, align them to a generator's template,
+//! restore them with an ONNX GAN through ONNX Runtime, and blend them back.
+//!
+//! The data flow is one module per stage:
+//! [`frame`] (pixel layouts) -> [`detect`] -> [`track`] -> [`align`] -> [`model`] -> [`blend`],
+//! tied together by [`pipeline`]. No GStreamer type appears in this API: the plugin crate
+//! maps buffers onto [`frame::Frame`] and metadata onto [`detect::Face`].
+
+pub mod align;
+pub mod blend;
+pub mod detect;
+pub mod frame;
+pub mod model;
+pub mod paths;
+pub mod pipeline;
+pub mod track;
+
+pub use detect::Face;
+pub use frame::{Frame, PixelFormat};

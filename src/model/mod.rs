@@ -1,0 +1,12 @@
+//! Generators through ONNX Runtime: one process-wide environment ([`runtime`]), execution
+//! providers tried in order with reasons ([`provider`]), model profiles that say how to
+//! feed each generator ([`profile`]), and batched inference on aligned crops ([`restorer`]).
+
+pub mod profile;
+pub mod provider;
+pub mod restorer;
+pub mod runtime;
+
+pub use profile::Profile;
+pub use provider::{Provider, ProviderOptions};
+pub use restorer::Restorer;

@@ -1,0 +1,209 @@
+//! A generator session: checks the model against its profile, converts aligned crops to the
+//! profile's tensor layout, runs all faces of a frame as one batch, converts back.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ndarray::{Array4, ArrayView4};
+use opencv::core::{Mat, Scalar, CV_32FC3};
+use opencv::prelude::*;
+use ort::session::Session;
+use ort::value::{TensorRef, ValueType};
+
+use super::profile::{ChannelOrder, Profile};
+use super::provider::{self, Provider, ProviderOptions};
+use super::runtime;
+
+/// What happened to each provider tried before a session ran.
+#[derive(Clone, Debug)]
+pub struct ProviderReport {
+    /// The provider that runs the model.
+    pub active: Provider,
+    /// Providers tried first that could not run, each with its reason.
+    pub skipped: Vec<(Provider, String)>,
+}
+
+impl std::fmt::Display for ProviderReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "running on {}", self.active.name())?;
+        for (p, why) in &self.skipped {
+            write!(f, "; {} unavailable: {why}", p.name())?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Restorer {
+    session: Session,
+    profile: Profile,
+    path: PathBuf,
+    report: ProviderReport,
+    /// Fixed batch size of the model's input, if it has one.
+    fixed_batch: Option<usize>,
+}
+
+impl Restorer {
+    /// Loads `model` with its profile (`profile`, or the TOML beside it) on the best
+    /// provider of `opts` that works.
+    pub fn load(model: &Path, profile: Option<&Path>, opts: &ProviderOptions) -> Result<Self> {
+        if !model.is_file() {
+            bail!("model {}: no such file", model.display());
+        }
+        let profile = Profile::for_model(model, profile)?;
+        let env = runtime::environment()?;
+        let mut skipped = Vec::new();
+        for &p in opts.provider.chain() {
+            let attempt = (|| -> Result<Session> {
+                let mut b = Session::builder(env)?;
+                if opts.threads > 0 {
+                    b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
+                }
+                provider::register(p, opts, &mut b)?;
+                Ok(b.commit_from_file(model)?)
+            })();
+            match attempt {
+                Ok(session) => {
+                    let report = ProviderReport { active: p, skipped };
+                    tracing::info!(model = %model.display(), "{report}");
+                    let fixed_batch =
+                        check_signature(&session, &profile).with_context(|| format!("model {}", model.display()))?;
+                    return Ok(Self { session, profile, path: model.to_path_buf(), report, fixed_batch });
+                }
+                Err(e) if p == Provider::Cpu => {
+                    return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
+                }
+                Err(e) => {
+                    tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+                    skipped.push((p, format!("{e:#}")));
+                }
+            }
+        }
+        unreachable!("every provider chain ends with the CPU")
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn report(&self) -> &ProviderReport {
+        &self.report
+    }
+
+    /// Restores aligned BGR u8 crops of `input_size`; returns BGR f32 images in [0, 255] of
+    /// `output_size`, one per crop, in order. All crops go in one batch when the model allows.
+    pub fn infer(&mut self, crops: &[Mat]) -> Result<Vec<Mat>> {
+        let chunk = self.fixed_batch.unwrap_or(crops.len().max(1));
+        let mut out = Vec::with_capacity(crops.len());
+        for group in crops.chunks(chunk) {
+            let mut input = to_tensor(group, &self.profile)?;
+            if let Some(n) = self.fixed_batch {
+                // Pad a short last group up to the model's fixed batch.
+                if input.shape()[0] < n {
+                    let mut padded = Array4::<f32>::zeros((n, 3, input.shape()[2], input.shape()[3]));
+                    padded.slice_mut(ndarray::s![..group.len(), .., .., ..]).assign(&input);
+                    input = padded;
+                }
+            }
+            let outputs =
+                self.session.run(ort::inputs![self.profile.input.as_str() => TensorRef::from_array_view(&input)?])?;
+            let value = outputs
+                .get(&self.profile.output)
+                .ok_or_else(|| anyhow!("model output '{}' missing from the run", self.profile.output))?;
+            let arr = value.try_extract_array::<f32>()?;
+            let arr = arr.into_dimensionality::<ndarray::Ix4>().context("model output is not 4-D")?;
+            for i in 0..group.len() {
+                out.push(from_tensor(arr.slice(ndarray::s![i..i + 1, .., .., ..]), &self.profile)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks that the model's input and output match the profile; returns the fixed batch
+/// size, if the model has one.
+fn check_signature(session: &Session, profile: &Profile) -> Result<Option<usize>> {
+    let find = |list: &[ort::value::Outlet], name: &str, what: &str| -> Result<Vec<i64>> {
+        let names: Vec<&str> = list.iter().map(|o| o.name()).collect();
+        let o = list.iter().find(|o| o.name() == name).ok_or_else(|| {
+            anyhow!("profile '{}' names {what} '{name}', but the model's {what}s are {names:?}", profile.name)
+        })?;
+        match o.dtype() {
+            ValueType::Tensor { ty, shape, .. } => {
+                if *ty != ort::value::TensorElementType::Float32 {
+                    bail!("{what} '{name}' is {ty:?}, expected float32");
+                }
+                Ok(shape.iter().copied().collect())
+            }
+            other => bail!("{what} '{name}' is not a tensor ({other:?})"),
+        }
+    };
+    let check = |shape: &[i64], size: i32, what: &str| -> Result<()> {
+        let ok = shape.len() == 4
+            && (shape[1] == 3 || shape[1] < 0)
+            && (shape[2] == size as i64 || shape[2] < 0)
+            && (shape[3] == size as i64 || shape[3] < 0);
+        if !ok {
+            bail!("{what} shape {shape:?} does not match the profile '{}' ([batch, 3, {size}, {size}])", profile.name);
+        }
+        Ok(())
+    };
+    let ins = find(session.inputs(), &profile.input, "input")?;
+    check(&ins, profile.input_size, "input")?;
+    let outs = find(session.outputs(), &profile.output, "output")?;
+    check(&outs, profile.output_size, "output")?;
+    Ok((ins[0] > 0).then_some(ins[0] as usize))
+}
+
+/// BGR u8 crops -> NCHW f32 in the profile's channel order and range.
+pub fn to_tensor(crops: &[Mat], profile: &Profile) -> Result<Array4<f32>> {
+    let s = profile.input_size as usize;
+    let [lo, hi] = profile.range;
+    let k = (hi - lo) / 255.0;
+    let order: [usize; 3] = match profile.channels {
+        ChannelOrder::Rgb => [2, 1, 0],
+        ChannelOrder::Bgr => [0, 1, 2],
+    };
+    let mut t = Array4::<f32>::zeros((crops.len(), 3, s, s));
+    for (n, crop) in crops.iter().enumerate() {
+        if crop.rows() as usize != s || crop.cols() as usize != s || crop.channels() != 3 {
+            bail!("crop {}x{}x{} does not fit the {s}x{s} BGR input", crop.cols(), crop.rows(), crop.channels());
+        }
+        let crop = if crop.is_continuous() { crop.clone() } else { crop.try_clone()? };
+        let bytes = crop.data_bytes()?;
+        for y in 0..s {
+            for x in 0..s {
+                let px = &bytes[(y * s + x) * 3..][..3];
+                for (c, &src) in order.iter().enumerate() {
+                    t[[n, c, y, x]] = lo + k * px[src] as f32;
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// One [1, 3, H, W] output in the profile's order and range -> a BGR f32 Mat in [0, 255].
+pub fn from_tensor(t: ArrayView4<f32>, profile: &Profile) -> Result<Mat> {
+    let (h, w) = (t.shape()[2], t.shape()[3]);
+    let [lo, hi] = profile.range;
+    let k = 255.0 / (hi - lo);
+    let order: [usize; 3] = match profile.channels {
+        ChannelOrder::Rgb => [2, 1, 0],
+        ChannelOrder::Bgr => [0, 1, 2],
+    };
+    let mut m = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_32FC3, Scalar::all(0.0))?;
+    let data = m.data_typed_mut::<opencv::core::Vec3f>()?;
+    for y in 0..h {
+        for x in 0..w {
+            let px = &mut data[y * w + x];
+            for (c, &dst) in order.iter().enumerate() {
+                px[dst] = ((t[[0, c, y, x]] - lo) * k).clamp(0.0, 255.0);
+            }
+        }
+    }
+    Ok(m)
+}

@@ -1,0 +1,240 @@
+//! The stages joined: [`FaceRestorer`] (align -> infer -> blend for the faces of one frame),
+//! [`Enhancer`] (detect + track + restore, for the CLI, tests and benches), and
+//! [`run_threaded`], which overlaps detection of frame n+1 with restoration of frame n on
+//! two worker threads joined by bounded channels, frames leaving in order.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use crossbeam_channel::bounded;
+use opencv::core::Mat;
+use opencv::prelude::*;
+
+use crate::align::{self, Similarity};
+use crate::blend;
+use crate::detect::{Detector, DetectorConfig, Face};
+use crate::frame::{self, Frame, PixelFormat};
+use crate::model::{ProviderOptions, Restorer};
+use crate::track::Tracker;
+
+#[derive(Clone, Debug)]
+pub struct RestoreConfig {
+    pub model: PathBuf,
+    /// Profile file; None: the TOML beside the model.
+    pub profile: Option<PathBuf>,
+    pub provider: ProviderOptions,
+    /// 0: frame untouched, 1: restored face fully replaces the original.
+    pub strength: f32,
+    /// Width of the soft mask edge as a fraction of the crop side.
+    pub feather: f32,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            model: crate::paths::default_model(),
+            profile: None,
+            provider: ProviderOptions::default(),
+            strength: 1.0,
+            feather: 0.1,
+        }
+    }
+}
+
+/// What one frame's restoration did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestoreStats {
+    pub faces: usize,
+    pub restored: usize,
+    /// Frame rectangles that may have changed (x, y, w, h).
+    pub regions: Vec<[i32; 4]>,
+    pub infer_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Align, infer (one batch per frame) and blend.
+pub struct FaceRestorer {
+    restorer: Restorer,
+    mask: Mat,
+    config: RestoreConfig,
+}
+
+impl FaceRestorer {
+    pub fn new(config: RestoreConfig) -> Result<Self> {
+        let restorer = Restorer::load(&config.model, config.profile.as_deref(), &config.provider)?;
+        let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
+        Ok(Self { restorer, mask, config })
+    }
+
+    pub fn restorer(&self) -> &Restorer {
+        &self.restorer
+    }
+
+    pub fn set_strength(&mut self, strength: f32) {
+        self.config.strength = strength;
+    }
+
+    /// Restores `faces` (frame coordinates) in place.
+    pub fn restore(&mut self, frame: &mut Frame, faces: &[Face]) -> Result<RestoreStats> {
+        let start = Instant::now();
+        let mut stats = RestoreStats { faces: faces.len(), ..Default::default() };
+        if faces.is_empty() || self.config.strength <= 0.0 {
+            return Ok(stats);
+        }
+        let profile = self.restorer.profile().clone();
+        let mut crops = Vec::with_capacity(faces.len());
+        let mut sims: Vec<Similarity> = Vec::with_capacity(faces.len());
+        {
+            let src = frame.mat()?;
+            for face in faces.iter().filter(|f| f.bbox[2] >= 2.0 && f.bbox[3] >= 2.0) {
+                let sim = align::estimate(face, profile.template, profile.input_size)?;
+                if blend::covered_rect(&sim, profile.input_size, frame.width(), frame.height()).is_none() {
+                    continue;
+                }
+                crops.push(frame::to_bgr(&align::warp(&src, &sim, profile.input_size)?, frame.format())?);
+                sims.push(sim);
+            }
+        }
+        if crops.is_empty() {
+            return Ok(stats);
+        }
+        let t = Instant::now();
+        let outputs = self.restorer.infer(&crops)?;
+        stats.infer_ms = t.elapsed().as_secs_f64() * 1e3;
+        let k = profile.scale() as f64;
+        for (out, sim) in outputs.iter().zip(&sims) {
+            let sim_out = Similarity { a: sim.a * k, b: sim.b * k, tx: sim.tx * k, ty: sim.ty * k };
+            if let Some(r) = blend::paste(frame, out, &self.mask, &sim_out, self.config.strength)? {
+                stats.regions.push(r);
+                stats.restored += 1;
+            }
+        }
+        stats.total_ms = start.elapsed().as_secs_f64() * 1e3;
+        Ok(stats)
+    }
+}
+
+/// Detection + tracking + restoration on one thread.
+pub struct Enhancer {
+    pub detector: Detector,
+    pub tracker: Tracker,
+    pub restorer: FaceRestorer,
+}
+
+impl Enhancer {
+    pub fn new(detect: DetectorConfig, restore: RestoreConfig) -> Result<Self> {
+        Ok(Self {
+            detector: Detector::new(detect)?,
+            tracker: Tracker::default(),
+            restorer: FaceRestorer::new(restore)?,
+        })
+    }
+
+    pub fn process(&mut self, frame: &mut Frame) -> Result<(Vec<Face>, RestoreStats)> {
+        let mut faces = self.detector.detect_frame(frame)?;
+        self.tracker.update(&mut faces);
+        let stats = self.restorer.restore(frame, &faces)?;
+        Ok((faces, stats))
+    }
+}
+
+/// A frame that owns its pixels, for moving between threads.
+#[derive(Clone, Debug)]
+pub struct OwnedFrame {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub stride: usize,
+    pub format: PixelFormat,
+}
+
+impl OwnedFrame {
+    pub fn view(&mut self) -> Result<Frame<'_>> {
+        Frame::new(&mut self.data, self.width, self.height, self.stride, self.format)
+    }
+
+    /// A packed BGR copy of an OpenCV image.
+    pub fn from_bgr(m: &Mat) -> Result<Self> {
+        let mut m = m.try_clone()?;
+        let f = frame::frame_from_mat(&mut m)?;
+        Ok(Self {
+            data: f.data().to_vec(),
+            width: f.width() as u32,
+            height: f.height() as u32,
+            stride: f.stride(),
+            format: f.format(),
+        })
+    }
+}
+
+/// Enhances a stream of frames on two worker threads (detect | restore) joined by bounded
+/// channels of `depth`; `sink` gets every frame, in order, with its faces. The first
+/// error from any stage stops the run and is returned.
+pub fn run_threaded<I, S>(
+    frames: I,
+    detect: DetectorConfig,
+    restore: RestoreConfig,
+    depth: usize,
+    mut sink: S,
+) -> Result<usize>
+where
+    I: IntoIterator<Item = OwnedFrame> + Send,
+    S: FnMut(OwnedFrame, Vec<Face>, RestoreStats) -> Result<()>,
+{
+    let (to_detect, detect_rx) = bounded::<OwnedFrame>(depth);
+    let (to_restore, restore_rx) = bounded::<(OwnedFrame, Vec<Face>)>(depth);
+    let (to_sink, sink_rx) = bounded::<Result<(OwnedFrame, Vec<Face>, RestoreStats)>>(depth);
+
+    std::thread::scope(|scope| {
+        let errors = to_sink.clone();
+        scope.spawn(move || {
+            let run = || -> Result<()> {
+                let mut detector = Detector::new(detect)?;
+                let mut tracker = Tracker::default();
+                for mut f in detect_rx {
+                    let mut faces = detector.detect_frame(&f.view()?)?;
+                    tracker.update(&mut faces);
+                    if to_restore.send((f, faces)).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = errors.send(Err(e.context("detection thread")));
+            }
+        });
+        scope.spawn(move || {
+            let run = || -> Result<()> {
+                let mut restorer = FaceRestorer::new(restore)?;
+                for (mut f, faces) in restore_rx.iter() {
+                    let stats = restorer.restore(&mut f.view()?, &faces)?;
+                    if to_sink.send(Ok((f, faces, stats))).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = run() {
+                let _ = to_sink.send(Err(e.context("restoration thread")));
+            }
+        });
+
+        // A feeder thread, so this one only drains and the bounded channels cannot deadlock.
+        scope.spawn(move || {
+            for f in frames {
+                if to_detect.send(f).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut count = 0usize;
+        for msg in sink_rx {
+            let (f, faces, stats) = msg?;
+            sink(f, faces, stats)?;
+            count += 1;
+        }
+        Ok(count)
+    })
+}

@@ -1,0 +1,19 @@
+//! `faceenhance-train`: data preparation, degradations, GAN training, evaluation and ONNX
+//! export for the faceenhance generators.
+//!
+//! Everything runs on the CPU through burn's `flex` backend (autodiff on top); exported
+//! models are checked against ONNX Runtime, the library the pipeline loads.
+
+pub mod config;
+pub mod data;
+pub mod degrade;
+pub mod eval;
+pub mod export;
+pub mod image;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod ortrt;
+pub mod plot;
+pub mod prepare;
+pub mod train;

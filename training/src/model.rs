@@ -1,0 +1,384 @@
+//! Generators and the discriminator.
+//!
+//! Every operation in the generators' forward passes is one the burn-onnx exporter lowers
+//! with a dynamic batch axis: convolutions with symmetric explicit padding, ReLU, sigmoid,
+//! element-wise arithmetic with broadcasting, global average pooling, channel `select` +
+//! `cat` (pixel shuffle), reshapes that merge trailing axes, and bilinear resize. Leaky
+//! ReLU is written as `0.8 relu(x) + 0.2 x`.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Initializer, PaddingConfig2d};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::{adaptive_avg_pool2d, interpolate};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Leaky ReLU with slope 0.2, from ops the exporter supports.
+pub fn lrelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    relu(x.clone()).mul_scalar(0.8) + x.mul_scalar(0.2)
+}
+
+/// `k` x `k` convolution with symmetric padding `k / 2`.
+pub fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+    let p = k / 2;
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .init(device)
+}
+
+/// A convolution whose weights start small (for residual branches and output heads).
+pub fn conv_small(cin: usize, cout: usize, k: usize, scale: f64, device: &Device) -> Conv2d {
+    let p = k / 2;
+    let fan_in = (cin * k * k) as f64;
+    let bound = scale * (3.0 / fan_in).sqrt();
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_initializer(Initializer::Uniform { min: -bound, max: bound })
+        .init(device)
+}
+
+/// Pixel shuffle (depth to space, PyTorch channel order) from `select`, `cat` and
+/// trailing-axis reshapes only, so that the ONNX export keeps a dynamic batch axis.
+pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let oc = c / (r * r);
+    let device = x.device();
+    let mut rows = Vec::with_capacity(r);
+    for i in 0..r {
+        let mut cols = Vec::with_capacity(r);
+        for j in 0..r {
+            let idx: Vec<i64> = (0..oc).map(|k| (k * r * r + i * r + j) as i64).collect();
+            let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [oc]), &device);
+            cols.push(x.clone().select(1, idx).reshape([b, oc, h, w, 1]));
+        }
+        // [b, oc, h, w, r] -> [b, oc, h, w*r]: column j of sub-pixel row i
+        let row = Tensor::cat(cols, 4).reshape([b, oc, h, w * r]);
+        rows.push(row.reshape([b, oc, h, 1, w * r]));
+    }
+    Tensor::cat(rows, 3).reshape([b, oc, h * r, w * r])
+}
+
+/// Squeeze-and-excitation channel attention: avgpool 1x1 -> conv -> relu -> conv -> sigmoid.
+#[derive(Module, Debug)]
+pub struct ChannelAttention {
+    fc1: Conv2d,
+    fc2: Conv2d,
+}
+
+impl ChannelAttention {
+    pub fn new(c: usize, reduction: usize, device: &Device) -> Self {
+        let m = (c / reduction).max(4);
+        Self { fc1: conv(c, m, 1, 1, device), fc2: conv(m, c, 1, 1, device) }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let a = adaptive_avg_pool2d(x.clone(), [1, 1]);
+        let a = sigmoid(self.fc2.forward(relu(self.fc1.forward(a))));
+        x * a
+    }
+}
+
+/// Spatial attention: 1x1 squeeze -> relu -> 3x3 conv to one map -> sigmoid.
+#[derive(Module, Debug)]
+pub struct SpatialAttention {
+    squeeze: Conv2d,
+    map: Conv2d,
+}
+
+impl SpatialAttention {
+    pub fn new(c: usize, device: &Device) -> Self {
+        let m = (c / 4).max(4);
+        Self { squeeze: conv(c, m, 1, 1, device), map: conv(m, 1, 3, 1, device) }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let a = sigmoid(self.map.forward(relu(self.squeeze.forward(x.clone()))));
+        x * a
+    }
+}
+
+/// Residual block with channel then spatial attention on the residual branch.
+#[derive(Module, Debug)]
+pub struct AttnBlock {
+    c1: Conv2d,
+    c2: Conv2d,
+    ca: ChannelAttention,
+    sa: SpatialAttention,
+}
+
+impl AttnBlock {
+    pub fn new(c: usize, device: &Device) -> Self {
+        Self {
+            c1: conv(c, c, 3, 1, device),
+            c2: conv_small(c, c, 3, 0.3, device),
+            ca: ChannelAttention::new(c, 8, device),
+            sa: SpatialAttention::new(c, device),
+        }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let r = self.c2.forward(lrelu(self.c1.forward(x.clone())));
+        let r = self.sa.forward(self.ca.forward(r));
+        x + r
+    }
+}
+
+/// Shape of a restoration generator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RestoreConfig {
+    /// Channels at full, 1/2 and 1/4 resolution.
+    pub channels: [usize; 3],
+    /// Attention residual blocks at 1/4 resolution.
+    pub blocks: usize,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self { channels: [16, 32, 64], blocks: 4 }
+    }
+}
+
+/// 1x blind face restoration (AGA-GAN flavour): stride-2 encoder to 1/4 resolution,
+/// residual blocks with channel and spatial attention, pixel-shuffle decoder with U-Net
+/// skip refinement at each scale, global residual from the input.
+#[derive(Module, Debug)]
+pub struct RestoreNet {
+    head: Conv2d,
+    down1: Conv2d,
+    down2: Conv2d,
+    body: Vec<AttnBlock>,
+    body_tail: Conv2d,
+    up2: Conv2d,
+    fuse2: Conv2d,
+    up1: Conv2d,
+    fuse1: Conv2d,
+    tail: Conv2d,
+}
+
+impl RestoreNet {
+    pub fn new(cfg: &RestoreConfig, device: &Device) -> Self {
+        let [c1, c2, c3] = cfg.channels;
+        Self {
+            head: conv(3, c1, 3, 1, device),
+            down1: conv(c1, c2, 3, 2, device),
+            down2: conv(c2, c3, 3, 2, device),
+            body: (0..cfg.blocks).map(|_| AttnBlock::new(c3, device)).collect(),
+            body_tail: conv(c3, c3, 3, 1, device),
+            up2: conv(c3, c2 * 4, 3, 1, device),
+            fuse2: conv(2 * c2, c2, 3, 1, device),
+            up1: conv(c2, c1 * 4, 3, 1, device),
+            fuse1: conv(2 * c1, c1, 3, 1, device),
+            tail: conv_small(c1, 3, 3, 0.1, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let f0 = lrelu(self.head.forward(x.clone()));
+        let f1 = lrelu(self.down1.forward(f0.clone()));
+        let f2 = lrelu(self.down2.forward(f1.clone()));
+        let mut b = f2.clone();
+        for blk in &self.body {
+            b = blk.forward(b);
+        }
+        let b = self.body_tail.forward(b) + f2;
+        let u2 = lrelu(pixel_shuffle(self.up2.forward(b), 2));
+        let u2 = lrelu(self.fuse2.forward(Tensor::cat(vec![u2, f1], 1)));
+        let u1 = lrelu(pixel_shuffle(self.up1.forward(u2), 2));
+        let u1 = lrelu(self.fuse1.forward(Tensor::cat(vec![u1, f0], 1)));
+        x + self.tail.forward(u1)
+    }
+}
+
+/// Shape of an SRGAN-style generator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SrConfig {
+    pub channels: usize,
+    pub blocks: usize,
+    /// 2, 4 or 8.
+    pub scale: usize,
+}
+
+impl Default for SrConfig {
+    fn default() -> Self {
+        Self { channels: 48, blocks: 6, scale: 4 }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    c1: Conv2d,
+    c2: Conv2d,
+}
+
+impl ResBlock {
+    pub fn new(c: usize, device: &Device) -> Self {
+        Self { c1: conv(c, c, 3, 1, device), c2: conv_small(c, c, 3, 0.3, device) }
+    }
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        x.clone() + self.c2.forward(lrelu(self.c1.forward(x)))
+    }
+}
+
+/// SRGAN-style residual generator (no batch norm) with pixel-shuffle x2 stages; the output
+/// is a learned residual over bilinear up-sampling of the input.
+#[derive(Module, Debug)]
+pub struct SrNet {
+    head: Conv2d,
+    body: Vec<ResBlock>,
+    body_tail: Conv2d,
+    ups: Vec<Conv2d>,
+    tail: Conv2d,
+    scale: usize,
+}
+
+impl SrNet {
+    pub fn new(cfg: &SrConfig, device: &Device) -> Self {
+        assert!(matches!(cfg.scale, 2 | 4 | 8), "scale must be 2, 4 or 8");
+        let c = cfg.channels;
+        let stages = cfg.scale.trailing_zeros() as usize;
+        Self {
+            head: conv(3, c, 3, 1, device),
+            body: (0..cfg.blocks).map(|_| ResBlock::new(c, device)).collect(),
+            body_tail: conv(c, c, 3, 1, device),
+            ups: (0..stages).map(|_| conv(c, 4 * c, 3, 1, device)).collect(),
+            tail: conv_small(c, 3, 3, 0.1, device),
+            scale: cfg.scale,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        let base = interpolate(
+            x.clone(),
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([h * self.scale, w * self.scale]),
+        );
+        let f = lrelu(self.head.forward(x));
+        let mut b = f.clone();
+        for blk in &self.body {
+            b = blk.forward(b);
+        }
+        let mut u = self.body_tail.forward(b) + f;
+        for up in &self.ups {
+            u = lrelu(pixel_shuffle(up.forward(u), 2));
+        }
+        base + self.tail.forward(u)
+    }
+}
+
+/// Which generator a run trains.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum GeneratorConfig {
+    Restore(RestoreConfig),
+    Sr(SrConfig),
+}
+
+impl GeneratorConfig {
+    /// (input size, output size) for a given output size.
+    pub fn scale(&self) -> usize {
+        match self {
+            GeneratorConfig::Restore(_) => 1,
+            GeneratorConfig::Sr(c) => c.scale,
+        }
+    }
+    pub fn init(&self, device: &Device) -> Generator {
+        match self {
+            GeneratorConfig::Restore(c) => Generator::Restore(RestoreNet::new(c, device)),
+            GeneratorConfig::Sr(c) => Generator::Sr(SrNet::new(c, device)),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub enum Generator {
+    Restore(RestoreNet),
+    Sr(SrNet),
+}
+
+impl Generator {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Generator::Restore(m) => m.forward(x),
+            Generator::Sr(m) => m.forward(x),
+        }
+    }
+}
+
+/// Patch discriminator; returns the patch logits and the intermediate feature maps (for
+/// feature matching).
+#[derive(Module, Debug)]
+pub struct PatchDiscriminator {
+    convs: Vec<Conv2d>,
+    out: Conv2d,
+}
+
+impl PatchDiscriminator {
+    /// `c` base channels; two stride-2 stages (64 px -> 16 x 16 patch logits).
+    pub fn new(c: usize, device: &Device) -> Self {
+        Self {
+            convs: vec![
+                conv(3, c, 3, 1, device),
+                conv(c, 2 * c, 3, 2, device),
+                conv(2 * c, 4 * c, 3, 2, device),
+                conv(4 * c, 4 * c, 3, 1, device),
+            ],
+            out: conv(4 * c, 1, 3, 1, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Vec<Tensor<4>>) {
+        let mut feats = Vec::with_capacity(self.convs.len());
+        let mut h = x;
+        for c in &self.convs {
+            h = lrelu(c.forward(h));
+            feats.push(h.clone());
+        }
+        (self.out.forward(h), feats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_shuffle_matches_definition() {
+        let device = Device::flex();
+        let (b, c, h, w, r) = (2, 8, 3, 4, 2);
+        let n = b * c * h * w;
+        let x = Tensor::<4>::from_data(TensorData::new((0..n).map(|v| v as f32).collect::<Vec<_>>(), [b, c, h, w]), &device);
+        let y = pixel_shuffle(x, r).into_data().to_vec::<f32>().unwrap();
+        let oc = c / (r * r);
+        for bi in 0..b {
+            for ci in 0..oc {
+                for yy in 0..h * r {
+                    for xx in 0..w * r {
+                        let src_c = ci * r * r + (yy % r) * r + (xx % r);
+                        let src = ((bi * c + src_c) * h + yy / r) * w + xx / r;
+                        let dst = ((bi * oc + ci) * h * r + yy) * w * r + xx;
+                        assert_eq!(y[dst], src as f32);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shapes() {
+        let device = Device::flex();
+        let g = RestoreNet::new(&RestoreConfig { channels: [8, 8, 16], blocks: 1 }, &device);
+        assert_eq!(g.forward(Tensor::zeros([2, 3, 32, 32], &device)).dims(), [2, 3, 32, 32]);
+        let s = SrNet::new(&SrConfig { channels: 8, blocks: 1, scale: 4 }, &device);
+        assert_eq!(s.forward(Tensor::zeros([2, 3, 8, 8], &device)).dims(), [2, 3, 32, 32]);
+        let s8 = SrNet::new(&SrConfig { channels: 8, blocks: 1, scale: 8 }, &device);
+        assert_eq!(s8.forward(Tensor::zeros([1, 3, 4, 4], &device)).dims(), [1, 3, 32, 32]);
+        let d = PatchDiscriminator::new(8, &device);
+        let (o, f) = d.forward(Tensor::zeros([2, 3, 64, 64], &device));
+        assert_eq!(o.dims(), [2, 1, 16, 16]);
+        assert_eq!(f.len(), 4);
+    }
+}

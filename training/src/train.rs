@@ -1,0 +1,458 @@
+//! The training loop: seeded, resumable from checkpoints, with progress bar, tracing logs,
+//! CSV logs of losses and validation metrics, and a loss-curve PNG.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AdvKind, TrainConfig};
+use crate::data::{CropSet, Split};
+use crate::degrade::{degrade_restore, degrade_sr, DegradeConfig};
+use crate::image::{from_tensor, to_tensor, Img};
+use crate::loss;
+use crate::metrics::Scores;
+use crate::model::{Generator, PatchDiscriminator};
+
+/// Degrades one clean crop into (input, target) for the configured generator.
+pub fn make_pair<R: Rng>(clean: &Img, scale: usize, cfg: &DegradeConfig, rng: &mut R) -> Result<(Img, Img)> {
+    if scale == 1 {
+        degrade_restore(clean, cfg, rng)
+    } else {
+        degrade_sr(clean, scale, cfg, rng)
+    }
+}
+
+fn flip(img: &Img) -> Img {
+    let mut out = img.clone();
+    for y in 0..img.h {
+        for x in 0..img.w {
+            for c in 0..3 {
+                out.data[(y * img.w + x) * 3 + c] = img.at(img.w - 1 - x, y, c);
+            }
+        }
+    }
+    out
+}
+
+/// The batch of `step`: a pure function of (seed, step), so a resumed run sees the same data.
+pub fn batch_for_step(set: &CropSet, cfg: &TrainConfig, step: usize) -> Result<(Vec<Img>, Vec<Img>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..cfg.batch_size {
+        let mut clean = set.get(rng.gen_range(0..set.len()));
+        if rng.gen_bool(0.5) {
+            clean = flip(&clean);
+        }
+        let (x, y) = make_pair(&clean, cfg.generator.scale(), &cfg.degrade, &mut rng)?;
+        xs.push(x);
+        ys.push(y);
+    }
+    Ok((xs, ys))
+}
+
+/// Fixed validation pairs: crop `i` degraded with seed `val_seed + i`.
+pub fn validation_pairs(set: &CropSet, scale: usize, cfg: &DegradeConfig, seed: u64, count: usize) -> Result<Vec<(Img, Img)>> {
+    (0..count.min(set.len()))
+        .map(|i| make_pair(&set.get(i), scale, cfg, &mut ChaCha8Rng::seed_from_u64(seed + i as u64)))
+        .collect()
+}
+
+/// The baseline a model must beat: the degraded input itself (1x) or its bicubic up-scaling.
+pub fn baseline(input: &Img, out_size: usize) -> Result<Img> {
+    if input.w == out_size {
+        Ok(input.clone())
+    } else {
+        input.bicubic(out_size, out_size)
+    }
+}
+
+/// Runs `gen` (plain device) over validation pairs; returns (model scores, baseline scores).
+pub fn validate(gen: &Generator, pairs: &[(Img, Img)], out_size: usize, device: &Device) -> Result<(Scores, Scores)> {
+    let (mut ms, mut bs) = (Scores::default(), Scores::default());
+    for chunk in pairs.chunks(32) {
+        let xs: Vec<Img> = chunk.iter().map(|p| p.0.clone()).collect();
+        let outs = from_tensor(gen.forward(to_tensor(&xs, device)));
+        for ((x, y), o) in chunk.iter().zip(outs) {
+            ms.add_fast(&o.clamp(), y);
+            bs.add_fast(&baseline(x, out_size)?, y);
+        }
+    }
+    Ok((ms.mean(), bs.mean()))
+}
+
+/// Collects every float parameter (flattened) in visiting order.
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let v = param.val();
+        let n = v.shape().num_elements();
+        self.0.push(v.reshape([n]));
+    }
+}
+
+/// `ema <- decay * ema + (1 - decay) * source`, parameter by parameter in visiting order.
+struct EmaUpdate {
+    src: std::vec::IntoIter<Tensor<1>>,
+    decay: f64,
+}
+
+impl ModuleMapper for EmaUpdate {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let src = self.src.next().expect("same module structure");
+        let decay = self.decay;
+        param.map(|t| {
+            let dims = t.dims();
+            t.mul_scalar(decay) + src.reshape(dims).mul_scalar(1.0 - decay)
+        })
+    }
+}
+
+pub fn ema_update(ema: Generator, current: &Generator, decay: f64) -> Generator {
+    let mut c = Collect(Vec::new());
+    current.visit(&mut c);
+    ema.map(&mut EmaUpdate { src: c.0.into_iter(), decay })
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TrainState {
+    pub step: usize,
+    pub elapsed_s: f64,
+    pub best_val_psnr: f64,
+}
+
+struct Ckpt {
+    dir: PathBuf,
+}
+
+impl Ckpt {
+    fn p(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+    fn exists(&self) -> bool {
+        self.p("state.json").is_file()
+    }
+}
+
+fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if new {
+        writeln!(f, "{header}")?;
+    }
+    writeln!(f, "{row}")?;
+    Ok(())
+}
+
+/// Options for one training invocation (a chunk of a possibly longer run).
+pub struct RunOptions {
+    pub resume: bool,
+    /// Stop (after a checkpoint) when this chunk has run this many minutes.
+    pub max_minutes: Option<f64>,
+    /// Stop at this step instead of `cfg.steps` (the schedule still uses `cfg.steps`).
+    pub stop_at: Option<usize>,
+    pub progress: bool,
+}
+
+pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
+    let device = Device::flex();
+    device.seed(cfg.seed);
+    let ad = device.clone().autodiff();
+    let train_set = CropSet::load(&cfg.cache, Split::Train)?;
+    let val_set = CropSet::load(&cfg.cache, Split::Val)?;
+    anyhow::ensure!(train_set.size == cfg.output_size, "cache crops are {} px, config wants {}", train_set.size, cfg.output_size);
+    let scale = cfg.generator.scale();
+    let out = &cfg.out_dir;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("config.toml"), toml::to_string(cfg)?)?;
+    let ck = Ckpt { dir: out.join("checkpoint") };
+
+    let mut g = cfg.generator.init(&ad);
+    let mut d = PatchDiscriminator::new(cfg.d_channels, &ad);
+    let mut ema = g.valid();
+    let adam = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8);
+    let mut opt_g = adam.init();
+    let mut opt_d = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
+    let mut state = TrainState::default();
+    if opts.resume && ck.exists() {
+        state = serde_json::from_str(&std::fs::read_to_string(ck.p("state.json"))?)?;
+        g = g.load_file(ck.p("g.bpk"));
+        d = d.load_file(ck.p("d.bpk"));
+        ema = ema.load_file(ck.p("ema.bpk"));
+        opt_g = opt_g.load(ck.p("opt_g.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        opt_d = opt_d.load(ck.p("opt_d.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        tracing::info!(step = state.step, "resumed from {}", ck.dir.display());
+    } else if ck.exists() {
+        anyhow::bail!("{} has a checkpoint: pass --resume or remove it", ck.dir.display());
+    }
+    tracing::info!(
+        params_g = g.num_params(),
+        params_d = d.num_params(),
+        train = train_set.len(),
+        val = val_set.len(),
+        "training {} for {} steps (batch {})",
+        cfg.name,
+        cfg.steps,
+        cfg.batch_size
+    );
+
+    let val_pairs = validation_pairs(&val_set, scale, &cfg.degrade, cfg.val_seed, cfg.val_count)?;
+    let stop_at = opts.stop_at.unwrap_or(cfg.steps).min(cfg.steps);
+    let steps_per_epoch = (train_set.len() as f64 / cfg.batch_size as f64).max(1.0);
+    let chunk_start = Instant::now();
+    let base_elapsed = state.elapsed_s;
+    let pb = if opts.progress { ProgressBar::new(stop_at as u64) } else { ProgressBar::hidden() };
+    pb.set_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} [{elapsed_precise} eta {eta}]").unwrap());
+    pb.set_position(state.step as u64);
+    let mut acc = [0.0f64; 4];
+    let mut acc_n = 0usize;
+    let mut last_log = Instant::now();
+
+    let save = |g: &Generator, d: &PatchDiscriminator, ema: &Generator, opt_g: &burn::optim::ModuleOptimizer, opt_d: &burn::optim::ModuleOptimizer, state: &TrainState| -> Result<()> {
+        std::fs::create_dir_all(&ck.dir)?;
+        let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
+        g.clone().save_file(ck.p("g.bpk")).map_err(e)?;
+        d.clone().save_file(ck.p("d.bpk")).map_err(e)?;
+        ema.clone().save_file(ck.p("ema.bpk")).map_err(e)?;
+        opt_g.save(ck.p("opt_g.bpk")).map_err(e)?;
+        opt_d.save(ck.p("opt_d.bpk")).map_err(e)?;
+        std::fs::write(ck.p("state.json"), serde_json::to_string_pretty(state)?)?;
+        Ok(())
+    };
+
+    while state.step < stop_at {
+        let step = state.step;
+        let t0 = Instant::now();
+        let (xs, ys) = batch_for_step(&train_set, cfg, step)?;
+        let x = to_tensor(&xs, &ad);
+        let y = to_tensor(&ys, &ad);
+        let gan = cfg.adv != AdvKind::None && step >= cfg.gan_start;
+
+        // generator step
+        let fake = g.forward(x);
+        let pix = loss::charbonnier(fake.clone(), y.clone(), cfg.charbonnier_eps);
+        let mut total = pix.clone().mul_scalar(cfg.pixel_weight);
+        let (mut adv_v, mut fm_v) = (0.0, 0.0);
+        if gan {
+            let (fl, ff) = d.forward(fake.clone());
+            let (rl, rf) = d.forward(y.clone());
+            let rl = rl.detach();
+            let rf: Vec<Tensor<4>> = rf.into_iter().map(|t| t.detach()).collect();
+            let adv = match cfg.adv {
+                AdvKind::Lsgan => loss::lsgan_g(fl),
+                _ => loss::relativistic_g(rl, fl),
+            };
+            let fm = loss::feature_matching(&ff, &rf);
+            adv_v = adv.clone().into_scalar().to_f64();
+            fm_v = fm.clone().into_scalar().to_f64();
+            total = total + adv.mul_scalar(cfg.adv_weight) + fm.mul_scalar(cfg.fm_weight);
+        }
+        let pix_v = pix.into_scalar().to_f64();
+        let grads = GradientsParams::from_grads(total.backward(), &g);
+        g = opt_g.step(cfg.lr_at(step), g, grads);
+
+        // discriminator step
+        let mut d_v = 0.0;
+        if gan {
+            let (rl, _) = d.forward(y);
+            let (fl, _) = d.forward(fake.detach());
+            let ld = match cfg.adv {
+                AdvKind::Lsgan => loss::lsgan_d(rl, fl),
+                _ => loss::relativistic_d(rl, fl),
+            };
+            d_v = ld.clone().into_scalar().to_f64();
+            let grads = GradientsParams::from_grads(ld.backward(), &d);
+            d = opt_d.step(cfg.d_lr, d, grads);
+        }
+        ema = ema_update(ema, &g.valid(), if step < cfg.warmup_steps { 0.0 } else { cfg.ema_decay });
+        state.step += 1;
+        let dt = t0.elapsed().as_secs_f64();
+        acc[0] += pix_v;
+        acc[1] += adv_v;
+        acc[2] += fm_v;
+        acc[3] += d_v;
+        acc_n += 1;
+        state.elapsed_s = base_elapsed + chunk_start.elapsed().as_secs_f64();
+        pb.set_position(state.step as u64);
+        pb.set_message(format!("pix {:.4} {:.2}s/step", pix_v, dt));
+
+        if state.step % cfg.log_every == 0 || state.step == stop_at {
+            let n = acc_n.max(1) as f64;
+            let sps = last_log.elapsed().as_secs_f64() / n;
+            append_csv(
+                &out.join("losses.csv"),
+                "step,epoch,lr,pixel,adv,fm,d,s_per_step,elapsed_s",
+                &format!(
+                    "{},{:.4},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3},{:.1}",
+                    state.step,
+                    state.step as f64 / steps_per_epoch,
+                    cfg.lr_at(step),
+                    acc[0] / n,
+                    acc[1] / n,
+                    acc[2] / n,
+                    acc[3] / n,
+                    sps,
+                    state.elapsed_s
+                ),
+            )?;
+            tracing::debug!(step = state.step, pixel = acc[0] / n, adv = acc[1] / n, d = acc[3] / n, s_per_step = sps);
+            acc = [0.0; 4];
+            acc_n = 0;
+            last_log = Instant::now();
+        }
+        let done = state.step == stop_at
+            || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
+        if state.step % cfg.val_every == 0 || state.step == cfg.steps {
+            let (ms, bs) = validate(&ema, &val_pairs, cfg.output_size, &device)?;
+            state.best_val_psnr = state.best_val_psnr.max(ms.psnr);
+            tracing::info!(
+                step = state.step,
+                psnr = format!("{:.3}", ms.psnr),
+                ssim = format!("{:.4}", ms.ssim),
+                base_psnr = format!("{:.3}", bs.psnr),
+                base_ssim = format!("{:.4}", bs.ssim),
+                "validation (EMA generator, {} crops)",
+                ms.n
+            );
+            append_csv(
+                &out.join("val.csv"),
+                "step,epoch,psnr,ssim,baseline_psnr,baseline_ssim,n,elapsed_s",
+                &format!(
+                    "{},{:.4},{:.4},{:.5},{:.4},{:.5},{},{:.1}",
+                    state.step,
+                    state.step as f64 / steps_per_epoch,
+                    ms.psnr,
+                    ms.ssim,
+                    bs.psnr,
+                    bs.ssim,
+                    ms.n,
+                    state.elapsed_s
+                ),
+            )?;
+            if let Err(e) = crate::plot::plot_run(out) {
+                tracing::warn!("plot: {e:#}");
+            }
+        }
+        if state.step % cfg.checkpoint_every == 0 || done {
+            save(&g, &d, &ema, &opt_g, &opt_d, &state).context("saving checkpoint")?;
+        }
+        if done {
+            break;
+        }
+    }
+    pb.finish();
+    if let Err(e) = crate::plot::plot_run(out) {
+        tracing::warn!("plot: {e:#}");
+    }
+    Ok(state)
+}
+
+/// The EMA generator of a run's checkpoint, on a plain device.
+pub fn load_ema(cfg: &TrainConfig, device: &Device) -> Result<Generator> {
+    let p = cfg.out_dir.join("checkpoint").join("ema.bpk");
+    anyhow::ensure!(p.is_file(), "no checkpoint at {}", p.display());
+    Ok(cfg.generator.init(device).load_file(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GeneratorConfig, RestoreConfig};
+    use burn::optim::AdamConfig;
+
+    fn smooth(n: usize, k: usize) -> Img {
+        let mut img = Img::new(n, n);
+        for y in 0..n {
+            for x in 0..n {
+                let (fx, fy) = (x as f32 / n as f32, y as f32 / n as f32);
+                img.data[(y * n + x) * 3] = 0.5 + 0.4 * ((fx * (k + 2) as f32).sin() * fy);
+                img.data[(y * n + x) * 3 + 1] = 0.3 + 0.5 * fx * fy;
+                img.data[(y * n + x) * 3 + 2] = 0.6 - 0.4 * ((fy * (k + 1) as f32 * 2.0).cos()).abs();
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn loss_goes_down_on_a_fixed_batch() {
+        let device = Device::flex();
+        device.seed(5);
+        let ad = device.clone().autodiff();
+        let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1 });
+        let mut g = gen_cfg.init(&ad);
+        let mut d = PatchDiscriminator::new(8, &ad);
+        let dcfg = DegradeConfig { blur_prob: 1.0, blur_sigma: [1.5, 1.5], gauss_noise_prob: 1.0, noise_sigma: [8.0, 8.0], ..Default::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let pairs: Vec<(Img, Img)> = (0..4).map(|k| degrade_restore(&smooth(32, k), &dcfg, &mut rng).unwrap()).collect();
+        let xs: Vec<Img> = pairs.iter().map(|p| p.0.clone()).collect();
+        let ys: Vec<Img> = pairs.iter().map(|p| p.1.clone()).collect();
+        let mut opt = AdamConfig::new().init();
+        let mut opt_d = AdamConfig::new().init();
+        let mut losses = Vec::new();
+        for step in 0..25 {
+            let fake = g.forward(to_tensor(&xs, &ad));
+            let y = to_tensor(&ys, &ad);
+            let pix = loss::charbonnier(fake.clone(), y.clone(), 1e-3);
+            losses.push(pix.clone().into_scalar().to_f64());
+            let mut total = pix;
+            if step % 5 == 4 {
+                // exercise the adversarial path: relativistic + feature matching, then a D step
+                let (fl, ff) = d.forward(fake.clone());
+                let (rl, rf) = d.forward(y.clone());
+                let rf: Vec<Tensor<4>> = rf.into_iter().map(|t| t.detach()).collect();
+                total = total + loss::relativistic_g(rl.detach(), fl).mul_scalar(1e-3) + loss::feature_matching(&ff, &rf).mul_scalar(1e-3);
+                let (rl, _) = d.forward(y);
+                let (fl, _) = d.forward(fake.clone().detach());
+                let ld = loss::lsgan_d(rl, fl);
+                assert!(ld.clone().into_scalar().to_f64().is_finite());
+                d = opt_d.step(1e-3, d, GradientsParams::from_grads(ld.backward(), &d));
+            }
+            g = opt.step(2e-3, g, GradientsParams::from_grads(total.backward(), &g));
+        }
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(last < 0.7 * first, "loss {first} -> {last}: {losses:?}");
+        // EMA with decay 0 copies; with decay 1 keeps
+        let v = g.valid();
+        let e = ema_update(gen_cfg.init(&device), &v, 0.0);
+        let x = to_tensor(&xs, &device);
+        let diff = (e.forward(x.clone()) - v.forward(x)).abs().max().into_scalar().to_f64();
+        assert!(diff < 1e-6);
+    }
+
+    #[test]
+    fn batches_are_a_function_of_seed_and_step() {
+        let dir = std::env::temp_dir().join(format!("fe-train-batch-{}", std::process::id()));
+        let imgs: Vec<Img> = (0..5).map(|k| smooth(64, k)).collect();
+        let manifest = crate::data::Manifest {
+            source: "test".into(),
+            size: 64,
+            template: "ffhq5".into(),
+            detector: "none".into(),
+            train: crate::data::SplitManifest { files: (0..5).map(|i| format!("{i}.png")).collect(), no_face: vec![] },
+            val: crate::data::SplitManifest::default(),
+            split_rule: "test".into(),
+        };
+        manifest.save(&dir).unwrap();
+        let bytes: Vec<u8> = imgs.iter().flat_map(|i| i.to_rgb8()).collect();
+        std::fs::write(dir.join("train.u8"), bytes).unwrap();
+        std::fs::write(dir.join("val.u8"), []).unwrap();
+        let set = CropSet::load(&dir, Split::Train).unwrap();
+        assert_eq!(set.len(), 5);
+        let cfg = TrainConfig { batch_size: 3, ..Default::default() };
+        let a = batch_for_step(&set, &cfg, 7).unwrap();
+        let b = batch_for_step(&set, &cfg, 7).unwrap();
+        let c = batch_for_step(&set, &cfg, 8).unwrap();
+        assert_eq!(a.0, b.0);
+        assert_ne!(a.0, c.0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
