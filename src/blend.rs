@@ -70,7 +70,7 @@ pub fn paste(
     let ch = frame.format().channels();
     let stride = frame.stride();
     let strength = strength.clamp(0.0, 1.0);
-    let data = frame.data_mut();
+    let data = frame.data_mut()?;
     for y in 0..rh as usize {
         let row = (ry as usize + y) * stride + rx as usize * ch;
         for x in 0..rw as usize {

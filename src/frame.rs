@@ -65,9 +65,15 @@ impl PixelFormat {
     }
 }
 
-/// A borrowed packed frame. Rows may be padded (`stride` >= width x channels).
+enum Pixels<'a> {
+    ReadOnly(&'a [u8]),
+    ReadWrite(&'a mut [u8]),
+}
+
+/// A borrowed packed frame. Rows may be padded (`stride` >= width x channels). A frame
+/// made with [`Frame::new_readonly`] can be analysed (detection) but not written.
 pub struct Frame<'a> {
-    data: &'a mut [u8],
+    data: Pixels<'a>,
     width: i32,
     height: i32,
     stride: usize,
@@ -76,18 +82,13 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     pub fn new(data: &'a mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
-        ensure!(width > 0 && height > 0, "empty frame {width}x{height}");
-        ensure!(width <= i32::MAX as u32 && height <= i32::MAX as u32, "frame {width}x{height} too large");
-        let row = width as usize * format.channels();
-        ensure!(stride >= row, "stride {stride} shorter than a row of {row} bytes");
-        let need = stride * (height as usize - 1) + row;
-        ensure!(
-            data.len() >= need,
-            "buffer of {} bytes holds no {width}x{height} {:?} frame ({need} bytes)",
-            data.len(),
-            format
-        );
-        Ok(Self { data, width: width as i32, height: height as i32, stride, format })
+        check(data.len(), width, height, stride, format)?;
+        Ok(Self { data: Pixels::ReadWrite(data), width: width as i32, height: height as i32, stride, format })
+    }
+
+    pub fn new_readonly(data: &'a [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
+        check(data.len(), width, height, stride, format)?;
+        Ok(Self { data: Pixels::ReadOnly(data), width: width as i32, height: height as i32, stride, format })
     }
 
     pub fn width(&self) -> i32 {
@@ -103,10 +104,16 @@ impl<'a> Frame<'a> {
         self.format
     }
     pub fn data(&self) -> &[u8] {
-        self.data
+        match &self.data {
+            Pixels::ReadOnly(d) => d,
+            Pixels::ReadWrite(d) => d,
+        }
     }
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        self.data
+    pub fn data_mut(&mut self) -> Result<&mut [u8]> {
+        match &mut self.data {
+            Pixels::ReadOnly(_) => bail!("frame is read-only"),
+            Pixels::ReadWrite(d) => Ok(d),
+        }
     }
 
     /// An OpenCV header over the frame's memory (no copy). OpenCV must only read it.
@@ -119,11 +126,17 @@ impl<'a> Frame<'a> {
                 self.height,
                 self.width,
                 typ,
-                self.data.as_ptr() as *mut std::ffi::c_void,
+                self.data().as_ptr() as *mut std::ffi::c_void,
                 self.stride,
             )?
         };
         Ok(m)
+    }
+
+    /// A writable OpenCV header over the frame's memory (drawing).
+    pub fn mat_mut(&mut self) -> Result<Mat> {
+        self.data_mut()?;
+        self.mat()
     }
 
     /// A BGR copy, down-scaled so that its longer side is at most `max_side` (0: full size).
@@ -146,6 +159,16 @@ impl<'a> Frame<'a> {
         };
         Ok((to_bgr(&scaled, self.format)?, factor))
     }
+}
+
+fn check(len: usize, width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<()> {
+    ensure!(width > 0 && height > 0, "empty frame {width}x{height}");
+    ensure!(width <= i32::MAX as u32 && height <= i32::MAX as u32, "frame {width}x{height} too large");
+    let row = width as usize * format.channels();
+    ensure!(stride >= row, "stride {stride} shorter than a row of {row} bytes");
+    let need = stride * (height as usize - 1) + row;
+    ensure!(len >= need, "buffer of {len} bytes holds no {width}x{height} {format:?} frame ({need} bytes)");
+    Ok(())
 }
 
 /// Converts a Mat in `format` to an owned BGR Mat.

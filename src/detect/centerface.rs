@@ -19,10 +19,14 @@ pub struct CenterFace {
     nms: f32,
 }
 
+/// Real faces in the heavily compressed carphone clip score 0.63-0.77 (measured).
+const DEFAULT_THRESHOLD: f32 = 0.45;
+
 const OUTPUTS: [&str; 4] = ["537", "538", "539", "540"];
 
 impl CenterFace {
-    pub fn new(model: &Path, score: f32, nms: f32) -> Result<Self> {
+    pub fn new(model: &Path, score: Option<f32>, nms: f32) -> Result<Self> {
+        let score = score.unwrap_or(DEFAULT_THRESHOLD);
         let bytes = std::fs::read(model).with_context(|| format!("CenterFace model {}", model.display()))?;
         let onnx = Vector::from_slice(&bytes);
         let net = Self::build(&onnx)
@@ -53,6 +57,10 @@ impl FaceDetector for CenterFace {
 
     fn native_min_face(&self) -> f32 {
         12.0
+    }
+
+    fn default_threshold(&self) -> f32 {
+        DEFAULT_THRESHOLD
     }
 
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {

@@ -77,6 +77,10 @@ pub trait FaceDetector: Send {
     /// The smallest face (px) the back-end finds reliably; down-scaling keeps
     /// `min_face_size` above it.
     fn native_min_face(&self) -> f32;
+    /// The score threshold that suits this back-end's score scale (scores are not
+    /// calibrated alike: CenterFace gives 0.6-0.8 to real faces in heavily compressed
+    /// video where YuNet gives 0.95+).
+    fn default_threshold(&self) -> f32;
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>>;
 }
 
@@ -108,7 +112,8 @@ pub struct DetectorConfig {
     pub kind: DetectorKind,
     /// YuNet or CenterFace ONNX file (for `Auto`, a YuNet model unless its name says centerface).
     pub model: Option<PathBuf>,
-    pub score_threshold: f32,
+    /// None: the back-end's own default ([`FaceDetector::default_threshold`]).
+    pub score_threshold: Option<f32>,
     pub nms_threshold: f32,
     /// Faces smaller than this (px, in the frame) are dropped; down-scaling keeps them findable.
     pub min_face_size: f32,
@@ -123,7 +128,7 @@ impl Default for DetectorConfig {
         Self {
             kind: DetectorKind::Auto,
             model: None,
-            score_threshold: 0.6,
+            score_threshold: None,
             nms_threshold: 0.3,
             min_face_size: 16.0,
             max_faces: 32,
@@ -170,11 +175,19 @@ fn resolve_kind(config: &DetectorConfig) -> DetectorKind {
 pub struct Detector {
     backend: Box<dyn FaceDetector>,
     config: DetectorConfig,
+    threshold: f32,
 }
 
 impl Detector {
     pub fn new(config: DetectorConfig) -> Result<Self> {
-        Ok(Self { backend: build_detector(&config)?, config })
+        let backend = build_detector(&config)?;
+        let threshold = config.score_threshold.unwrap_or_else(|| backend.default_threshold());
+        Ok(Self { backend, config, threshold })
+    }
+
+    /// The score threshold in force.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -202,7 +215,10 @@ impl Detector {
 
     /// Faces on a BGR image already scaled by 1/`factor` relative to the frame.
     pub fn detect_bgr(&mut self, bgr: &Mat, factor: f32) -> Result<Vec<Face>> {
-        if bgr.rows() < 2 || bgr.cols() < 2 {
+        // No findable face fits in a frame narrower than the smallest findable face, and
+        // the DNN back-ends fail on such shapes (YuNet on 3x7: empty layer output).
+        let min_side = self.backend.native_min_face().ceil() as i32;
+        if bgr.rows() < min_side || bgr.cols() < min_side {
             return Ok(Vec::new());
         }
         let mut faces: Vec<Face> = self
@@ -210,7 +226,7 @@ impl Detector {
             .detect(bgr)?
             .into_iter()
             .map(|f| f.scaled(factor))
-            .filter(|f| f.score >= self.config.score_threshold)
+            .filter(|f| f.score >= self.threshold)
             .filter(|f| f.bbox[2].max(f.bbox[3]) >= self.config.min_face_size)
             .collect();
         faces.sort_by(|a, b| b.score.total_cmp(&a.score));

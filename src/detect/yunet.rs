@@ -9,16 +9,18 @@ use opencv::prelude::*;
 
 use super::{Face, FaceDetector};
 
+const DEFAULT_THRESHOLD: f32 = 0.6;
+
 pub struct YuNet {
     inner: Ptr<FaceDetectorYN>,
     input: Size,
 }
 
 impl YuNet {
-    pub fn new(model: &Path, score: f32, nms: f32) -> Result<Self> {
-        let inner =
-            FaceDetectorYN::create(&model.to_string_lossy(), "", Size::new(320, 320), score.min(0.99), nms, 5000, 0, 0)
-                .with_context(|| format!("YuNet model {}: OpenCV could not load it", model.display()))?;
+    pub fn new(model: &Path, score: Option<f32>, nms: f32) -> Result<Self> {
+        let score = score.unwrap_or(DEFAULT_THRESHOLD).min(0.99);
+        let inner = FaceDetectorYN::create(&model.to_string_lossy(), "", Size::new(320, 320), score, nms, 5000, 0, 0)
+            .with_context(|| format!("YuNet model {}: OpenCV could not load it", model.display()))?;
         Ok(Self { inner, input: Size::new(320, 320) })
     }
 }
@@ -30,6 +32,10 @@ impl FaceDetector for YuNet {
 
     fn native_min_face(&self) -> f32 {
         10.0
+    }
+
+    fn default_threshold(&self) -> f32 {
+        DEFAULT_THRESHOLD
     }
 
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {

@@ -73,7 +73,12 @@ impl Restorer {
                     return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
                 }
                 Err(e) => {
-                    tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+                    // Expected on a CPU machine under `auto`; worth a warning when asked for.
+                    if opts.provider == Provider::Auto {
+                        tracing::info!(provider = p.name(), "provider unavailable: {e:#}");
+                    } else {
+                        tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+                    }
                     skipped.push((p, format!("{e:#}")));
                 }
             }

@@ -4,7 +4,6 @@
 use anyhow::{ensure, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, MatTraitManual, Scalar, CV_32FC3, CV_8UC3};
-use opencv::prelude::*;
 
 /// RGB image, row-major HWC, f32.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +115,7 @@ impl Img {
 
     pub fn save_png(&self, path: &std::path::Path) -> Result<()> {
         let m = self.to_mat_bgr8()?;
-        let ok = opencv::imgcodecs::imwrite(&path.to_string_lossy(), &m, &opencv::core::Vector::new())?;
+        let ok = opencv::imgcodecs::imwrite(path, &m, &opencv::core::Vector::new())?;
         ensure!(ok, "could not write {}", path.display());
         Ok(())
     }
@@ -170,7 +169,7 @@ pub fn from_nchw(data: &[f32], n: usize, h: usize, w: usize) -> Vec<Img> {
 /// Tensor (NCHW) back to images.
 pub fn from_tensor(t: Tensor<4>) -> Vec<Img> {
     let [n, _c, h, w] = t.dims();
-    let data = t.into_data().to_vec::<f32>().expect("f32 tensor");
+    let data = t.into_data().try_to_vec::<f32>().expect("f32 tensor");
     from_nchw(&data, n, h, w)
 }
 

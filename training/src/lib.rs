@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod model;
 pub mod ortrt;
 pub mod plot;
+#[cfg(feature = "core")]
 pub mod prepare;
 pub mod train;

@@ -1,1 +1,143 @@
-fn main() {}
+//! `faceenhance-train`: prepare a crop cache, train, export to ONNX, evaluate.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use burn::tensor::Device;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use faceenhance_train::config::TrainConfig;
+#[cfg(feature = "core")]
+use faceenhance_train::prepare;
+use faceenhance_train::{eval, export, train};
+
+#[derive(Parser)]
+#[command(version, about = "Train, export and evaluate the faceenhance generators")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    #[cfg(feature = "core")]
+    /// Detect and align every image of a folder (core crate's YuNet + crop_face) into a cache.
+    Prepare {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        size: i32,
+        #[arg(long, default_value = "/work/shared/models/face_detection_yunet_2022mar.onnx")]
+        detector_model: PathBuf,
+        /// Files numbered up to this go to train, the rest to validation (CelebA: 9000).
+        #[arg(long)]
+        train_max_index: Option<u64>,
+        /// Without --train-max-index: the last fraction of the sorted files is validation.
+        #[arg(long, default_value_t = 0.1)]
+        val_fraction: f64,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Train (or resume) a generator from a TOML config.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many minutes (with a checkpoint); resume later with --resume.
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Stop at this step (the LR schedule still runs to the config's `steps`).
+        #[arg(long)]
+        stop_at: Option<usize>,
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Export the EMA generator of a run's checkpoint to ONNX (input/output, dynamic batch).
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long)]
+        grid: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        grid_rows: usize,
+        #[arg(long, default_value_t = 10)]
+        drift_runs: usize,
+        #[arg(long, default_value_t = 200)]
+        drift_count: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Write the report as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        #[cfg(feature = "core")]
+        Cmd::Prepare { input, out, size, detector_model, train_max_index, val_fraction, limit } => {
+            let m = prepare::run(&prepare::PrepareArgs { input, out: out.clone(), size, detector_model, train_max_index, val_fraction, limit })?;
+            tracing::info!(
+                train = m.train.files.len(),
+                train_no_face = m.train.no_face.len(),
+                val = m.val.files.len(),
+                val_no_face = m.val.no_face.len(),
+                "cache written to {}",
+                out.display()
+            );
+        }
+        Cmd::Train { config, resume, max_minutes, stop_at, no_progress } => {
+            let cfg = TrainConfig::load(&config)?;
+            let st = train::train(&cfg, &train::RunOptions { resume, max_minutes, stop_at, progress: !no_progress })?;
+            tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, best_val_psnr = st.best_val_psnr, "stopped");
+        }
+        Cmd::Export { config, out } => {
+            let cfg = TrainConfig::load(&config)?;
+            let device = Device::flex();
+            let g = train::load_ema(&cfg, &device)?;
+            export::export_generator(&g, cfg.input_size(), &out)?;
+            tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
+        }
+        Cmd::Eval { config, model, count, grid, grid_rows, drift_runs, drift_count, threads, json } => {
+            let cfg = TrainConfig::load(&config)?;
+            let r = eval::evaluate(&eval::EvalArgs {
+                model,
+                cache: cfg.cache.clone(),
+                scale: cfg.generator.scale(),
+                count,
+                seed: cfg.val_seed,
+                degrade: cfg.degrade.clone(),
+                grid,
+                grid_rows,
+                drift_runs,
+                drift_count,
+                threads,
+            })?;
+            let s = serde_json::to_string_pretty(&r)?;
+            println!("{s}");
+            if let Some(p) = json {
+                std::fs::write(p, s)?;
+            }
+        }
+    }
+    Ok(())
+}

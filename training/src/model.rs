@@ -351,7 +351,7 @@ mod tests {
         let (b, c, h, w, r) = (2, 8, 3, 4, 2);
         let n = b * c * h * w;
         let x = Tensor::<4>::from_data(TensorData::new((0..n).map(|v| v as f32).collect::<Vec<_>>(), [b, c, h, w]), &device);
-        let y = pixel_shuffle(x, r).into_data().to_vec::<f32>().unwrap();
+        let y = pixel_shuffle(x, r).into_data().try_to_vec::<f32>().unwrap();
         let oc = c / (r * r);
         for bi in 0..b {
             for ci in 0..oc {

@@ -9,6 +9,27 @@ use ort::value::Tensor;
 
 use crate::image::{from_nchw, to_nchw, Img};
 
+/// The process-wide ONNX Runtime environment (the core crate's).
+#[cfg(feature = "core")]
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    faceenhance::model::runtime::environment()
+}
+
+/// Fallback without the core crate: `ORT_DYLIB_PATH`, else the set-up's cache folder.
+#[cfg(not(feature = "core"))]
+pub fn environment() -> Result<&'static ort::environment::Environment> {
+    use std::sync::OnceLock;
+    static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let path = std::env::var_os("ORT_DYLIB_PATH").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/faceenhance/onnxruntime/lib/libonnxruntime.so.1")
+        });
+        ort::init_from(&path).map_err(|e| format!("{}: {e}", path.display()))?.build().map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| anyhow!("{e}"))
+}
+
 pub struct OrtModel {
     session: Session,
     input: String,
@@ -17,7 +38,7 @@ pub struct OrtModel {
 
 impl OrtModel {
     pub fn load(path: &Path, threads: usize) -> Result<Self> {
-        let env = faceenhance::model::runtime::environment()?;
+        let env = environment()?;
         let session = Session::builder(env)
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(threads)

@@ -1,1 +1,37 @@
+//! GStreamer elements over the `faceenhance` core: `facedetector` (finds faces, attaches
+//! `GstVideoRegionOfInterestMeta` of type `face`), `facerestore` (reads that meta, restores
+//! and blends the faces), `facedraw` (draws the meta; `faceoverlay` is taken by gst-plugins-bad) and `faceenhance` (a bin of
+//! `facedetector ! queue ! facerestore`). The elements only map buffers and metadata onto
+//! the core's types; all the work is in the core.
 
+use gst::glib;
+
+mod facedetector;
+mod facedraw;
+mod faceenhance;
+mod facerestore;
+pub mod meta;
+mod props;
+mod video;
+
+pub use props::{DetectorChoice, ProviderChoice};
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    facedetector::register(plugin)?;
+    facerestore::register(plugin)?;
+    facedraw::register(plugin)?;
+    faceenhance::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    faceenhance,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    "https://github.com/faceenhance/faceenhance",
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,299 @@
+//! `facedetector`: finds faces with the core's detector (every `detect-interval` frames,
+//! keeping the last faces in between), gives them track ids, attaches them as ROI meta and
+//! posts a `facedetector` element message per analysed frame.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use faceenhance::detect::{Detector, DetectorConfig};
+use faceenhance::track::Tracker;
+use faceenhance::Face;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use crate::props::DetectorChoice;
+use crate::{meta, video};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("facedetector", gst::DebugColorFlags::empty(), Some("Face detector")));
+
+#[derive(Debug, Clone)]
+struct Settings {
+    detector: DetectorChoice,
+    model: Option<String>,
+    score_threshold: f32,
+    nms_threshold: f32,
+    detect_interval: u32,
+    min_face_size: u32,
+    max_faces: u32,
+    post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let d = DetectorConfig::default();
+        Self {
+            detector: DetectorChoice::Auto,
+            model: None,
+            score_threshold: -1.0,
+            nms_threshold: d.nms_threshold,
+            detect_interval: 1,
+            min_face_size: d.min_face_size as u32,
+            max_faces: d.max_faces as u32,
+            post_messages: true,
+        }
+    }
+}
+
+struct State {
+    detector: Detector,
+    tracker: Tracker,
+    last: Vec<Face>,
+    frame: u64,
+}
+
+#[derive(Default)]
+pub struct FaceDetector {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    info: Mutex<Option<gst_video::VideoInfo>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceDetector {
+    const NAME: &'static str = "GstFaceEnhanceDetector";
+    type Type = super::FaceDetector;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceDetector {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecEnum::builder_with_default("detector", d.detector)
+                    .nick("Detector")
+                    .blurb("Detection back-end")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model")
+                    .nick("Detector model")
+                    .blurb("YuNet (or CenterFace) ONNX file; with detector=auto a YuNet model selects YuNet")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("score-threshold")
+                    .nick("Score threshold")
+                    .blurb("Faces scoring below this are dropped; -1: the detector's own (yunet 0.6, centerface 0.45, haar 0.9)")
+                    .minimum(-1.0)
+                    .maximum(1.0)
+                    .default_value(d.score_threshold)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("nms-threshold")
+                    .nick("NMS threshold")
+                    .blurb("Overlap (IoU) above which the weaker of two boxes is dropped")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.nms_threshold)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("detect-interval")
+                    .nick("Detect interval")
+                    .blurb("Run detection every N frames; frames in between reuse the last faces")
+                    .minimum(1)
+                    .maximum(10_000)
+                    .default_value(d.detect_interval)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-face-size")
+                    .nick("Minimum face size")
+                    .blurb("Smallest face side (px in the frame) to report")
+                    .minimum(1)
+                    .maximum(100_000)
+                    .default_value(d.min_face_size)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-faces")
+                    .nick("Maximum faces")
+                    .blurb("At most this many faces per frame, highest scores first")
+                    .minimum(0)
+                    .maximum(10_000)
+                    .default_value(d.max_faces)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post a 'facedetector' element message (faces=(int)N, boxes) per analysed frame")
+                    .default_value(d.post_messages)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "detector" => s.detector = value.get().expect("type checked upstream"),
+            "model" => {
+                s.model = value.get::<Option<String>>().expect("type checked upstream").filter(|m| !m.is_empty())
+            }
+            "score-threshold" => s.score_threshold = value.get().expect("type checked upstream"),
+            "nms-threshold" => s.nms_threshold = value.get().expect("type checked upstream"),
+            "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
+            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
+            "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "detector" => s.detector.to_value(),
+            "model" => s.model.to_value(),
+            "score-threshold" => s.score_threshold.to_value(),
+            "nms-threshold" => s.nms_threshold.to_value(),
+            "detect-interval" => s.detect_interval.to_value(),
+            "min-face-size" => s.min_face_size.to_value(),
+            "max-faces" => s.max_faces.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceDetector {}
+
+impl ElementImpl for FaceDetector {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face detector",
+                "Filter/Analyzer/Video",
+                "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta",
+                "faceenhance developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
+        T.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FaceDetector {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let config = DetectorConfig {
+            kind: s.detector.into(),
+            model: s.model.map(PathBuf::from),
+            score_threshold: (s.score_threshold >= 0.0).then_some(s.score_threshold),
+            nms_threshold: s.nms_threshold,
+            min_face_size: s.min_face_size as f32,
+            max_faces: s.max_faces as usize,
+            ..Default::default()
+        };
+        let detector = Detector::new(config).map_err(|e| {
+            gst::error_msg!(gst::ResourceError::OpenRead, ["facedetector: cannot start the detector: {e:#}"])
+        })?;
+        gst::info!(CAT, imp = self, "detector {} ready", detector.backend_name());
+        *self.state.lock().unwrap() = Some(State { detector, tracker: Tracker::default(), last: Vec::new(), frame: 0 });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::FlushStop(_) = event.view() {
+            // Faces of frames before a seek say nothing about the frames after it.
+            if let Some(state) = self.state.lock().unwrap().as_mut() {
+                state.tracker.reset();
+                state.last.clear();
+                state.frame = 0;
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let (interval, post) = {
+            let s = self.settings.lock().unwrap();
+            (s.detect_interval.max(1) as u64, s.post_messages)
+        };
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let analysed = state.frame % interval == 0;
+        state.frame += 1;
+        if analysed {
+            let detector = &mut state.detector;
+            let mut faces = video::with_frame(buf, &info, |frame| detector.detect_frame(frame)).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["face detection failed: {e}"]);
+                gst::FlowError::Error
+            })?;
+            state.tracker.update(&mut faces);
+            state.last = faces;
+        }
+        let faces = state.last.clone();
+        drop(guard);
+        meta::attach(buf, &faces, info.width(), info.height());
+        if analysed && post {
+            self.post_faces(buf, &faces);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceDetector {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        gst::debug!(CAT, imp = self, "caps {}x{} {:?}", in_info.width(), in_info.height(), in_info.format());
+        *self.info.lock().unwrap() = Some(in_info.clone());
+        Ok(())
+    }
+}
+
+impl FaceDetector {
+    fn post_faces(&self, buf: &gst::BufferRef, faces: &[Face]) {
+        let boxes = gst::List::new(faces.iter().map(|f| {
+            gst::Structure::builder("face")
+                .field("x", f.bbox[0].round() as i32)
+                .field("y", f.bbox[1].round() as i32)
+                .field("width", f.bbox[2].round() as i32)
+                .field("height", f.bbox[3].round() as i32)
+                .field("score", f.score as f64)
+                .field("id", f.id)
+                .build()
+        }));
+        let obj = self.obj();
+        let running_time = obj.segment().downcast::<gst::ClockTime>().ok().and_then(|s| s.to_running_time(buf.pts()));
+        let s = gst::Structure::builder("facedetector")
+            .field("timestamp", buf.pts())
+            .field("running-time", running_time)
+            .field("faces", faces.len() as i32)
+            .field("boxes", boxes)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}

@@ -1,0 +1,122 @@
+//! `facedraw`: draws the face meta (boxes, landmarks, track ids and scores) onto the
+//! frame, for looking at what `facedetector` found.
+
+use std::sync::{LazyLock, Mutex};
+
+use faceenhance::Face;
+use gst::glib;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::subclass::prelude::*;
+use opencv::core::{Point, Rect, Scalar};
+use opencv::imgproc;
+
+use crate::{meta, video};
+
+#[derive(Default)]
+pub struct FaceDraw {
+    info: Mutex<Option<gst_video::VideoInfo>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceDraw {
+    const NAME: &'static str = "GstFaceEnhanceDraw";
+    type Type = super::FaceDraw;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceDraw {}
+impl GstObjectImpl for FaceDraw {}
+
+impl ElementImpl for FaceDraw {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face drawing",
+                "Filter/Effect/Video",
+                "Draws the faces attached by facedetector: boxes, landmarks, ids and scores",
+                "faceenhance developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
+        T.as_ref()
+    }
+}
+
+/// A colour per track id, as a Scalar in the frame's own channel order.
+fn colour(id: u64, format: faceenhance::PixelFormat) -> Scalar {
+    const PALETTE: [[f64; 3]; 6] = [
+        [0.0, 255.0, 0.0],
+        [255.0, 64.0, 64.0],
+        [64.0, 128.0, 255.0],
+        [255.0, 255.0, 0.0],
+        [255.0, 0.0, 255.0],
+        [0.0, 255.0, 255.0],
+    ];
+    let rgb = PALETTE[(id as usize) % PALETTE.len()];
+    let mut s = [255.0; 4];
+    for (c, off) in format.rgb_offsets().iter().enumerate() {
+        s[*off] = rgb[c];
+    }
+    Scalar::new(s[0], s[1], s[2], s[3])
+}
+
+fn draw(frame: &mut faceenhance::Frame, faces: &[Face]) -> anyhow::Result<()> {
+    let format = frame.format();
+    let mut m = frame.mat_mut()?;
+    for f in faces {
+        let c = colour(f.id, format);
+        let [x, y, w, h] = f.bbox.map(|v| v.round() as i32);
+        let thick = (w / 64).clamp(1, 4);
+        imgproc::rectangle(&mut m, Rect::new(x, y, w, h), c, thick, imgproc::LINE_8, 0)?;
+        let points: Vec<[f32; 2]> = match (&f.landmarks, &f.eyes) {
+            (Some(l), _) => l.to_vec(),
+            (None, Some(e)) => e.to_vec(),
+            _ => Vec::new(),
+        };
+        for p in points {
+            let centre = Point::new(p[0].round() as i32, p[1].round() as i32);
+            imgproc::circle(&mut m, centre, thick + 1, c, -1, imgproc::LINE_8, 0)?;
+        }
+        let label = format!("#{} {:.2}", f.id, f.score);
+        let org = Point::new(x, (y - 4).max(10));
+        imgproc::put_text(&mut m, &label, org, imgproc::FONT_HERSHEY_SIMPLEX, 0.4, c, 1, imgproc::LINE_8, false)?;
+    }
+    Ok(())
+}
+
+impl BaseTransformImpl for FaceDraw {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let faces = meta::read(buf);
+        if faces.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        video::with_frame_mut(buf, &info, |frame| draw(frame, &faces)).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["drawing faces failed: {e}"]);
+            gst::FlowError::Error
+        })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceDraw {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        *self.info.lock().unwrap() = Some(in_info.clone());
+        Ok(())
+    }
+}

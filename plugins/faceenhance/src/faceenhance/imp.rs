@@ -1,0 +1,207 @@
+//! `faceenhance`: `facedetector ! queue ! facerestore` in one bin, so detection of the next
+//! frame overlaps restoration of this one, with the common properties proxied to the child
+//! that owns them.
+
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::props::{DetectorChoice, ProviderChoice};
+use crate::video;
+
+/// (bin property, child, child property).
+const PROXIED: [(&str, Child, &str); 12] = [
+    ("model", Child::Restore, "model"),
+    ("profile", Child::Restore, "profile"),
+    ("provider", Child::Restore, "provider"),
+    ("device-id", Child::Restore, "device-id"),
+    ("fp16", Child::Restore, "fp16"),
+    ("strength", Child::Restore, "strength"),
+    ("detector", Child::Detect, "detector"),
+    ("detector-model", Child::Detect, "model"),
+    ("detect-interval", Child::Detect, "detect-interval"),
+    ("min-face-size", Child::Detect, "min-face-size"),
+    ("max-faces", Child::Detect, "max-faces"),
+    ("score-threshold", Child::Detect, "score-threshold"),
+];
+
+#[derive(Clone, Copy)]
+enum Child {
+    Detect,
+    Restore,
+}
+
+pub struct FaceEnhance {
+    detect: gst::Element,
+    restore: gst::Element,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceEnhance {
+    const NAME: &'static str = "GstFaceEnhanceBin";
+    type Type = super::FaceEnhance;
+    type ParentType = gst::Bin;
+
+    fn new() -> Self {
+        let make = |factory: &str, name: &str| {
+            gst::ElementFactory::make(factory).name(name).build().expect("element of this same plugin")
+        };
+        Self { detect: make("facedetector", "detect"), restore: make("facerestore", "restore") }
+    }
+}
+
+impl FaceEnhance {
+    fn child(&self, c: Child) -> &gst::Element {
+        match c {
+            Child::Detect => &self.detect,
+            Child::Restore => &self.restore,
+        }
+    }
+
+    fn route(name: &str) -> (Child, &'static str) {
+        let (_, c, p) = PROXIED.iter().find(|(n, _, _)| *n == name).expect("only proxied properties are installed");
+        (*c, p)
+    }
+}
+
+impl ObjectImpl for FaceEnhance {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let detect = gst::ElementFactory::make("facedetector").build().expect("facedetector is registered");
+            let restore = gst::ElementFactory::make("facerestore").build().expect("facerestore is registered");
+            PROXIED
+                .iter()
+                .map(|(name, child, prop)| {
+                    let el = match child {
+                        Child::Detect => &detect,
+                        Child::Restore => &restore,
+                    };
+                    let spec = el.find_property(prop).expect("child property exists");
+                    let blurb = spec.blurb().unwrap_or_default().to_string();
+                    let blurb = match child {
+                        Child::Detect => format!("{blurb} (facedetector '{prop}')"),
+                        Child::Restore => format!("{blurb} (facerestore '{prop}')"),
+                    };
+                    renamed(&spec, name, &blurb)
+                })
+                .collect()
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let (c, p) = Self::route(pspec.name());
+        self.child(c).set_property_from_value(p, value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let (c, p) = Self::route(pspec.name());
+        self.child(c).property_value(p)
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        let queue = gst::ElementFactory::make("queue")
+            .name("queue")
+            .property("max-size-buffers", 4u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .build()
+            .expect("queue is in GStreamer core");
+        obj.add_many([&self.detect, &queue, &self.restore]).expect("fresh elements");
+        gst::Element::link_many([&self.detect, &queue, &self.restore]).expect("same caps on both sides");
+        let ghost = |templ: &str, target: &gst::Element, pad: &str| {
+            let templ = obj.pad_template(templ).expect("template exists");
+            let target = target.static_pad(pad).expect("static pad");
+            let g = gst::GhostPad::builder_from_template_with_target(&templ, &target).expect("compatible pad").build();
+            obj.add_pad(&g).expect("unique pad");
+        };
+        ghost("sink", &self.detect, "sink");
+        ghost("src", &self.restore, "src");
+    }
+}
+
+/// A copy of a child's property spec (type, range, default, flags) under the bin's name.
+fn renamed(spec: &glib::ParamSpec, name: &str, blurb: &str) -> glib::ParamSpec {
+    let nick = spec.nick().to_string();
+    let flags = spec.flags();
+    if let Some(p) = spec.downcast_ref::<glib::ParamSpecString>() {
+        return glib::ParamSpecString::builder(name)
+            .nick(&nick)
+            .blurb(blurb)
+            .default_value(p.default_value())
+            .flags(flags)
+            .build();
+    }
+    if let Some(p) = spec.downcast_ref::<glib::ParamSpecFloat>() {
+        return glib::ParamSpecFloat::builder(name)
+            .nick(&nick)
+            .blurb(blurb)
+            .minimum(p.minimum())
+            .maximum(p.maximum())
+            .default_value(p.default_value())
+            .flags(flags)
+            .build();
+    }
+    if let Some(p) = spec.downcast_ref::<glib::ParamSpecUInt>() {
+        return glib::ParamSpecUInt::builder(name)
+            .nick(&nick)
+            .blurb(blurb)
+            .minimum(p.minimum())
+            .maximum(p.maximum())
+            .default_value(p.default_value())
+            .flags(flags)
+            .build();
+    }
+    if let Some(p) = spec.downcast_ref::<glib::ParamSpecInt>() {
+        return glib::ParamSpecInt::builder(name)
+            .nick(&nick)
+            .blurb(blurb)
+            .minimum(p.minimum())
+            .maximum(p.maximum())
+            .default_value(p.default_value())
+            .flags(flags)
+            .build();
+    }
+    if let Some(p) = spec.downcast_ref::<glib::ParamSpecBoolean>() {
+        return glib::ParamSpecBoolean::builder(name)
+            .nick(&nick)
+            .blurb(blurb)
+            .default_value(p.default_value())
+            .flags(flags)
+            .build();
+    }
+    if spec.value_type() == DetectorChoice::static_type() {
+        return glib::ParamSpecEnum::builder::<DetectorChoice>(name).nick(&nick).blurb(blurb).flags(flags).build();
+    }
+    if spec.value_type() == ProviderChoice::static_type() {
+        return glib::ParamSpecEnum::builder::<ProviderChoice>(name).nick(&nick).blurb(blurb).flags(flags).build();
+    }
+    unreachable!("faceenhance proxies only string, number, boolean and enum properties ({})", spec.name())
+}
+
+impl GstObjectImpl for FaceEnhance {}
+
+impl ElementImpl for FaceEnhance {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face enhancer",
+                "Filter/Effect/Video",
+                "Finds, restores and blends back faces: facedetector ! queue ! facerestore",
+                "faceenhance developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
+        T.as_ref()
+    }
+}
+
+impl BinImpl for FaceEnhance {}

@@ -1,0 +1,285 @@
+//! `facerestore`: reads the faces `facedetector` attached, restores them with an ONNX
+//! generator (all faces of a frame in one batch) and blends them back in place.
+//! The provider that really runs is posted once as a `facerestore-provider` message.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use faceenhance::model::ProviderOptions;
+use faceenhance::pipeline::{FaceRestorer, RestoreConfig};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use crate::props::ProviderChoice;
+use crate::{meta, video};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("Face restorer")));
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: String,
+    profile: Option<String>,
+    provider: ProviderChoice,
+    device_id: i32,
+    fp16: bool,
+    trt_cache_dir: Option<String>,
+    strength: f32,
+    feather: f32,
+    threads: u32,
+    post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let d = RestoreConfig::default();
+        Self {
+            model: d.model.display().to_string(),
+            profile: None,
+            provider: ProviderChoice::Auto,
+            device_id: 0,
+            fp16: false,
+            trt_cache_dir: None,
+            strength: d.strength,
+            feather: d.feather,
+            threads: 0,
+            post_messages: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct FaceRestore {
+    settings: Mutex<Settings>,
+    restorer: Mutex<Option<FaceRestorer>>,
+    info: Mutex<Option<gst_video::VideoInfo>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceRestore {
+    const NAME: &'static str = "GstFaceEnhanceRestore";
+    type Type = super::FaceRestore;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceRestore {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb("ONNX generator; its profile is the .toml beside it unless 'profile' is set")
+                    .default_value(Some(d.model.as_str()))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("profile")
+                    .nick("Profile")
+                    .blurb("Model profile (TOML); empty: the one beside the model")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("provider", d.provider)
+                    .nick("Execution provider")
+                    .blurb("Where the generator runs; the one that really runs is posted on the bus")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("device-id")
+                    .nick("GPU device id")
+                    .blurb("CUDA/TensorRT device")
+                    .minimum(0)
+                    .maximum(64)
+                    .default_value(d.device_id)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("fp16")
+                    .nick("FP16")
+                    .blurb("Half precision where the provider supports it (TensorRT)")
+                    .default_value(d.fp16)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("trt-cache-dir")
+                    .nick("TensorRT cache folder")
+                    .blurb("Where TensorRT engines are cached so the next start reuses them")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("strength")
+                    .nick("Strength")
+                    .blurb("0: faces untouched, 1: restored faces replace the originals")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.strength)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("blend-feather")
+                    .nick("Blend feather")
+                    .blurb("Width of the soft edge of the pasted face, as a fraction of its side")
+                    .minimum(0.0)
+                    .maximum(0.5)
+                    .default_value(d.feather)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("CPU threads")
+                    .blurb("Inference threads on the CPU provider (0: ONNX Runtime's default)")
+                    .maximum(256)
+                    .default_value(d.threads)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post a 'facerestore' element message (faces, restored, infer-ms) per frame")
+                    .default_value(d.post_messages)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        let opt = |v: &glib::Value| v.get::<Option<String>>().expect("type checked upstream").filter(|p| !p.is_empty());
+        match pspec.name() {
+            "model" => s.model = opt(value).unwrap_or_else(|| Settings::default().model),
+            "profile" => s.profile = opt(value),
+            "provider" => s.provider = value.get().expect("type checked upstream"),
+            "device-id" => s.device_id = value.get().expect("type checked upstream"),
+            "fp16" => s.fp16 = value.get().expect("type checked upstream"),
+            "trt-cache-dir" => s.trt_cache_dir = opt(value),
+            "strength" => {
+                s.strength = value.get().expect("type checked upstream");
+                if let Some(r) = self.restorer.lock().unwrap().as_mut() {
+                    r.set_strength(s.strength);
+                }
+            }
+            "blend-feather" => s.feather = value.get().expect("type checked upstream"),
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => s.model.to_value(),
+            "profile" => s.profile.to_value(),
+            "provider" => s.provider.to_value(),
+            "device-id" => s.device_id.to_value(),
+            "fp16" => s.fp16.to_value(),
+            "trt-cache-dir" => s.trt_cache_dir.to_value(),
+            "strength" => s.strength.to_value(),
+            "blend-feather" => s.feather.to_value(),
+            "threads" => s.threads.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceRestore {}
+
+impl ElementImpl for FaceRestore {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face restorer",
+                "Filter/Effect/Video",
+                "Restores the faces found by facedetector with an ONNX GAN generator and blends them back",
+                "faceenhance developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
+        T.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FaceRestore {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let config = RestoreConfig {
+            model: PathBuf::from(&s.model),
+            profile: s.profile.map(PathBuf::from),
+            provider: ProviderOptions {
+                provider: s.provider.into(),
+                device_id: s.device_id,
+                fp16: s.fp16,
+                trt_cache_dir: s.trt_cache_dir.map(PathBuf::from),
+                threads: s.threads as usize,
+            },
+            strength: s.strength,
+            feather: s.feather,
+        };
+        let restorer = FaceRestorer::new(config)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["facerestore: {e:#}"]))?;
+        let report = restorer.restorer().report().clone();
+        gst::info!(CAT, imp = self, "model {}: {report}", s.model);
+        let skipped = gst::List::new(report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.name())));
+        let msg = gst::Structure::builder("facerestore-provider")
+            .field("provider", report.active.name())
+            .field("model", s.model.as_str())
+            .field("skipped", skipped)
+            .build();
+        *self.restorer.lock().unwrap() = Some(restorer);
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(msg).src(&*obj).build());
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.restorer.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let faces = meta::read(buf);
+        if faces.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let mut guard = self.restorer.lock().unwrap();
+        let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let stats = video::with_frame_mut(buf, &info, |frame| restorer.restore(frame, &faces)).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
+            gst::FlowError::Error
+        })?;
+        drop(guard);
+        gst::trace!(CAT, imp = self, "{} faces, {} restored, {:.1} ms", stats.faces, stats.restored, stats.total_ms);
+        if self.settings.lock().unwrap().post_messages {
+            let s = gst::Structure::builder("facerestore")
+                .field("timestamp", buf.pts())
+                .field("faces", stats.faces as i32)
+                .field("restored", stats.restored as i32)
+                .field("infer-ms", stats.infer_ms)
+                .field("total-ms", stats.total_ms)
+                .build();
+            let obj = self.obj();
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceRestore {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        *self.info.lock().unwrap() = Some(in_info.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! Detection on real photographs: every detector finds the faces where a person sees them.
+
+mod common;
+
+use common::*;
+use faceenhance::detect::{Detector, DetectorConfig, DetectorKind};
+use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
+use opencv::core::{Mat, Rect, Scalar, CV_8UC3};
+use opencv::prelude::*;
+
+/// Faces marked by looking at each photo (x, y, w, h). Hands and a banister knob that
+/// YuNet scores above 0.6 are deliberately absent.
+fn ground_truth() -> Vec<(std::path::PathBuf, Vec<[f32; 4]>)> {
+    let cf = |n: &str| real_lq(&format!("codeformer-inputs/whole_imgs/{n}"));
+    let gf = |n: &str| real_lq(&format!("gfpgan-inputs/whole_imgs/{n}"));
+    vec![
+        (astronaut(), vec![[178.0, 58.0, 93.0, 117.0]]),
+        (
+            cf("00.jpg"),
+            vec![
+                [390.0, 68.0, 42.0, 52.0],
+                [55.0, 81.0, 45.0, 48.0],
+                [284.0, 83.0, 32.0, 40.0],
+                [173.0, 78.0, 41.0, 48.0],
+            ],
+        ),
+        (
+            cf("01.jpg"),
+            vec![
+                [95.0, 108.0, 47.0, 65.0],
+                [103.0, 13.0, 45.0, 59.0],
+                [165.0, 60.0, 46.0, 65.0],
+                [35.0, 42.0, 46.0, 63.0],
+            ],
+        ),
+        (
+            cf("02.png"),
+            vec![
+                [864.0, 93.0, 141.0, 167.0],
+                [403.0, 79.0, 140.0, 174.0],
+                [625.0, 67.0, 136.0, 186.0],
+                [144.0, 26.0, 143.0, 197.0],
+            ],
+        ),
+        (cf("03.jpg"), vec![[97.0, 25.0, 114.0, 148.0]]),
+        (cf("04.jpg"), vec![[77.0, 50.0, 58.0, 69.0]]),
+        (cf("05.jpg"), vec![[72.0, 40.0, 60.0, 67.0]]),
+        (cf("06.png"), vec![[95.0, 155.0, 240.0, 285.0], [370.0, 94.0, 232.0, 279.0]]),
+        (gf("00.jpg"), vec![[504.0, 771.0, 145.0, 186.0], [764.0, 368.0, 172.0, 195.0]]),
+        (gf("10045.png"), vec![[380.0, 127.0, 74.0, 94.0], [367.0, 428.0, 71.0, 88.0], [172.0, 101.0, 77.0, 112.0]]),
+        (gf("Blake_Lively.jpg"), vec![[408.0, 66.0, 193.0, 249.0], [88.0, 117.0, 181.0, 188.0]]),
+    ]
+}
+
+fn config(kind: DetectorKind) -> DetectorConfig {
+    let model = (kind == DetectorKind::YuNet).then(yunet);
+    DetectorConfig { kind, model, ..Default::default() }
+}
+
+/// (faces found, faces in the truth, false detections) over all photos.
+fn score(kind: DetectorKind) -> (usize, usize, usize) {
+    let mut det = Detector::new(config(kind)).unwrap();
+    let (mut found, mut total, mut false_pos) = (0, 0, 0);
+    for (path, truth) in ground_truth() {
+        let mut img = imread(&path);
+        let faces = det.detect_frame(&frame_from_mat(&mut img).unwrap()).unwrap();
+        // Box conventions differ between detectors (forehead, chin): IoU 0.3 is a match.
+        let hit = |t: &[f32; 4]| faces.iter().any(|f| iou(f.bbox, *t) >= 0.3);
+        let real = |b: [f32; 4]| truth.iter().any(|t| iou(b, *t) >= 0.3);
+        let n = truth.iter().filter(|t| hit(t)).count();
+        let fp = faces.iter().filter(|f| !real(f.bbox)).count();
+        println!("{kind:?} {}: {n}/{} found, {fp} false", path.display(), truth.len());
+        found += n;
+        total += truth.len();
+        false_pos += fp;
+    }
+    println!("{kind:?}: recall {found}/{total}, {false_pos} false detections");
+    (found, total, false_pos)
+}
+
+#[test]
+fn yunet_finds_every_face() {
+    let (found, total, false_pos) = score(DetectorKind::YuNet);
+    assert_eq!(found, total);
+    assert!(false_pos <= 3, "{false_pos} false detections");
+}
+
+#[test]
+fn centerface_finds_every_face() {
+    let (found, total, false_pos) = score(DetectorKind::CenterFace);
+    assert_eq!(found, total);
+    assert!(false_pos <= 1, "{false_pos} false detections");
+}
+
+#[test]
+fn haar_finds_most_faces() {
+    let (found, total, false_pos) = score(DetectorKind::Haar);
+    assert!(found * 10 >= total * 8, "recall {found}/{total}");
+    assert!(false_pos <= 8, "{false_pos} false detections");
+}
+
+#[test]
+fn auto_picks_yunet_when_given_its_model_else_centerface() {
+    let with_model = Detector::new(DetectorConfig { model: Some(yunet()), ..Default::default() }).unwrap();
+    assert_eq!(with_model.backend_name(), "yunet");
+    let without = Detector::new(DetectorConfig::default()).unwrap();
+    assert_eq!(without.backend_name(), "centerface", "the set-up installs CenterFace");
+}
+
+#[test]
+fn missing_detector_model_names_the_file() {
+    let cfg = DetectorConfig {
+        kind: DetectorKind::YuNet,
+        model: Some("/nonexistent/yunet.onnx".into()),
+        ..Default::default()
+    };
+    let err = Detector::new(cfg).err().expect("must fail").to_string();
+    assert!(err.contains("/nonexistent/yunet.onnx"), "{err}");
+}
+
+#[test]
+fn every_pixel_layout_finds_the_same_face() {
+    let bgr = imread(&astronaut());
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let reference = det.detect_frame(&frame_from_mat(&mut bgr.clone()).unwrap()).unwrap();
+    assert_eq!(reference.len(), 1);
+    for format in PixelFormat::ALL {
+        let (data, stride) = pack(&bgr, format, 16);
+        let frame = Frame::new_readonly(&data, 512, 512, stride, format).unwrap();
+        let faces = det.detect_frame(&frame).unwrap();
+        assert_eq!(faces.len(), 1, "{format:?}");
+        assert!(iou(faces[0].bbox, reference[0].bbox) > 0.95, "{format:?}: {:?}", faces[0].bbox);
+    }
+}
+
+/// Packs a BGR image into `format` with `pad` bytes at the end of every row.
+fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
+    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
+    let ch = format.channels();
+    let stride = w * ch + pad;
+    let mut out = vec![7u8; stride * h];
+    let src = bgr.data_bytes().unwrap();
+    let [r, g, b] = format.rgb_offsets();
+    for y in 0..h {
+        for x in 0..w {
+            let s = &src[(y * w + x) * 3..][..3];
+            let d = y * stride + x * ch;
+            out[d + b] = s[0];
+            out[d + g] = s[1];
+            out[d + r] = s[2];
+        }
+    }
+    (out, stride)
+}
+
+#[test]
+fn degenerate_frames_give_no_faces_and_no_error() {
+    for kind in [DetectorKind::YuNet, DetectorKind::CenterFace, DetectorKind::Haar] {
+        let mut det = Detector::new(config(kind)).unwrap();
+        for (w, h) in [(1, 1), (3, 7), (4097, 2), (2, 4097)] {
+            let data = vec![128u8; w * h * 3];
+            let frame = Frame::new_readonly(&data, w as u32, h as u32, w * 3, PixelFormat::Bgr).unwrap();
+            let faces = det.detect_frame(&frame).unwrap_or_else(|e| panic!("{kind:?} {w}x{h}: {e:#}"));
+            assert!(faces.is_empty(), "{kind:?} {w}x{h}: {faces:?}");
+        }
+    }
+}
+
+#[test]
+fn frame_rejects_short_buffers_with_a_reason() {
+    let data = vec![0u8; 10];
+    let err = Frame::new_readonly(&data, 4, 4, 12, PixelFormat::Bgr).err().unwrap().to_string();
+    assert!(err.contains("10 bytes"), "{err}");
+    let err = Frame::new_readonly(&data, 4, 1, 8, PixelFormat::Bgr).err().unwrap().to_string();
+    assert!(err.contains("stride"), "{err}");
+}
+
+/// 200 small faces (the astronaut's, 28 px) on one frame: found in bulk, `max-faces` holds.
+#[test]
+fn two_hundred_small_faces() {
+    let face = resize(&roi(&imread(&astronaut()), 160, 40, 130, 160), 28, 34);
+    let mut canvas = Mat::new_rows_cols_with_default(10 * 40, 20 * 36, CV_8UC3, Scalar::all(90.0)).unwrap();
+    for r in 0..10 {
+        for c in 0..20 {
+            let mut cell = Mat::roi_mut(&mut canvas, Rect::new(c * 36 + 4, r * 40 + 3, 28, 34)).unwrap();
+            face.copy_to(&mut cell).unwrap();
+        }
+    }
+    let mut many = Detector::new(DetectorConfig { max_faces: 1000, ..config(DetectorKind::YuNet) }).unwrap();
+    let found = many.detect_frame(&frame_from_mat(&mut canvas).unwrap()).unwrap();
+    let cells: Vec<[f32; 4]> =
+        (0..200).map(|i| [(i % 20 * 36 + 4) as f32, (i / 20 * 40 + 3) as f32, 28.0, 34.0]).collect();
+    let hit = cells.iter().filter(|c| found.iter().any(|f| iou(f.bbox, **c) >= 0.3)).count();
+    let stray = found.iter().filter(|f| !cells.iter().any(|c| iou(f.bbox, *c) >= 0.3)).count();
+    println!("{hit} of 200 small faces found, {stray} stray boxes, {} in all", found.len());
+    assert!(hit >= 150, "only {hit} of 200 small faces found");
+    assert!(stray <= 4, "{stray} boxes between the faces");
+    let mut capped = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let top = capped.detect_frame(&frame_from_mat(&mut canvas).unwrap()).unwrap();
+    assert_eq!(top.len(), 32, "max-faces default is 32");
+    assert!(top.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+}

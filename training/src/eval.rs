@@ -1,0 +1,121 @@
+//! Evaluation of an exported model through ONNX Runtime on the validation split: PSNR, SSIM
+//! and UQI against the baseline, PSNR drift over repeated run-throughs, speed per face, and a
+//! side-by-side grid PNG.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::{CropSet, Split};
+use crate::degrade::DegradeConfig;
+use crate::image::{grid, Img};
+use crate::metrics::{psnr_y, Scores};
+use crate::ortrt::OrtModel;
+use crate::train::{baseline, validation_pairs};
+
+pub struct EvalArgs {
+    pub model: PathBuf,
+    pub cache: PathBuf,
+    pub scale: usize,
+    pub count: usize,
+    pub seed: u64,
+    pub degrade: DegradeConfig,
+    pub grid: Option<PathBuf>,
+    pub grid_rows: usize,
+    pub drift_runs: usize,
+    pub drift_count: usize,
+    pub threads: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub n: usize,
+    pub scores: Scores,
+    pub baseline: Scores,
+    pub gain_psnr: f64,
+    pub gain_ssim: f64,
+    /// Mean PSNR after 1..=N run-throughs of the model on its own output.
+    pub drift_psnr: Vec<f64>,
+    /// ms per face at batch 1 and at batch 8, with `threads` intra-op threads.
+    pub ms_per_face_b1: f64,
+    pub ms_per_face_b8: f64,
+    pub threads: usize,
+    pub onnx_bytes: u64,
+}
+
+fn time_per_face(m: &mut OrtModel, in_size: usize, batch: usize, runs: usize) -> Result<f64> {
+    let imgs = vec![Img::filled(in_size, in_size, [0.5; 3]); batch];
+    for _ in 0..5 {
+        m.run(&imgs)?;
+    }
+    let t = Instant::now();
+    for _ in 0..runs {
+        m.run(&imgs)?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1000.0 / (runs * batch) as f64)
+}
+
+pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
+    let set = CropSet::load(&a.cache, Split::Val)?;
+    let out_size = set.size;
+    let in_size = out_size / a.scale;
+    let pairs = validation_pairs(&set, a.scale, &a.degrade, a.seed, a.count)?;
+    let mut m = OrtModel::load(&a.model, a.threads)?;
+    let (mut ms, mut bs) = (Scores::default(), Scores::default());
+    let mut outs = Vec::with_capacity(pairs.len());
+    for chunk in pairs.chunks(16) {
+        let xs: Vec<Img> = chunk.iter().map(|p| p.0.clone()).collect();
+        for ((x, y), o) in chunk.iter().zip(m.run(&xs)?) {
+            let o = o.clamp();
+            ms.add(&o, y);
+            bs.add(&baseline(x, out_size)?, y);
+            outs.push(o);
+        }
+    }
+    // repeated run-through: feed the output back (down-scaled to the input size for SR)
+    let nd = a.drift_count.min(pairs.len());
+    let mut cur: Vec<Img> = pairs[..nd].iter().map(|p| p.0.clone()).collect();
+    let mut drift = Vec::new();
+    for _ in 0..a.drift_runs {
+        let mut next = Vec::with_capacity(nd);
+        let mut psnr = 0.0;
+        for (chunk, gts) in cur.chunks(16).zip(pairs[..nd].chunks(16)) {
+            for (o, (_, y)) in m.run(chunk)?.into_iter().zip(gts) {
+                let o = o.clamp();
+                psnr += psnr_y(&o, y, 0);
+                next.push(if a.scale == 1 { o } else { o.resize(in_size, in_size, opencv::imgproc::INTER_AREA)?.clamp() });
+            }
+        }
+        drift.push(psnr / nd.max(1) as f64);
+        cur = next;
+    }
+    if let Some(path) = &a.grid {
+        let cell = 128;
+        let rows: Vec<Vec<Img>> = pairs
+            .iter()
+            .zip(&outs)
+            .take(a.grid_rows)
+            .map(|((x, y), o)| Ok(vec![x.clone(), baseline(x, out_size)?, o.clone(), y.clone()]))
+            .collect::<Result<_>>()?;
+        grid(&rows, cell, 4).save_png(path)?;
+    }
+    let b1 = time_per_face(&mut m, in_size, 1, 200)?;
+    let b8 = time_per_face(&mut m, in_size, 8, 50)?;
+    let (ms, bs) = (ms.mean(), bs.mean());
+    Ok(EvalReport {
+        model: a.model.display().to_string(),
+        n: ms.n,
+        gain_psnr: ms.psnr - bs.psnr,
+        gain_ssim: ms.ssim - bs.ssim,
+        scores: ms,
+        baseline: bs,
+        drift_psnr: drift,
+        ms_per_face_b1: b1,
+        ms_per_face_b8: b8,
+        threads: a.threads,
+        onnx_bytes: std::fs::metadata(&a.model)?.len(),
+    })
+}
