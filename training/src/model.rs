@@ -40,25 +40,35 @@ pub fn conv_small(cin: usize, cout: usize, k: usize, scale: f64, device: &Device
         .init(device)
 }
 
-/// Pixel shuffle (depth to space, PyTorch channel order) from `select`, `cat` and
-/// trailing-axis reshapes only, so that the ONNX export keeps a dynamic batch axis.
+/// Pixel shuffle (depth to space, PyTorch channel order) written for the ONNX exporter:
+/// for each sub-pixel offset (i, j), the matching channels are gathered (`select`),
+/// nearest-up-sampled by `r` (`Resize` on the spatial axes) and multiplied by a constant
+/// mask that keeps the pixels with `y % r == i, x % r == j`; the masked maps are summed.
+/// Exact, and free of reshapes, which the exporter cannot keep batch-dynamic here.
 pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
+    let [_b, c, h, w] = x.dims();
     let oc = c / (r * r);
     let device = x.device();
-    let mut rows = Vec::with_capacity(r);
+    let (oh, ow) = (h * r, w * r);
+    let mut out: Option<Tensor<4>> = None;
     for i in 0..r {
-        let mut cols = Vec::with_capacity(r);
         for j in 0..r {
             let idx: Vec<i64> = (0..oc).map(|k| (k * r * r + i * r + j) as i64).collect();
             let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [oc]), &device);
-            cols.push(x.clone().select(1, idx).reshape([b, oc, h, w, 1]));
+            let up = interpolate(
+                x.clone().select(1, idx),
+                InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([oh, ow]),
+            );
+            let mask: Vec<f32> = (0..oh * ow).map(|p| if (p / ow) % r == i && (p % ow) % r == j { 1.0 } else { 0.0 }).collect();
+            let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, oh, ow]), &device);
+            let part = up * mask;
+            out = Some(match out {
+                Some(o) => o + part,
+                None => part,
+            });
         }
-        // [b, oc, h, w, r] -> [b, oc, h, w*r]: column j of sub-pixel row i
-        let row = Tensor::cat(cols, 4).reshape([b, oc, h, w * r]);
-        rows.push(row.reshape([b, oc, h, 1, w * r]));
     }
-    Tensor::cat(rows, 3).reshape([b, oc, h * r, w * r])
+    out.expect("r >= 1")
 }
 
 /// Squeeze-and-excitation channel attention: avgpool 1x1 -> conv -> relu -> conv -> sigmoid.
