@@ -1,0 +1,305 @@
+//! Restoration end to end on real photos: only face regions change, results are
+//! repeatable and layout-independent, and bad models fail with reasons.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use faceenhance::detect::{DetectorConfig, DetectorKind, Face};
+use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
+use faceenhance::pipeline::{run_threaded, Enhancer, FaceRestorer, OwnedFrame, RestoreConfig};
+use opencv::core::Mat;
+use opencv::prelude::*;
+
+fn yunet_config() -> DetectorConfig {
+    DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() }
+}
+
+fn enhancer() -> Enhancer {
+    Enhancer::new(yunet_config(), RestoreConfig::default()).unwrap()
+}
+
+fn bytes(m: &Mat) -> Vec<u8> {
+    m.data_bytes().unwrap().to_vec()
+}
+
+fn inside(regions: &[[i32; 4]], x: i32, y: i32) -> bool {
+    regions.iter().any(|r| x >= r[0] && x < r[0] + r[2] && y >= r[1] && y < r[1] + r[3])
+}
+
+/// Mean absolute difference over the pixels inside `regions`, and the number of bytes
+/// outside them that differ.
+fn compare(before: &Mat, after: &Mat, regions: &[[i32; 4]]) -> (f64, usize) {
+    let (a, b) = (bytes(before), bytes(after));
+    let w = before.cols();
+    let (mut sum, mut n, mut outside_changed) = (0f64, 0usize, 0usize);
+    for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+        let px = (i / 3) as i32;
+        if inside(regions, px % w, px / w) {
+            sum += (*p as f64 - *q as f64).abs();
+            n += 1;
+        } else if p != q {
+            outside_changed += 1;
+        }
+    }
+    (sum / n.max(1) as f64, outside_changed)
+}
+
+#[test]
+fn only_face_regions_change_on_real_photos() {
+    let mut e = enhancer();
+    for path in [astronaut(), real_lq("codeformer-inputs/whole_imgs/00.jpg"), real_lq("gfpgan-inputs/whole_imgs/10045.png")]
+    {
+        let before = imread(&path);
+        let mut after = before.clone();
+        let (faces, stats) = e.process(&mut frame_from_mat(&mut after).unwrap()).unwrap();
+        assert!(!faces.is_empty(), "{}", path.display());
+        assert_eq!(stats.restored, faces.len(), "{}", path.display());
+        let (mean_inside, outside) = compare(&before, &after, &stats.regions);
+        println!("{}: {} faces, mean change inside {mean_inside:.2}", path.display(), faces.len());
+        assert_eq!(outside, 0, "{}: {outside} bytes changed outside the face regions", path.display());
+        assert!(mean_inside > 1.0, "{}: faces barely changed ({mean_inside:.3})", path.display());
+        // Each face's own box changed, not just its neighbourhood.
+        for f in &faces {
+            let b = f.bbox.map(|v| v.max(0.0) as i32);
+            let region = [[b[0] + b[2] / 4, b[1] + b[3] / 4, b[2] / 2, b[3] / 2]];
+            let (centre, _) = compare(&before, &after, &region);
+            assert!(centre > 1.0, "{}: face {:?} centre unchanged", path.display(), f.bbox);
+        }
+    }
+}
+
+#[test]
+fn same_frame_twice_gives_the_same_output() {
+    let mut e = enhancer();
+    let img = imread(&astronaut());
+    let mut a = img.clone();
+    let mut b = img.clone();
+    e.process(&mut frame_from_mat(&mut a).unwrap()).unwrap();
+    e.process(&mut frame_from_mat(&mut b).unwrap()).unwrap();
+    assert_eq!(bytes(&a), bytes(&b));
+}
+
+#[test]
+fn strength_scales_the_change() {
+    let img = imread(&astronaut());
+    let run = |strength: f32| {
+        let cfg = RestoreConfig { strength, ..Default::default() };
+        let mut e = Enhancer::new(yunet_config(), cfg).unwrap();
+        let mut out = img.clone();
+        let (_, stats) = e.process(&mut frame_from_mat(&mut out).unwrap()).unwrap();
+        compare(&img, &out, &stats.regions).0
+    };
+    let (zero, half, full) = (run(0.0), run(0.5), run(1.0));
+    assert_eq!(zero, 0.0);
+    assert!(half > 0.3 * full && half < 0.7 * full, "half {half} vs full {full}");
+}
+
+/// Packs BGR into `format` with padding bytes (value 7) after each row and alpha 200.
+fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
+    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
+    let ch = format.channels();
+    let stride = w * ch + pad;
+    let mut out = vec![7u8; stride * h];
+    let src = bytes(bgr);
+    let [r, g, b] = format.rgb_offsets();
+    for y in 0..h {
+        for x in 0..w {
+            let s = &src[(y * w + x) * 3..][..3];
+            let d = y * stride + x * ch;
+            if ch == 4 {
+                out[d + 3] = 200;
+            }
+            out[d + b] = s[0];
+            out[d + g] = s[1];
+            out[d + r] = s[2];
+        }
+    }
+    (out, stride)
+}
+
+#[test]
+fn every_pixel_layout_gives_the_same_result() {
+    let img = imread(&astronaut());
+    let faces = {
+        let mut e = enhancer();
+        e.detector.detect_frame(&frame_from_mat(&mut img.clone()).unwrap()).unwrap()
+    };
+    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let mut reference = img.clone();
+    r.restore(&mut frame_from_mat(&mut reference).unwrap(), &faces).unwrap();
+    let (reference, _) = pack(&reference, PixelFormat::Bgr, 0);
+    for format in PixelFormat::ALL {
+        let (mut data, stride) = pack(&img, format, 12);
+        let untouched = data.clone();
+        r.restore(&mut Frame::new(&mut data, 512, 512, stride, format).unwrap(), &faces).unwrap();
+        let ch = format.channels();
+        let [ro, go, bo] = format.rgb_offsets();
+        let mut worst = 0i32;
+        for y in 0..512 {
+            for x in 0..512 {
+                let d = y * stride + x * ch;
+                let want = &reference[(y * 512 + x) * 3..][..3];
+                for (got, want) in [(data[d + bo], want[0]), (data[d + go], want[1]), (data[d + ro], want[2])] {
+                    worst = worst.max((got as i32 - want as i32).abs());
+                }
+                if ch == 4 {
+                    assert_eq!(data[d + 3], 200, "{format:?}: alpha/x byte changed at {x},{y}");
+                }
+            }
+            assert_eq!(data[y * stride + 512 * ch..(y + 1) * stride], untouched[y * stride + 512 * ch..(y + 1) * stride]);
+        }
+        assert!(worst <= 1, "{format:?} differs from BGR by {worst}");
+    }
+}
+
+#[test]
+fn faces_cut_by_the_frame_edge_are_restored_inside_the_frame() {
+    let full = imread(&astronaut());
+    // Keep the right part of the face only: x from 225 (the face spans about 178-271).
+    let before = roi(&full, 225, 0, 287, 512);
+    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let mut lm_face = Face::from_box([-47.0, 58.0, 93.0, 117.0], 0.9);
+    lm_face.id = 1;
+    let corner = Face::from_box([-30.0, -30.0, 60.0, 60.0], 0.9);
+    let far_away = Face::from_box([5000.0, 5000.0, 60.0, 60.0], 0.9);
+    let mut after = before.clone();
+    let stats = r.restore(&mut frame_from_mat(&mut after).unwrap(), &[lm_face, corner, far_away]).unwrap();
+    assert_eq!(stats.restored, 2, "the face outside the frame is skipped, the cut ones restored");
+    let (mean, outside) = compare(&before, &after, &stats.regions);
+    assert_eq!(outside, 0);
+    assert!(mean > 0.5, "cut faces unchanged ({mean})");
+}
+
+#[test]
+fn two_hundred_faces_in_one_frame() {
+    let face = resize(&imread(&astronaut()), 36, 36);
+    let mut canvas = Mat::new_rows_cols_with_default(400, 720, opencv::core::CV_8UC3, 90.into()).unwrap();
+    let mut faces = Vec::new();
+    for i in 0..200 {
+        let (x, y) = (i % 20 * 36, i / 20 * 40);
+        let mut cell = Mat::roi_mut(&mut canvas, opencv::core::Rect::new(x, y, 36, 36)).unwrap();
+        face.copy_to(&mut cell).unwrap();
+        faces.push(Face::from_box([x as f32 + 12.0, y as f32 + 4.0, 12.0, 16.0], 0.9));
+    }
+    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let stats = r.restore(&mut frame_from_mat(&mut canvas).unwrap(), &faces).unwrap();
+    assert_eq!(stats.restored, 200);
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceenhance-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn shipped_profile() -> PathBuf {
+    faceenhance::paths::default_model().with_extension("toml")
+}
+
+fn load_err(model: &Path, profile: Option<&Path>) -> String {
+    let cfg = RestoreConfig { model: model.to_path_buf(), profile: profile.map(Path::to_path_buf), ..Default::default() };
+    match FaceRestorer::new(cfg) {
+        Ok(_) => panic!("{} loaded", model.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn missing_model_names_the_file() {
+    let err = load_err(Path::new("/nonexistent/restore.onnx"), None);
+    assert!(err.contains("/nonexistent/restore.onnx") && err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn corrupt_model_names_the_file() {
+    let dir = temp_dir("corrupt");
+    let model = dir.join("corrupt.onnx");
+    std::fs::write(&model, b"this is not a protobuf, just bytes pretending to be a model").unwrap();
+    std::fs::copy(shipped_profile(), dir.join("corrupt.toml")).unwrap();
+    let err = load_err(&model, None);
+    assert!(err.contains(&model.display().to_string()) && err.contains("cannot load"), "{err}");
+}
+
+#[test]
+fn model_without_profile_says_where_it_looked() {
+    let dir = temp_dir("noprofile");
+    let model = dir.join("lonely.onnx");
+    std::fs::copy(faceenhance::paths::default_model(), &model).unwrap();
+    let err = load_err(&model, None);
+    assert!(err.contains("lonely.toml"), "{err}");
+}
+
+#[test]
+fn profile_that_does_not_match_the_model_names_the_mismatch() {
+    let dir = temp_dir("mismatch");
+    let text = std::fs::read_to_string(shipped_profile()).unwrap();
+    let size = dir.join("size.toml");
+    std::fs::write(&size, text.replace("input_size = 64", "input_size = 128")).unwrap();
+    let err = load_err(&faceenhance::paths::default_model(), Some(&size));
+    assert!(err.contains("input shape") && err.contains("128"), "{err}");
+    let name = dir.join("name.toml");
+    std::fs::write(&name, text.replace("input = \"input\"", "input = \"image\"")).unwrap();
+    let err = load_err(&faceenhance::paths::default_model(), Some(&name));
+    assert!(err.contains("'image'") && err.contains("[\"input\"]"), "{err}");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, text.replace("input_size = 64", "input_size = \"big\"")).unwrap();
+    let err = load_err(&faceenhance::paths::default_model(), Some(&bad));
+    assert!(err.contains("bad.toml") && err.contains("invalid"), "{err}");
+}
+
+#[test]
+fn missing_onnx_runtime_is_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenhance"))
+        .args(["image", &astronaut().to_string_lossy(), "-o"])
+        .arg(temp_dir("noort"))
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ONNX Runtime library") && err.contains("/nonexistent/libonnxruntime.so.1"), "{err}");
+}
+
+#[test]
+fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
+    let img = imread(&astronaut());
+    // Frames that differ: the face moves right by 4 px per frame.
+    let frames: Vec<OwnedFrame> = (0..10)
+        .map(|i| {
+            let mut m = img.clone();
+            let shifted = roi(&img, 0, 0, 512 - 4 * i, 512);
+            let mut dst = Mat::roi_mut(&mut m, opencv::core::Rect::new(4 * i, 0, 512 - 4 * i, 512)).unwrap();
+            shifted.copy_to(&mut dst).unwrap();
+            OwnedFrame::from_bgr(&m).unwrap()
+        })
+        .collect();
+    let mut single = enhancer();
+    let expected: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            single.process(&mut f.view().unwrap()).unwrap();
+            f.data
+        })
+        .collect();
+    let mut got = Vec::new();
+    let n = run_threaded(frames, yunet_config(), RestoreConfig::default(), 2, |f, faces, _| {
+        assert_eq!(faces.len(), 1);
+        got.push(f.data);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(n, 10);
+    assert!(got == expected, "threaded output differs from the single-threaded one (order or content)");
+}
+
+#[test]
+fn threaded_pipeline_reports_a_failing_stage() {
+    let frames = vec![OwnedFrame::from_bgr(&imread(&astronaut())).unwrap()];
+    let cfg = RestoreConfig { model: "/nonexistent/model.onnx".into(), ..Default::default() };
+    let err = run_threaded(frames, yunet_config(), cfg, 2, |_, _, _| Ok(())).err().expect("must fail");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("restoration thread") && msg.contains("/nonexistent/model.onnx"), "{msg}");
+}
