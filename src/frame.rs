@@ -193,6 +193,6 @@ pub fn frame_from_mat(m: &mut Mat) -> Result<Frame<'_>> {
     };
     ensure!(m.is_continuous(), "image is not continuous");
     let (w, h) = (m.cols() as u32, m.rows() as u32);
-    let stride = m.mat_step().get(0).copied().unwrap_or(0);
+    let stride = m.mat_step().first().copied().unwrap_or(0);
     Frame::new(m.data_bytes_mut()?, w, h, stride, format)
 }

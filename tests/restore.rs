@@ -49,7 +49,8 @@ fn compare(before: &Mat, after: &Mat, regions: &[[i32; 4]]) -> (f64, usize) {
 #[test]
 fn only_face_regions_change_on_real_photos() {
     let mut e = enhancer();
-    for path in [astronaut(), real_lq("codeformer-inputs/whole_imgs/00.jpg"), real_lq("gfpgan-inputs/whole_imgs/10045.png")]
+    for path in
+        [astronaut(), real_lq("codeformer-inputs/whole_imgs/00.jpg"), real_lq("gfpgan-inputs/whole_imgs/10045.png")]
     {
         let before = imread(&path);
         let mut after = before.clone();
@@ -148,7 +149,10 @@ fn every_pixel_layout_gives_the_same_result() {
                     assert_eq!(data[d + 3], 200, "{format:?}: alpha/x byte changed at {x},{y}");
                 }
             }
-            assert_eq!(data[y * stride + 512 * ch..(y + 1) * stride], untouched[y * stride + 512 * ch..(y + 1) * stride]);
+            assert_eq!(
+                data[y * stride + 512 * ch..(y + 1) * stride],
+                untouched[y * stride + 512 * ch..(y + 1) * stride]
+            );
         }
         assert!(worst <= 1, "{format:?} differs from BGR by {worst}");
     }
@@ -199,7 +203,8 @@ fn shipped_profile() -> PathBuf {
 }
 
 fn load_err(model: &Path, profile: Option<&Path>) -> String {
-    let cfg = RestoreConfig { model: model.to_path_buf(), profile: profile.map(Path::to_path_buf), ..Default::default() };
+    let cfg =
+        RestoreConfig { model: model.to_path_buf(), profile: profile.map(Path::to_path_buf), ..Default::default() };
     match FaceRestorer::new(cfg) {
         Ok(_) => panic!("{} loaded", model.display()),
         Err(e) => format!("{e:#}"),
@@ -299,7 +304,7 @@ fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
 fn threaded_pipeline_reports_a_failing_stage() {
     let frames = vec![OwnedFrame::from_bgr(&imread(&astronaut())).unwrap()];
     let cfg = RestoreConfig { model: "/nonexistent/model.onnx".into(), ..Default::default() };
-    let err = run_threaded(frames, yunet_config(), cfg, 2, |_, _, _| Ok(())).err().expect("must fail");
+    let err = run_threaded(frames, yunet_config(), cfg, 2, |_, _, _| Ok(())).expect_err("must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains("restoration thread") && msg.contains("/nonexistent/model.onnx"), "{msg}");
 }

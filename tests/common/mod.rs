@@ -48,7 +48,7 @@ pub fn astronaut() -> PathBuf {
 }
 
 pub fn imread(path: &Path) -> Mat {
-    let m = imgcodecs::imread(&path.to_string_lossy().to_string(), imgcodecs::IMREAD_COLOR).unwrap();
+    let m = imgcodecs::imread(path, imgcodecs::IMREAD_COLOR).unwrap();
     assert!(!m.empty(), "cannot read {}", path.display());
     m
 }

@@ -1,0 +1,323 @@
+//! The GStreamer elements end to end: appsrc-driven pipelines with real photos, bad input
+//! of every kind, and the gst-launch command line users type.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+use opencv::core::Mat;
+use opencv::prelude::*;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfaceenhance::plugin_register_static().unwrap();
+    });
+}
+
+/// A BGRx frame of a BGR image, as GStreamer lays it out.
+fn bgrx(m: &Mat) -> (gst::Caps, Vec<u8>) {
+    let (w, h) = (m.cols() as u32, m.rows() as u32);
+    let src = m.data_bytes().unwrap();
+    let mut out = Vec::with_capacity((w * h * 4) as usize);
+    for px in src.chunks(3) {
+        out.extend_from_slice(&[px[0], px[1], px[2], 255]);
+    }
+    (caps("BGRx", w, h), out)
+}
+
+fn caps(format: &str, w: u32, h: u32) -> gst::Caps {
+    init();
+    gst::Caps::builder("video/x-raw")
+        .field("format", format)
+        .field("width", w as i32)
+        .field("height", h as i32)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .build()
+}
+
+/// What came out of a pipeline run.
+struct Run {
+    samples: Vec<gst::Sample>,
+    messages: Vec<gst::Message>,
+    error: Option<String>,
+}
+
+impl Run {
+    fn element_messages(&self, name: &str) -> Vec<gst::Structure> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Element(e) => e.structure().filter(|s| s.name() == name).map(|s| s.to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Runs `appsrc name=src ! {middle} ! appsink name=sink`, pushing `frames` (each with its
+/// caps, so caps may change mid-stream), then EOS. `between(i, &appsrc)` runs before
+/// frame i. Fails the test if the pipeline neither ends nor errors within a minute.
+fn run_with(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>, mut between: impl FnMut(usize, &gst::Pipeline)) -> Run {
+    init();
+    let desc = format!("appsrc name=src format=time ! {middle} ! appsink name=sink sync=false");
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    // Seekable, so a test can flush the pipeline the way a user's seek does.
+    src.set_stream_type(gst_app::AppStreamType::Seekable);
+    src.set_callbacks(gst_app::AppSrcCallbacks::builder().seek_data(|_, _| true).build());
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = samples.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                collected.lock().unwrap().push(s.pull_sample().map_err(|_| gst::FlowError::Eos)?);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let bus = pipeline.bus().unwrap();
+    let mut messages = Vec::new();
+    let mut error = None;
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        for (i, (caps, data)) in frames.into_iter().enumerate() {
+            between(i, &pipeline);
+            src.set_caps(Some(&caps));
+            let mut buf = gst::Buffer::from_mut_slice(data);
+            buf.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            if src.push_buffer(buf).is_err() {
+                break;
+            }
+        }
+        let _ = src.end_of_stream();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "pipeline '{middle}' hung: no EOS or error within 60 s");
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(left.as_millis() as u64)) else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                error = Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
+                break;
+            }
+            _ => messages.push(msg.clone()),
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    Run { samples, messages, error }
+}
+
+fn run(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>) -> Run {
+    run_with(middle, frames, |_, _| {})
+}
+
+fn yunet_prop() -> String {
+    format!("model={}", yunet().display())
+}
+
+fn faces_on(sample: &gst::Sample) -> Vec<(u32, u32, u32, u32)> {
+    sample
+        .buffer()
+        .unwrap()
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .filter(|m| m.roi_type() == "face")
+        .map(|m| m.rect())
+        .collect()
+}
+
+fn data(sample: &gst::Sample) -> Vec<u8> {
+    sample.buffer().unwrap().map_readable().unwrap().to_vec()
+}
+
+#[test]
+fn detector_attaches_face_meta_and_posts_a_message_per_frame() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run(&format!("facedetector {}", yunet_prop()), vec![frame.clone(), frame.clone(), frame]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 3);
+    for s in &r.samples {
+        let faces = faces_on(s);
+        assert_eq!(faces.len(), 1, "{faces:?}");
+        let (x, y, w, h) = faces[0];
+        assert!(iou([x as f32, y as f32, w as f32, h as f32], [178.0, 58.0, 93.0, 117.0]) > 0.6, "{:?}", faces[0]);
+    }
+    let msgs = r.element_messages("facedetector");
+    assert_eq!(msgs.len(), 3);
+    for m in msgs {
+        assert_eq!(m.get::<i32>("faces").unwrap(), 1);
+        let boxes = m.get::<gst::List>("boxes").unwrap();
+        let b = boxes.iter().next().unwrap().get::<gst::Structure>().unwrap();
+        assert!((b.get::<i32>("x").unwrap() - 178).abs() < 10, "{b}");
+    }
+}
+
+#[test]
+fn detect_interval_analyses_every_nth_frame_and_keeps_faces_between() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run(&format!("facedetector detect-interval=3 {}", yunet_prop()), vec![frame; 7]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.element_messages("facedetector").len(), 3, "frames 0, 3 and 6 analysed");
+    assert!(r.samples.iter().all(|s| faces_on(s).len() == 1), "every frame carries the face");
+}
+
+#[test]
+fn faceenhance_changes_the_face_and_nothing_far_from_it() {
+    let img = imread(&astronaut());
+    let (caps, input) = bgrx(&img);
+    let r = run(&format!("faceenhance detector-model={}", yunet().display()), vec![(caps, input.clone())]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let out = data(&r.samples[0]);
+    let (x, y, w, h) = faces_on(&r.samples[0])[0];
+    let (x, y, w, h) = (x as usize, y as usize, w as usize, h as usize);
+    // The aligned crop covers about twice the face box: outside 3x the box nothing moves.
+    let near = |px: usize, py: usize| px + w >= x && px < x + 2 * w && py + h >= y && py < y + 2 * h;
+    let (mut inside, mut n) = (0f64, 0usize);
+    for py in 0..512 {
+        for px in 0..512 {
+            let i = (py * 512 + px) * 4;
+            if px >= x && px < x + w && py >= y && py < y + h {
+                inside += (0..3).map(|c| (out[i + c] as f64 - input[i + c] as f64).abs()).sum::<f64>();
+                n += 3;
+            } else if !near(px, py) {
+                assert_eq!(out[i..i + 4], input[i..i + 4], "pixel {px},{py} changed far from the face");
+            }
+        }
+    }
+    assert!(inside / n as f64 > 1.0, "face barely changed: {}", inside / n as f64);
+}
+
+#[test]
+fn restore_reports_the_provider_that_runs_and_why_others_did_not() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run("facerestore provider=tensorrt", vec![frame]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let m = &r.element_messages("facerestore-provider")[0];
+    assert_eq!(m.get::<&str>("provider").unwrap(), "cpu");
+    let skipped: Vec<String> =
+        m.get::<gst::List>("skipped").unwrap().iter().map(|v| v.get::<String>().unwrap()).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped[0].starts_with("tensorrt:") && skipped[0].contains("TensorrtExecutionProvider"), "{skipped:?}");
+    assert!(skipped[1].starts_with("cuda:") && skipped[1].contains("CUDAExecutionProvider"), "{skipped:?}");
+}
+
+#[test]
+fn missing_model_fails_at_start_with_the_file_name() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run("faceenhance model=/nonexistent/generator.onnx", vec![frame]);
+    let err = r.error.expect("must fail");
+    assert!(err.contains("/nonexistent/generator.onnx"), "{err}");
+    assert!(r.samples.is_empty());
+}
+
+#[test]
+fn missing_detector_model_fails_at_start_with_the_file_name() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run("facedetector detector=yunet model=/nonexistent/yunet.onnx", vec![frame]);
+    let err = r.error.expect("must fail");
+    assert!(err.contains("/nonexistent/yunet.onnx"), "{err}");
+}
+
+#[test]
+fn odd_frame_sizes_pass_through() {
+    let mut frames = Vec::new();
+    for (w, h) in [(1u32, 1u32), (3, 7), (4097, 2), (2, 4097)] {
+        // RGB rows are padded to 4 bytes in GStreamer's layout.
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, w, h).build().unwrap();
+        frames.push((info.to_caps().unwrap(), vec![100u8; info.size()]));
+    }
+    let r = run(&format!("faceenhance detector-model={} ! facedraw", yunet().display()), frames.clone());
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 4);
+    for (s, (_, input)) in r.samples.iter().zip(&frames) {
+        assert_eq!(&data(s), input, "a frame without faces comes out unchanged");
+    }
+}
+
+#[test]
+fn caps_change_mid_stream() {
+    let img = imread(&astronaut());
+    let small = resize(&img, 320, 320);
+    let mut frames = vec![bgrx(&img); 3];
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgb, 320, 320).build().unwrap();
+    let rgb: Vec<u8> = small.data_bytes().unwrap().chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    frames.extend(vec![(info.to_caps().unwrap(), rgb); 3]);
+    let r = run(&format!("faceenhance detector-model={}", yunet().display()), frames);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 6);
+    let sizes: Vec<usize> = r.samples.iter().map(|s| s.buffer().unwrap().size()).collect();
+    assert_eq!(sizes, vec![512 * 512 * 4, 512 * 512 * 4, 512 * 512 * 4, 320 * 320 * 3, 320 * 320 * 3, 320 * 320 * 3]);
+    assert!(r.samples.iter().all(|s| faces_on(s).len() == 1), "the face is found at both sizes");
+}
+
+#[test]
+fn eos_before_any_frame() {
+    let r = run("faceenhance", Vec::new());
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(r.samples.is_empty());
+}
+
+#[test]
+fn flush_mid_stream_then_more_frames() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run_with(&format!("faceenhance detector-model={}", yunet().display()), vec![frame; 6], |i, pipeline| {
+        if i == 3 {
+            pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO).expect("flushing seek");
+        }
+    });
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(r.samples.len() >= 3, "frames after the flush came out ({})", r.samples.len());
+}
+
+#[test]
+fn facedraw_draws_on_the_face_box_only() {
+    let (caps, input) = bgrx(&imread(&astronaut()));
+    let r = run(&format!("facedetector {} ! facedraw", yunet_prop()), vec![(caps, input.clone())]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let out = data(&r.samples[0]);
+    let changed: Vec<usize> = (0..512 * 512).filter(|p| out[p * 4..p * 4 + 3] != input[p * 4..p * 4 + 3]).collect();
+    assert!(changed.len() > 300, "box drawn ({} px)", changed.len());
+    // Everything drawn lies around the face (box, landmarks, label above it).
+    assert!(changed.iter().all(|p| {
+        let (x, y) = (p % 512, p / 512);
+        (150..300).contains(&x) && (30..190).contains(&y)
+    }));
+}
+
+/// The main job as users type it: a real compressed clip through gst-launch-1.0.
+#[test]
+fn gst_launch_enhances_a_real_clip() {
+    let plugin_dir = repo().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" });
+    assert!(plugin_dir.join("libgstfaceenhance.so").is_file(), "plugin not built in {}", plugin_dir.display());
+    let out = std::env::temp_dir().join(format!("faceenhance-launch-{}.mp4", std::process::id()));
+    let clip = cached("data/carphone_distorted.mp4");
+    let pipeline = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! faceenhance ! videoconvert ! x264enc ! mp4mux ! filesink location={}",
+        clip.display(),
+        out.display()
+    );
+    let result = Command::new("gst-launch-1.0")
+        .arg("-m")
+        .args(pipeline.split(' '))
+        .env("GST_PLUGIN_PATH", &plugin_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(result.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&result.stderr));
+    let analysed = stdout.matches("facedetector, timestamp").count();
+    let with_face = stdout.matches("faces=(int)1").count();
+    println!("{with_face} of {analysed} frames with a face");
+    assert!(analysed >= 100, "{analysed} frames analysed");
+    assert!(with_face * 10 >= analysed * 9, "a face in only {with_face} of {analysed} frames");
+    assert!(std::fs::metadata(&out).unwrap().len() > 10_000);
+    std::fs::remove_file(out).ok();
+}
