@@ -75,7 +75,14 @@ impl CropSet {
             Split::Train => m.train.files,
             Split::Val => m.val.files,
         };
-        ensure!(bytes.len() == per * names.len(), "{}: {} bytes for {} crops of {} px", path.display(), bytes.len(), names.len(), m.size);
+        ensure!(
+            bytes.len() == per * names.len(),
+            "{}: {} bytes for {} crops of {} px",
+            path.display(),
+            bytes.len(),
+            names.len(),
+            m.size
+        );
         Ok(Self { size: m.size, bytes, names })
     }
 

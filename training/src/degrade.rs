@@ -442,7 +442,11 @@ mod tests {
         for y in 1..img.h - 1 {
             for x in 1..img.w - 1 {
                 for c in 0..3 {
-                    let l = 4.0 * img.at(x, y, c) - img.at(x - 1, y, c) - img.at(x + 1, y, c) - img.at(x, y - 1, c) - img.at(x, y + 1, c);
+                    let l = 4.0 * img.at(x, y, c)
+                        - img.at(x - 1, y, c)
+                        - img.at(x + 1, y, c)
+                        - img.at(x, y - 1, c)
+                        - img.at(x, y + 1, c);
                     e += l * l;
                 }
             }

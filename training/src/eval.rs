@@ -86,7 +86,11 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
             for (o, (_, y)) in m.run(chunk)?.into_iter().zip(gts) {
                 let o = o.clamp();
                 psnr += psnr_y(&o, y, 0);
-                next.push(if a.scale == 1 { o } else { o.resize(in_size, in_size, opencv::imgproc::INTER_AREA)?.clamp() });
+                next.push(if a.scale == 1 {
+                    o
+                } else {
+                    o.resize(in_size, in_size, opencv::imgproc::INTER_AREA)?.clamp()
+                });
             }
         }
         drift.push(psnr / nd.max(1) as f64);

@@ -49,10 +49,7 @@ impl Img {
 
     /// BT.601 luma in [0, 255] as used by the SR literature (16..235 range).
     pub fn luma(&self) -> Vec<f32> {
-        self.data
-            .chunks_exact(3)
-            .map(|p| 16.0 + 65.481 * p[0] + 128.553 * p[1] + 24.966 * p[2])
-            .collect()
+        self.data.chunks_exact(3).map(|p| 16.0 + 65.481 * p[0] + 128.553 * p[1] + 24.966 * p[2]).collect()
     }
 
     /// To an OpenCV `CV_32FC3` matrix in RGB channel order.

@@ -95,7 +95,15 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         #[cfg(feature = "core")]
         Cmd::Prepare { input, out, size, detector_model, train_max_index, val_fraction, limit } => {
-            let m = prepare::run(&prepare::PrepareArgs { input, out: out.clone(), size, detector_model, train_max_index, val_fraction, limit })?;
+            let m = prepare::run(&prepare::PrepareArgs {
+                input,
+                out: out.clone(),
+                size,
+                detector_model,
+                train_max_index,
+                val_fraction,
+                limit,
+            })?;
             tracing::info!(
                 train = m.train.files.len(),
                 train_no_face = m.train.no_face.len(),
@@ -108,7 +116,12 @@ fn main() -> Result<()> {
         Cmd::Train { config, resume, max_minutes, stop_at, no_progress } => {
             let cfg = TrainConfig::load(&config)?;
             let st = train::train(&cfg, &train::RunOptions { resume, max_minutes, stop_at, progress: !no_progress })?;
-            tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, best_val_psnr = st.best_val_psnr, "stopped");
+            tracing::info!(
+                step = st.step,
+                elapsed_min = st.elapsed_s / 60.0,
+                best_val_psnr = st.best_val_psnr,
+                "stopped"
+            );
         }
         Cmd::Export { config, out } => {
             let cfg = TrainConfig::load(&config)?;

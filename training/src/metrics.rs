@@ -36,8 +36,17 @@ fn gaussian_window(size: usize, sigma: f64) -> Vec<f64> {
     w
 }
 
+/// A square weighting window and the SSIM stabilising constants.
+struct Window {
+    weights: Vec<f64>,
+    size: usize,
+    c1: f64,
+    c2: f64,
+}
+
 /// Mean of the windowed SSIM map ("valid" windows only, as in the reference code).
-fn windowed(a: &[f32], b: &[f32], w: usize, h: usize, win: &[f64], size: usize, c1: f64, c2: f64) -> f64 {
+fn windowed(a: &[f32], b: &[f32], w: usize, h: usize, win: &Window) -> f64 {
+    let Window { weights: ref win, size, c1, c2 } = *win;
     let mut total = 0.0;
     let mut count = 0usize;
     for y0 in 0..=h.saturating_sub(size) {
@@ -67,16 +76,20 @@ fn windowed(a: &[f32], b: &[f32], w: usize, h: usize, win: &[f64], size: usize, 
 /// SSIM on Y, Gaussian 11x11 window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255.
 pub fn ssim_y(a: &Img, b: &Img) -> f64 {
     let (ya, yb) = (a.clone().clamp().luma(), b.clone().clamp().luma());
-    let win = gaussian_window(11, 1.5);
-    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
-    windowed(&ya, &yb, a.w, a.h, &win, 11, c1, c2)
+    let win = Window {
+        weights: gaussian_window(11, 1.5),
+        size: 11,
+        c1: (0.01f64 * 255.0).powi(2),
+        c2: (0.03f64 * 255.0).powi(2),
+    };
+    windowed(&ya, &yb, a.w, a.h, &win)
 }
 
 /// Universal quality index on Y with 8x8 uniform windows.
 pub fn uqi_y(a: &Img, b: &Img) -> f64 {
     let (ya, yb) = (a.clone().clamp().luma(), b.clone().clamp().luma());
-    let win = vec![1.0 / 64.0; 64];
-    windowed(&ya, &yb, a.w, a.h, &win, 8, 0.0, 0.0)
+    let win = Window { weights: vec![1.0 / 64.0; 64], size: 8, c1: 0.0, c2: 0.0 };
+    windowed(&ya, &yb, a.w, a.h, &win)
 }
 
 /// Running means of the three metrics.

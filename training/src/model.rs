@@ -59,7 +59,8 @@ pub fn pixel_shuffle(x: Tensor<4>, r: usize) -> Tensor<4> {
                 x.clone().select(1, idx),
                 InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([oh, ow]),
             );
-            let mask: Vec<f32> = (0..oh * ow).map(|p| if (p / ow) % r == i && (p % ow) % r == j { 1.0 } else { 0.0 }).collect();
+            let mask: Vec<f32> =
+                (0..oh * ow).map(|p| if (p / ow) % r == i && (p % ow) % r == j { 1.0 } else { 0.0 }).collect();
             let mask = Tensor::<4>::from_data(TensorData::new(mask, [1, 1, oh, ow]), &device);
             let part = up * mask;
             out = Some(match out {
@@ -303,6 +304,8 @@ impl GeneratorConfig {
     }
 }
 
+// Modules are built once per run; the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Generator {
     Restore(RestoreNet),
@@ -360,7 +363,10 @@ mod tests {
         let device = Device::flex();
         let (b, c, h, w, r) = (2, 8, 3, 4, 2);
         let n = b * c * h * w;
-        let x = Tensor::<4>::from_data(TensorData::new((0..n).map(|v| v as f32).collect::<Vec<_>>(), [b, c, h, w]), &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..n).map(|v| v as f32).collect::<Vec<_>>(), [b, c, h, w]),
+            &device,
+        );
         let y = pixel_shuffle(x, r).into_data().try_to_vec::<f32>().unwrap();
         let oc = c / (r * r);
         for bi in 0..b {

@@ -22,7 +22,8 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
     static ENV: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let path = std::env::var_os("ORT_DYLIB_PATH").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/faceenhance/onnxruntime/lib/libonnxruntime.so.1")
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/faceenhance/onnxruntime/lib/libonnxruntime.so.1")
         });
         ort::init_from(&path).map_err(|e| format!("{}: {e}", path.display()))?.build().map_err(|e| e.to_string())
     })
@@ -70,5 +71,48 @@ impl OrtModel {
         let (w, h) = (imgs[0].w, imgs[0].h);
         let (s, v) = self.run_raw([imgs.len(), 3, h, w], to_nchw(imgs))?;
         Ok(from_nchw(&v, s[0], s[2], s[3]))
+    }
+}
+
+#[cfg(all(test, feature = "core"))]
+mod tests {
+    use super::*;
+    use faceenhance::model::profile::Profile;
+
+    /// The models this crate ships: each present ONNX file has a valid profile beside it,
+    /// runs at batch 1 and 4 with the profile's sizes, and is not the identity.
+    #[test]
+    fn shipped_models_load_and_run() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        for name in ["restore-64", "sr-x4-64", "sr-x8-64"] {
+            let onnx = dir.join(format!("{name}.onnx"));
+            if !onnx.is_file() {
+                continue;
+            }
+            let p = Profile::from_file(&Profile::beside(&onnx)).unwrap();
+            assert_eq!((p.input.as_str(), p.output.as_str()), ("input", "output"));
+            assert!(std::fs::metadata(&onnx).unwrap().len() <= 10 * 1024 * 1024, "{name} over 10 MB");
+            let mut m = OrtModel::load(&onnx, 1).unwrap();
+            let (si, so) = (p.input_size as usize, p.output_size as usize);
+            for batch in [1usize, 4] {
+                let mut imgs = Vec::new();
+                for k in 0..batch {
+                    let mut img = Img::new(si, si);
+                    for (i, v) in img.data.iter_mut().enumerate() {
+                        *v = (((i / 3) % si) as f32 / si as f32 * 0.6 + 0.2 + 0.05 * k as f32 + 0.1 * ((i % 3) as f32))
+                            .min(1.0);
+                    }
+                    imgs.push(img);
+                }
+                let out = m.run(&imgs).unwrap();
+                assert_eq!(out.len(), batch);
+                assert_eq!((out[0].w, out[0].h), (so, so));
+                assert!(out.iter().flat_map(|o| o.data.iter()).all(|v| v.is_finite()));
+                let reference = imgs[0].bicubic(so, so).unwrap();
+                let diff = out[0].data.iter().zip(&reference.data).map(|(a, b)| (a - b).abs()).sum::<f32>()
+                    / reference.data.len() as f32;
+                assert!(diff > 1e-4, "{name} returns (an up-scaling of) its input");
+            }
+        }
     }
 }

@@ -10,7 +10,10 @@ fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<f64>>)> {
     let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = s.lines();
     let header = lines.next().unwrap_or_default().split(',').map(str::to_string).collect();
-    let rows = lines.filter(|l| !l.trim().is_empty()).map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect()).collect();
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .collect();
     Ok((header, rows))
 }
 
@@ -55,9 +58,12 @@ pub fn plot_run(run: &Path) -> Result<()> {
         // discriminator loss, rescaled into the same axis for its shape only
         let (a0, a1) = range(&adv);
         let scale = |v: f64| y0 + (v - a0) / (a1 - a0).max(1e-9) * (y1 - y0);
-        c.draw_series(LineSeries::new(steps.iter().copied().zip(adv.iter().copied()).filter(|p| p.1 > 0.0).map(|(s, v)| (s, scale(v))), &RED.mix(0.5)))?
-            .label("D loss (rescaled)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+        c.draw_series(LineSeries::new(
+            steps.iter().copied().zip(adv.iter().copied()).filter(|p| p.1 > 0.0).map(|(s, v)| (s, scale(v))),
+            &RED.mix(0.5),
+        ))?
+        .label("D loss (rescaled)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
         c.configure_series_labels().border_style(BLACK).draw()?;
     }
 

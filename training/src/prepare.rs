@@ -37,7 +37,10 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
         .with_context(|| format!("reading {}", args.input.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png" | "bmp" | "webp"))
+            matches!(
+                p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(),
+                Some("jpg" | "jpeg" | "png" | "bmp" | "webp")
+            )
         })
         .collect();
     files.sort();
@@ -71,7 +74,7 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
     let cfg = DetectorConfig {
         kind: DetectorKind::YuNet,
         model: Some(args.detector_model.clone()),
-        score_threshold: 0.5,
+        score_threshold: Some(0.5),
         min_face_size: 8.0,
         ..Default::default()
     };
@@ -91,7 +94,7 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
             Split::Train => (&mut train, &mut train_bytes),
             Split::Val => (&mut val, &mut val_bytes),
         };
-        let bgr = opencv::imgcodecs::imread(&path.to_string_lossy(), opencv::imgcodecs::IMREAD_COLOR)?;
+        let bgr = opencv::imgcodecs::imread(path, opencv::imgcodecs::IMREAD_COLOR)?;
         if bgr.empty() {
             m.no_face.push(name);
             continue;

@@ -60,7 +60,13 @@ pub fn batch_for_step(set: &CropSet, cfg: &TrainConfig, step: usize) -> Result<(
 }
 
 /// Fixed validation pairs: crop `i` degraded with seed `val_seed + i`.
-pub fn validation_pairs(set: &CropSet, scale: usize, cfg: &DegradeConfig, seed: u64, count: usize) -> Result<Vec<(Img, Img)>> {
+pub fn validation_pairs(
+    set: &CropSet,
+    scale: usize,
+    cfg: &DegradeConfig,
+    seed: u64,
+    count: usize,
+) -> Result<Vec<(Img, Img)>> {
     (0..count.min(set.len()))
         .map(|i| make_pair(&set.get(i), scale, cfg, &mut ChaCha8Rng::seed_from_u64(seed + i as u64)))
         .collect()
@@ -169,7 +175,12 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     let ad = device.clone().autodiff();
     let train_set = CropSet::load(&cfg.cache, Split::Train)?;
     let val_set = CropSet::load(&cfg.cache, Split::Val)?;
-    anyhow::ensure!(train_set.size == cfg.output_size, "cache crops are {} px, config wants {}", train_set.size, cfg.output_size);
+    anyhow::ensure!(
+        train_set.size == cfg.output_size,
+        "cache crops are {} px, config wants {}",
+        train_set.size,
+        cfg.output_size
+    );
     let scale = cfg.generator.scale();
     let out = &cfg.out_dir;
     std::fs::create_dir_all(out)?;
@@ -217,7 +228,13 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     let mut acc_n = 0usize;
     let mut last_log = Instant::now();
 
-    let save = |g: &Generator, d: &PatchDiscriminator, ema: &Generator, opt_g: &burn::optim::ModuleOptimizer, opt_d: &burn::optim::ModuleOptimizer, state: &TrainState| -> Result<()> {
+    let save = |g: &Generator,
+                d: &PatchDiscriminator,
+                ema: &Generator,
+                opt_g: &burn::optim::ModuleOptimizer,
+                opt_d: &burn::optim::ModuleOptimizer,
+                state: &TrainState|
+     -> Result<()> {
         std::fs::create_dir_all(&ck.dir)?;
         let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
         g.clone().save_file(ck.p("g.bpk")).map_err(e)?;
@@ -309,8 +326,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             acc_n = 0;
             last_log = Instant::now();
         }
-        let done = state.step == stop_at
-            || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
+        let done =
+            state.step == stop_at || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
         if state.step % cfg.val_every == 0 || state.step == cfg.steps {
             let (ms, bs) = validate(&ema, &val_pairs, cfg.output_size, &device)?;
             state.best_val_psnr = state.best_val_psnr.max(ms.psnr);
@@ -390,9 +407,16 @@ mod tests {
         let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1 });
         let mut g = gen_cfg.init(&ad);
         let mut d = PatchDiscriminator::new(8, &ad);
-        let dcfg = DegradeConfig { blur_prob: 1.0, blur_sigma: [1.5, 1.5], gauss_noise_prob: 1.0, noise_sigma: [8.0, 8.0], ..Default::default() };
+        let dcfg = DegradeConfig {
+            blur_prob: 1.0,
+            blur_sigma: [1.5, 1.5],
+            gauss_noise_prob: 1.0,
+            noise_sigma: [8.0, 8.0],
+            ..Default::default()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let pairs: Vec<(Img, Img)> = (0..4).map(|k| degrade_restore(&smooth(32, k), &dcfg, &mut rng).unwrap()).collect();
+        let pairs: Vec<(Img, Img)> =
+            (0..4).map(|k| degrade_restore(&smooth(32, k), &dcfg, &mut rng).unwrap()).collect();
         let xs: Vec<Img> = pairs.iter().map(|p| p.0.clone()).collect();
         let ys: Vec<Img> = pairs.iter().map(|p| p.1.clone()).collect();
         let mut opt = AdamConfig::new().init();
@@ -409,7 +433,9 @@ mod tests {
                 let (fl, ff) = d.forward(fake.clone());
                 let (rl, rf) = d.forward(y.clone());
                 let rf: Vec<Tensor<4>> = rf.into_iter().map(|t| t.detach()).collect();
-                total = total + loss::relativistic_g(rl.detach(), fl).mul_scalar(1e-3) + loss::feature_matching(&ff, &rf).mul_scalar(1e-3);
+                total = total
+                    + loss::relativistic_g(rl.detach(), fl).mul_scalar(1e-3)
+                    + loss::feature_matching(&ff, &rf).mul_scalar(1e-3);
                 let (rl, _) = d.forward(y);
                 let (fl, _) = d.forward(fake.clone().detach());
                 let ld = loss::lsgan_d(rl, fl);
