@@ -10,5 +10,5 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 cargo build --release --workspace
 cargo test --release --workspace
 if [ -f training/Cargo.toml ]; then
-  (cd training && cargo fmt -- --check && cargo test --release)
+  (cd training && cargo fmt -- --check && cargo test)
 fi

@@ -255,19 +255,6 @@ fn profile_that_does_not_match_the_model_names_the_mismatch() {
 }
 
 #[test]
-fn missing_onnx_runtime_is_a_clear_error() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceenhance"))
-        .args(["image", &astronaut().to_string_lossy(), "-o"])
-        .arg(temp_dir("noort"))
-        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ONNX Runtime library") && err.contains("/nonexistent/libonnxruntime.so.1"), "{err}");
-}
-
-#[test]
 fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
     let img = imread(&astronaut());
     // Frames that differ: the face moves right by 4 px per frame.

@@ -1,20 +1,22 @@
-//! The `faceenhance` command line: enhance still images, and put two pictures side by side
-//! (the demo script uses it for the before/after frame).
+//! The `faceenhance` command line: transcode videos through the same GStreamer elements
+//! `gst-launch-1.0` users get, enhance still images through the core, and put two
+//! pictures side by side.
 
-use std::path::{Path, PathBuf};
+mod image;
+mod video;
 
-use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use faceenhance::detect::{DetectorConfig, DetectorKind};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{Provider, ProviderOptions};
 use faceenhance::pipeline::{Enhancer, RestoreConfig};
-use opencv::core::{Mat, Point, Scalar, Size, Vector};
-use opencv::prelude::*;
-use opencv::{core, imgcodecs, imgproc};
+use opencv::prelude::MatTraitConst;
 
 #[derive(Parser)]
-#[command(version, about = "Find, restore and blend back faces")]
+#[command(version, about = "Find, restore and blend back faces in videos and pictures")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Enhance a video: anything GStreamer reads in; H.264 in MP4 or MKV (by the output's
+    /// extension) out, audio kept. Ctrl-C stops early and still leaves a playable file.
+    Video(video::VideoArgs),
     /// Enhance still images; writes NAME.png and NAME-side-by-side.png into the output folder.
     Image {
         #[arg(required = true)]
@@ -43,9 +48,10 @@ enum Command {
     },
 }
 
-#[derive(Args)]
-struct EnhanceOpts {
-    /// Restoration model (ONNX with a profile TOML beside it).
+/// The options every enhancing command shares (the elements' main properties).
+#[derive(Args, Clone)]
+pub struct EnhanceOpts {
+    /// Restoration model (ONNX with a profile TOML beside it); default: the shipped one.
     #[arg(long)]
     model: Option<PathBuf>,
     /// auto, cpu, cuda, tensorrt.
@@ -57,6 +63,7 @@ struct EnhanceOpts {
     /// YuNet or CenterFace ONNX file.
     #[arg(long)]
     detector_model: Option<PathBuf>,
+    /// 0: faces untouched .. 1: restored faces replace the originals.
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
 }
@@ -76,76 +83,26 @@ impl EnhanceOpts {
     }
 }
 
-fn read(path: &Path) -> Result<Mat> {
-    let m = imgcodecs::imread(path, imgcodecs::IMREAD_COLOR)?;
-    if m.empty() {
-        bail!("{}: not an image OpenCV can read", path.display());
-    }
-    Ok(m)
-}
-
-fn write(path: &Path, m: &Mat) -> Result<()> {
-    if !imgcodecs::imwrite(path, m, &Vector::new())? {
-        bail!("{}: could not write", path.display());
-    }
-    Ok(())
-}
-
-fn side_by_side(left: &Mat, right: &Mat, scale: i32) -> Result<Mat> {
-    let mut r = Mat::default();
-    let h = left.rows();
-    let w = (right.cols() as f64 * h as f64 / right.rows() as f64).round() as i32;
-    imgproc::resize(right, &mut r, Size::new(w.max(1), h), 0.0, 0.0, imgproc::INTER_CUBIC)?;
-    let mut both = Mat::default();
-    let pair: Vector<Mat> = Vector::from_iter([left.clone(), r]);
-    core::hconcat(&pair, &mut both)?;
-    let mut out = Mat::default();
-    let s = scale.max(1);
-    imgproc::resize(&both, &mut out, Size::new(both.cols() * s, both.rows() * s), 0.0, 0.0, imgproc::INTER_NEAREST)?;
-    for (text, x) in [("input", 4), ("faceenhance", left.cols() * s + 4)] {
-        let org = Point::new(x, 14);
-        imgproc::put_text(
-            &mut out,
-            text,
-            org,
-            imgproc::FONT_HERSHEY_SIMPLEX,
-            0.45,
-            Scalar::all(0.0),
-            3,
-            imgproc::LINE_AA,
-            false,
-        )?;
-        imgproc::put_text(
-            &mut out,
-            text,
-            org,
-            imgproc::FONT_HERSHEY_SIMPLEX,
-            0.45,
-            Scalar::all(255.0),
-            1,
-            imgproc::LINE_AA,
-            false,
-        )?;
-    }
-    Ok(out)
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Video(args) => video::run(&args),
         Command::Image { inputs, output, opts } => {
             std::fs::create_dir_all(&output).with_context(|| format!("{}", output.display()))?;
             let mut enhancer = opts.enhancer()?;
             for input in inputs {
-                let original = read(&input)?;
+                let original = image::read(&input)?;
                 let mut img = original.try_clone()?;
                 let (faces, stats) = enhancer.process(&mut frame_from_mat(&mut img)?)?;
                 let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
-                write(&output.join(format!("{stem}.png")), &img)?;
-                write(&output.join(format!("{stem}-side-by-side.png")), &side_by_side(&original, &img, 1)?)?;
+                image::write(&output.join(format!("{stem}.png")), &img)?;
+                image::write(
+                    &output.join(format!("{stem}-side-by-side.png")),
+                    &image::side_by_side(&original, &img, 1)?,
+                )?;
                 println!(
                     "{}: {} faces, {} restored, {:.1} ms",
                     input.display(),
@@ -154,10 +111,10 @@ fn main() -> Result<()> {
                     stats.total_ms
                 );
             }
+            Ok(())
         }
         Command::SideBySide { left, right, output, scale } => {
-            write(&output, &side_by_side(&read(&left)?, &read(&right)?, scale)?)?;
+            image::write(&output, &image::side_by_side(&image::read(&left)?, &image::read(&right)?, scale)?)
         }
     }
-    Ok(())
 }

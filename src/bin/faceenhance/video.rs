@@ -1,0 +1,300 @@
+//! `faceenhance video`: decodebin -> faceenhance -> x264 -> MP4/MKV, audio passed through
+//! when the container takes it (else re-encoded), a progress bar, Ctrl-C -> EOS so the
+//! file is finalised and playable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use gst::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::EnhanceOpts;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Compare {
+    /// Input on the left, enhanced on the right, in one frame twice as wide.
+    SideBySide,
+}
+
+#[derive(Args)]
+pub struct VideoArgs {
+    input: PathBuf,
+    /// Output file: .mp4/.m4v/.mov (MP4) or .mkv (Matroska).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    opts: EnhanceOpts,
+    /// x264 constant quality: 0 lossless .. 51 worst.
+    #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u32).range(0..=51))]
+    quality: u32,
+    /// Write the input and the output next to each other.
+    #[arg(long, value_enum)]
+    compare: Option<Compare>,
+    /// Run detection every N frames, reuse faces in between.
+    #[arg(long, default_value_t = 1)]
+    detect_interval: u32,
+    /// No progress bar (logs and CI).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn make(factory: &str) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element '{factory}' is not installed"))
+}
+
+/// The muxer for the output's extension and the audio encoder to use when the input's
+/// audio cannot be passed through.
+fn muxer_for(output: &std::path::Path) -> Result<(gst::Element, &'static str)> {
+    let ext = output.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "mp4" | "m4v" | "mov" => Ok((make("mp4mux")?, "avenc_aac")),
+        "mkv" => Ok((make("matroskamux")?, "opusenc")),
+        _ => bail!("{}: unsupported output type '.{ext}' (use .mp4 or .mkv)", output.display()),
+    }
+}
+
+struct Graph {
+    pipeline: gst::Pipeline,
+    frames: Arc<AtomicU64>,
+    faces: Arc<AtomicU64>,
+}
+
+fn build(args: &VideoArgs) -> Result<Graph> {
+    if !args.input.is_file() {
+        bail!("{}: no such file", args.input.display());
+    }
+    let pipeline = gst::Pipeline::new();
+    let src =
+        gst::ElementFactory::make("filesrc").property("location", args.input.to_string_lossy().as_ref()).build()?;
+    let decode = make("decodebin")?;
+    let (mux, audio_encoder) = muxer_for(&args.output)?;
+    let sink =
+        gst::ElementFactory::make("filesink").property("location", args.output.to_string_lossy().as_ref()).build()?;
+    // Stop decoding audio where the muxer can take it as it is: pass-through.
+    let mut stop_caps = gst::Caps::builder("video/x-raw").build();
+    {
+        let stop = stop_caps.get_mut().expect("fresh caps");
+        stop.append(gst::Caps::builder("audio/x-raw").build());
+        if let Some(t) = mux.pad_template("audio_%u") {
+            stop.append(t.caps().copy());
+        }
+    }
+    decode.set_property("caps", &stop_caps);
+
+    // Video: convert -> [tee for the comparison] -> faceenhance -> convert -> x264.
+    let convert_in = make("videoconvert")?;
+    let enhance = make("faceenhance")?;
+    let o = &args.opts;
+    if let Some(m) = &o.model {
+        enhance.set_property("model", m.to_string_lossy().as_ref());
+    }
+    enhance.set_property_from_str("provider", &format!("{:?}", o.provider).to_lowercase());
+    enhance.set_property_from_str("detector", &format!("{:?}", o.detector).to_lowercase());
+    if let Some(m) = &o.detector_model {
+        enhance.set_property("detector-model", m.to_string_lossy().as_ref());
+    }
+    enhance.set_property("strength", o.strength);
+    enhance.set_property("detect-interval", args.detect_interval);
+    let convert_out = make("videoconvert")?;
+    let encode = make("x264enc")?;
+    encode.set_property_from_str("pass", "qual");
+    encode.set_property("quantizer", args.quality);
+    encode.set_property_from_str("speed-preset", "medium");
+    let vqueue = make("queue")?;
+    pipeline.add_many([&src, &decode, &convert_in, &enhance, &convert_out, &encode, &vqueue, &mux, &sink])?;
+    src.link(&decode)?;
+    match args.compare {
+        None => gst::Element::link_many([&convert_in, &enhance, &convert_out])?,
+        Some(Compare::SideBySide) => {
+            let tee = make("tee")?;
+            let (q_in, q_out) = (make("queue")?, make("queue")?);
+            let mix = make("compositor")?;
+            let shape = make("capsfilter")?;
+            pipeline.add_many([&tee, &q_in, &q_out, &mix, &shape])?;
+            gst::Element::link_many([&convert_in, &tee, &q_in])?;
+            gst::Element::link_many([&tee, &q_out, &enhance])?;
+            let left = mix.request_pad_simple("sink_%u").context("compositor pad")?;
+            let right = mix.request_pad_simple("sink_%u").context("compositor pad")?;
+            q_in.static_pad("src").unwrap().link(&left)?;
+            enhance.static_pad("src").unwrap().link(&right)?;
+            // The right half starts where the left frame ends, and the output keeps the
+            // input's pixel aspect ratio (else compositor resamples to square pixels and the
+            // halves no longer line up pixel for pixel): both known once caps arrive.
+            let right_pad = right.clone();
+            let shape_weak = shape.downgrade();
+            left.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                    if let gst::EventView::Caps(c) = ev.view() {
+                        if let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps()) {
+                            right_pad.set_property("xpos", vi.width() as i32);
+                            if let Some(shape) = shape_weak.upgrade() {
+                                let caps =
+                                    gst::Caps::builder("video/x-raw").field("pixel-aspect-ratio", vi.par()).build();
+                                shape.set_property("caps", caps);
+                            }
+                        }
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+            gst::Element::link_many([&mix, &shape, &convert_out])?;
+        }
+    }
+    gst::Element::link_many([&convert_out, &encode, &vqueue, &mux, &sink])?;
+
+    let frames = Arc::new(AtomicU64::new(0));
+    let counter = frames.clone();
+    encode.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+
+    // Streams appear as decodebin finds them: the first video, and every audio stream.
+    let video_linked = Arc::new(Mutex::new(false));
+    let pipeline_weak = pipeline.downgrade();
+    let mux_weak = mux.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(mux)) = (pipeline_weak.upgrade(), mux_weak.upgrade()) else { return };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let name = caps.structure(0).map(|s| s.name().to_string()).unwrap_or_default();
+        let result = if name == "video/x-raw" {
+            let mut linked = video_linked.lock().unwrap();
+            if *linked {
+                return;
+            }
+            *linked = true;
+            pad.link(&convert_in.static_pad("sink").unwrap()).map(|_| ()).map_err(|e| anyhow!("video: {e:?}"))
+        } else if name.starts_with("audio/") {
+            link_audio(&pipeline, &mux, pad, &caps, audio_encoder)
+        } else {
+            return;
+        };
+        if let Err(e) = result {
+            gst::element_error!(pipeline, gst::StreamError::Failed, ["cannot link a {name} stream: {e:#}"]);
+        }
+    });
+    Ok(Graph { pipeline, frames, faces: Arc::new(AtomicU64::new(0)) })
+}
+
+/// Audio into the muxer: as it is when the muxer takes these caps, else re-encoded.
+fn link_audio(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    encoder: &str,
+) -> Result<()> {
+    let takes_as_is = mux.pad_template("audio_%u").is_some_and(|t| t.caps().can_intersect(caps));
+    let queue = make("queue")?;
+    let chain: Vec<gst::Element> = if takes_as_is {
+        vec![queue]
+    } else {
+        vec![queue, make("audioconvert")?, make("audioresample")?, make(encoder)?]
+    };
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+    let last = chain.last().expect("at least the queue");
+    let mux_pad = mux.request_pad_simple("audio_%u").context("muxer has no audio input")?;
+    last.static_pad("src").unwrap().link(&mux_pad)?;
+    for e in &chain {
+        e.sync_state_with_parent()?;
+    }
+    pad.link(&chain[0].static_pad("sink").unwrap())?;
+    tracing::info!(caps = %caps, pass_through = takes_as_is, "audio stream");
+    Ok(())
+}
+
+pub fn run(args: &VideoArgs) -> Result<()> {
+    gst::init()?;
+    gstfaceenhance::plugin_register_static()?;
+    let graph = build(args)?;
+    let pipeline = &graph.pipeline;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+
+    let bar = if args.no_progress { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}")
+            .expect("valid template"),
+    );
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| first_error(pipeline).unwrap_or_else(|| anyhow!("cannot start")))?;
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    let started = Instant::now();
+    let mut provider = String::new();
+    let mut eos_sent: Option<Instant> = None;
+    let outcome = loop {
+        if stop.load(Ordering::SeqCst) && eos_sent.is_none() {
+            // Let the muxer write its index: a stopped file stays playable.
+            bar.println("stopping: finishing the file ...");
+            pipeline.send_event(gst::event::Eos::new());
+            eos_sent = Some(Instant::now());
+        }
+        if eos_sent.is_some_and(|t| t.elapsed() > Duration::from_secs(20)) {
+            break Err(anyhow!("the pipeline did not finish within 20 s of Ctrl-C"));
+        }
+        if let Some(d) = pipeline.query_duration::<gst::ClockTime>() {
+            bar.set_length(d.mseconds());
+        }
+        if let Some(p) = pipeline.query_position::<gst::ClockTime>() {
+            bar.set_position(p.mseconds());
+        }
+        let frames = graph.frames.load(Ordering::Relaxed);
+        bar.set_message(format!(
+            "{frames} frames, {:.1} fps",
+            frames as f64 / started.elapsed().as_secs_f64().max(1e-3)
+        ));
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => {
+                break Err(anyhow!("{}{}", e.error(), e.debug().map(|d| format!("\n  ({d})")).unwrap_or_default()))
+            }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    match s.name().as_str() {
+                        "facedetector" => {
+                            graph.faces.fetch_add(s.get::<i32>("faces").unwrap_or(0) as u64, Ordering::Relaxed);
+                        }
+                        "facerestore-provider" => provider = s.get::<String>("provider").unwrap_or_default(),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    };
+    bar.finish_and_clear();
+    pipeline.set_state(gst::State::Null)?;
+    outcome?;
+    let frames = graph.frames.load(Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, restoration on {provider}{}",
+        args.input.display(),
+        args.output.display(),
+        frames as f64 / secs.max(1e-3),
+        graph.faces.load(Ordering::Relaxed),
+        if eos_sent.is_some() { " (stopped early)" } else { "" }
+    );
+    Ok(())
+}
+
+/// The first error message waiting on the bus (a failed state change leaves one).
+fn first_error(pipeline: &gst::Pipeline) -> Option<anyhow::Error> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Error(e) = msg.view() {
+            return Some(anyhow!("{}{}", e.error(), e.debug().map(|d| format!("\n  ({d})")).unwrap_or_default()));
+        }
+    }
+    None
+}

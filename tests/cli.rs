@@ -1,0 +1,215 @@
+//! The `faceenhance` command line: videos in, playable H.264 out with the audio kept, a
+//! clean stop on Ctrl-C, the side-by-side comparison, stills, and errors with reasons.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faceenhance"))
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceenhance-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn ok(out: Output) -> String {
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// What a file decodes to: video frames, frame size, audio buffers.
+#[derive(Debug, Default)]
+struct Probe {
+    frames: u64,
+    width: i32,
+    height: i32,
+    audio: u64,
+}
+
+fn probe(path: &Path) -> Probe {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc").property("location", path.to_str().unwrap()).build().unwrap();
+    let dec = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &dec]).unwrap();
+    src.link(&dec).unwrap();
+    let (frames, audio) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let size = Arc::new(std::sync::Mutex::new((0, 0)));
+    let (f, a, s) = (frames.clone(), audio.clone(), size.clone());
+    let weak = pipeline.downgrade();
+    dec.connect_pad_added(move |_, pad| {
+        let pipeline = weak.upgrade().unwrap();
+        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        let caps = pad.current_caps().unwrap();
+        let st = caps.structure(0).unwrap();
+        let counter = if st.name().starts_with("video/") {
+            *s.lock().unwrap() = (st.get::<i32>("width").unwrap(), st.get::<i32>("height").unwrap());
+            f.clone()
+        } else {
+            a.clone()
+        };
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} does not decode: {}", path.display(), e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let (width, height) = *size.lock().unwrap();
+    Probe { frames: frames.load(Ordering::Relaxed), width, height, audio: audio.load(Ordering::Relaxed) }
+}
+
+/// A short clip with a tone: the astronaut moving over a test pattern is not needed, only
+/// streams to carry through. `audio` is the encoder element.
+fn clip_with_audio(name: &str, audio: &str, mux: &str) -> PathBuf {
+    let path = temp(name);
+    let desc = format!(
+        "videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! x264enc ! queue ! {mux} name=m \
+         ! filesink location={} audiotestsrc num-buffers=100 ! audioconvert ! {audio} ! queue ! m.",
+        path.display()
+    );
+    let out = Command::new("gst-launch-1.0").args(["-q", "-e"]).args(desc.split(' ')).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+#[test]
+fn video_enhances_a_real_clip_into_a_playable_mp4() {
+    let out = temp("carphone.mp4");
+    let text = ok(cli()
+        .args(["video", cached("data/carphone_distorted.mp4").to_str().unwrap(), "--no-progress", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(text.contains("120 frames"), "{text}");
+    let p = probe(&out);
+    assert_eq!((p.frames, p.width, p.height), (120, 176, 144), "{p:?}");
+}
+
+#[test]
+fn audio_passes_through_or_is_reencoded() {
+    // AAC into MP4 and Opus into MKV: the containers take them as they are.
+    for (input, output) in [
+        (clip_with_audio("aac.mp4", "avenc_aac", "mp4mux"), temp("aac-out.mkv")),
+        (clip_with_audio("vorbis.mkv", "vorbisenc", "matroskamux"), temp("vorbis-out.mp4")),
+    ] {
+        let before = probe(&input);
+        assert!(before.audio > 0);
+        ok(cli().args(["video", input.to_str().unwrap(), "--no-progress", "-o"]).arg(&output).output().unwrap());
+        let after = probe(&output);
+        assert_eq!(after.frames, 50, "{}: {after:?}", output.display());
+        assert!(after.audio > 0, "{}: audio lost", output.display());
+    }
+}
+
+#[test]
+fn side_by_side_is_twice_as_wide() {
+    let out = temp("sbs.mp4");
+    ok(cli()
+        .args(["video", cached("data/carphone_distorted.mp4").to_str().unwrap(), "--compare", "side-by-side"])
+        .args(["--no-progress", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let p = probe(&out);
+    assert_eq!((p.frames, p.width, p.height), (120, 352, 144), "{p:?}");
+}
+
+#[test]
+fn ctrl_c_leaves_a_playable_file() {
+    let out = temp("stopped.mp4");
+    let mut child = cli()
+        .args(["video", cached("data/WolfgangLanger_Pexels.mp4").to_str().unwrap(), "--no-progress", "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let result = child.wait_with_output().unwrap();
+    let text = ok(result);
+    assert!(text.contains("stopped early"), "{text}");
+    let p = probe(&out);
+    assert!(p.frames > 0, "{p:?}");
+}
+
+#[test]
+fn bad_inputs_fail_with_reasons() {
+    let out = cli().args(["video", "/nonexistent/in.mp4", "-o"]).arg(temp("x.mp4")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/in.mp4"));
+    let clip = cached("data/carphone_distorted.mp4");
+    let out = cli().args(["video", clip.to_str().unwrap(), "-o"]).arg(temp("x.avi")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported output type '.avi'"));
+    let not_video = temp("not-a-video.mp4");
+    std::fs::write(&not_video, b"definitely not a video").unwrap();
+    let out =
+        cli().args(["video", not_video.to_str().unwrap(), "--no-progress", "-o"]).arg(temp("y.mp4")).output().unwrap();
+    assert!(!out.status.success(), "a text file transcoded");
+    let model = cli()
+        .args(["video", clip.to_str().unwrap(), "--model", "/nonexistent/m.onnx", "--no-progress", "-o"])
+        .arg(temp("z.mp4"))
+        .output()
+        .unwrap();
+    assert!(!model.status.success());
+    assert!(String::from_utf8_lossy(&model.stderr).contains("/nonexistent/m.onnx"));
+}
+
+#[test]
+fn images_are_enhanced_with_a_side_by_side() {
+    let dir = temp("stills");
+    let text = ok(cli()
+        .args([
+            "image",
+            astronaut().to_str().unwrap(),
+            real_lq("codeformer-inputs/whole_imgs/00.jpg").to_str().unwrap(),
+        ])
+        .arg("-o")
+        .arg(&dir)
+        .output()
+        .unwrap());
+    assert!(text.contains("astronaut.png: 1 faces, 1 restored"), "{text}");
+    assert!(text.contains("00.jpg: 4 faces, 4 restored"), "{text}");
+    for f in ["astronaut.png", "astronaut-side-by-side.png", "00.png", "00-side-by-side.png"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let sbs = imread(&dir.join("astronaut-side-by-side.png"));
+    assert_eq!((opencv::prelude::MatTraitConst::cols(&sbs), opencv::prelude::MatTraitConst::rows(&sbs)), (1024, 512));
+}
+
+#[test]
+fn missing_onnx_runtime_is_a_clear_error() {
+    let out = cli()
+        .args(["image", &astronaut().to_string_lossy(), "-o"])
+        .arg(temp("noort"))
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ONNX Runtime library") && err.contains("/nonexistent/libonnxruntime.so.1"), "{err}");
+}
