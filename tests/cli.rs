@@ -141,7 +141,7 @@ fn side_by_side_is_twice_as_wide() {
 #[test]
 fn ctrl_c_leaves_a_playable_file() {
     let out = temp("stopped.mp4");
-    let mut child = cli()
+    let child = cli()
         .args(["video", cached("data/WolfgangLanger_Pexels.mp4").to_str().unwrap(), "--no-progress", "-o"])
         .arg(&out)
         .stdout(std::process::Stdio::piped())
