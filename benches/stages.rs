@@ -1,0 +1,148 @@
+//! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, inference per
+//! batch of 1/4/8 faces, blending, and detection + restoration of a whole frame.
+//! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas).
+//! Run: `cargo bench --bench stages` (results: BENCHMARKS.md).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use faceenhance::align::{self, Template};
+use faceenhance::blend;
+use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
+use faceenhance::frame::frame_from_mat;
+use faceenhance::model::{ProviderOptions, Restorer};
+use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use opencv::core::{Mat, Rect, Size};
+use opencv::prelude::*;
+use opencv::{imgcodecs, imgproc};
+
+fn astronaut() -> Mat {
+    let p = faceenhance::paths::cache_dir().join("data/astronaut.png");
+    let m = imgcodecs::imread(&p.to_string_lossy().to_string(), imgcodecs::IMREAD_COLOR).unwrap();
+    assert!(!m.empty(), "{} missing: run scripts/setup.sh", p.display());
+    m
+}
+
+fn resized(m: &Mat, w: i32, h: i32) -> Mat {
+    let mut out = Mat::default();
+    imgproc::resize(m, &mut out, Size::new(w, h), 0.0, 0.0, imgproc::INTER_AREA).unwrap();
+    out
+}
+
+/// A `w` x `h` frame: the astronaut stretched as background, four faces of `face` px.
+fn frame(w: i32, h: i32) -> Mat {
+    let src = astronaut();
+    let mut canvas = resized(&src, w, h);
+    let face = resized(&Mat::roi(&src, Rect::new(130, 20, 190, 230)).unwrap().try_clone().unwrap(), h / 5, h * 23 / 95);
+    for i in 0..4 {
+        let (x, y) = (w / 10 + i * w / 5, h / 3 + (i % 2) * h / 8);
+        let mut dst = Mat::roi_mut(&mut canvas, Rect::new(x, y, face.cols(), face.rows())).unwrap();
+        face.copy_to(&mut dst).unwrap();
+    }
+    canvas
+}
+
+fn yunet() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/models/face_detection_yunet_2022mar.onnx");
+    p.is_file().then_some(p)
+}
+
+fn detectors() -> Vec<(&'static str, DetectorConfig)> {
+    let mut v = vec![
+        ("haar", DetectorConfig { kind: DetectorKind::Haar, ..Default::default() }),
+        ("centerface", DetectorConfig { kind: DetectorKind::CenterFace, ..Default::default() }),
+    ];
+    if let Some(m) = yunet() {
+        v.push(("yunet", DetectorConfig { kind: DetectorKind::YuNet, model: Some(m), ..Default::default() }));
+    }
+    v
+}
+
+fn bench_detect(c: &mut Criterion) {
+    let mut g = c.benchmark_group("detect");
+    for (res, (w, h)) in [("720p", (1280, 720)), ("1080p", (1920, 1080))] {
+        let mut img = frame(w, h);
+        for (name, cfg) in detectors() {
+            let mut det = Detector::new(cfg).unwrap();
+            let f = frame_from_mat(&mut img).unwrap();
+            let found = det.detect_frame(&f).unwrap().len();
+            eprintln!("{name} {res}: {found} faces");
+            g.bench_function(BenchmarkId::new(name, res), |b| b.iter(|| black_box(det.detect_frame(&f).unwrap())));
+        }
+    }
+    g.finish();
+}
+
+fn faces_of(img: &mut Mat) -> Vec<Face> {
+    let cfg = detectors().pop().unwrap().1;
+    Detector::new(cfg).unwrap().detect_frame(&frame_from_mat(img).unwrap()).unwrap()
+}
+
+fn bench_align_blend(c: &mut Criterion) {
+    let mut img = frame(1280, 720);
+    let faces = faces_of(&mut img);
+    let face = faces[0].clone();
+    let mut g = c.benchmark_group("align");
+    for size in [64, 512] {
+        g.bench_function(BenchmarkId::new("crop", size), |b| {
+            b.iter(|| black_box(align::crop_face(&img, &face, Template::Ffhq5, size).unwrap()))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("blend");
+    let restored = {
+        let crop = align::crop_face(&img, &face, Template::Ffhq5, 64).unwrap();
+        let mut f = Mat::default();
+        crop.convert_to(&mut f, opencv::core::CV_32FC3, 1.0, 0.0).unwrap();
+        f
+    };
+    let mask = blend::feather_mask(64, 0.1).unwrap();
+    let sim = align::estimate(&face, Template::Ffhq5, 64).unwrap();
+    g.bench_function("paste-64-720p-face", |b| {
+        b.iter(|| {
+            let mut f = frame_from_mat(&mut img).unwrap();
+            black_box(blend::paste(&mut f, &restored, &mask, &sim, 1.0).unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn bench_infer(c: &mut Criterion) {
+    let mut img = frame(1280, 720);
+    let face = faces_of(&mut img)[0].clone();
+    let mut r = Restorer::load(&faceenhance::paths::default_model(), None, &ProviderOptions::default()).unwrap();
+    let size = r.profile().input_size;
+    let crop = align::crop_face(&img, &face, r.profile().template, size).unwrap();
+    let mut g = c.benchmark_group("infer");
+    for batch in [1usize, 4, 8] {
+        let crops = vec![crop.clone(); batch];
+        g.bench_function(BenchmarkId::new("restore-64", batch), |b| b.iter(|| black_box(r.infer(&crops).unwrap())));
+    }
+    g.finish();
+}
+
+fn bench_frame(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame");
+    for (res, (w, h)) in [("720p", (1280, 720)), ("1080p", (1920, 1080))] {
+        let img = frame(w, h);
+        for (name, cfg) in detectors().into_iter().filter(|(n, _)| *n != "haar") {
+            let mut e = Enhancer::new(cfg, RestoreConfig::default()).unwrap();
+            g.bench_function(BenchmarkId::new(format!("detect+restore-{name}"), res), |b| {
+                b.iter(|| {
+                    let mut m = img.clone();
+                    black_box(e.process(&mut frame_from_mat(&mut m).unwrap()).unwrap().1.restored)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = stages;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench_detect, bench_align_blend, bench_infer, bench_frame
+}
+criterion_main!(stages);
