@@ -20,7 +20,7 @@ use opencv::{imgcodecs, imgproc};
 
 fn astronaut() -> Mat {
     let p = faceenhance::paths::cache_dir().join("data/astronaut.png");
-    let m = imgcodecs::imread(&p.to_string_lossy().to_string(), imgcodecs::IMREAD_COLOR).unwrap();
+    let m = imgcodecs::imread(&p, imgcodecs::IMREAD_COLOR).unwrap();
     assert!(!m.empty(), "{} missing: run scripts/setup.sh", p.display());
     m
 }
