@@ -15,7 +15,7 @@ use opencv::{imgcodecs, imgproc};
 /// A `w` x `h` BGRx frame: the astronaut stretched as background, four of its faces on it.
 fn frame(w: i32, h: i32) -> Vec<u8> {
     let p = faceenhance::paths::cache_dir().join("data/astronaut.png");
-    let src = imgcodecs::imread(&p.to_string_lossy().to_string(), imgcodecs::IMREAD_COLOR).unwrap();
+    let src = imgcodecs::imread(&p, imgcodecs::IMREAD_COLOR).unwrap();
     assert!(!src.empty(), "{} missing: run scripts/setup.sh", p.display());
     let mut canvas = Mat::default();
     imgproc::resize(&src, &mut canvas, Size::new(w, h), 0.0, 0.0, imgproc::INTER_AREA).unwrap();
