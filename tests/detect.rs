@@ -133,26 +133,6 @@ fn every_pixel_layout_finds_the_same_face() {
     }
 }
 
-/// Packs a BGR image into `format` with `pad` bytes at the end of every row.
-fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
-    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
-    let ch = format.channels();
-    let stride = w * ch + pad;
-    let mut out = vec![7u8; stride * h];
-    let src = bgr.data_bytes().unwrap();
-    let [r, g, b] = format.rgb_offsets();
-    for y in 0..h {
-        for x in 0..w {
-            let s = &src[(y * w + x) * 3..][..3];
-            let d = y * stride + x * ch;
-            out[d + b] = s[0];
-            out[d + g] = s[1];
-            out[d + r] = s[2];
-        }
-    }
-    (out, stride)
-}
-
 #[test]
 fn degenerate_frames_give_no_faces_and_no_error() {
     for kind in [DetectorKind::YuNet, DetectorKind::CenterFace, DetectorKind::Haar] {

@@ -97,29 +97,6 @@ fn strength_scales_the_change() {
     assert!(half > 0.3 * full && half < 0.7 * full, "half {half} vs full {full}");
 }
 
-/// Packs BGR into `format` with padding bytes (value 7) after each row and alpha 200.
-fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
-    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
-    let ch = format.channels();
-    let stride = w * ch + pad;
-    let mut out = vec![7u8; stride * h];
-    let src = bytes(bgr);
-    let [r, g, b] = format.rgb_offsets();
-    for y in 0..h {
-        for x in 0..w {
-            let s = &src[(y * w + x) * 3..][..3];
-            let d = y * stride + x * ch;
-            if ch == 4 {
-                out[d + 3] = 200;
-            }
-            out[d + b] = s[0];
-            out[d + g] = s[1];
-            out[d + r] = s[2];
-        }
-    }
-    (out, stride)
-}
-
 #[test]
 fn every_pixel_layout_gives_the_same_result() {
     let img = imread(&astronaut());

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use faceenhance::PixelFormat;
 use opencv::core::{Mat, Rect, Size};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
@@ -69,4 +70,27 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let ih = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
     let inter = iw * ih;
     inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+/// Packs BGR into `format` with padding bytes (value 7) after each row and alpha 200.
+pub fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
+    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
+    let ch = format.channels();
+    let stride = w * ch + pad;
+    let mut out = vec![7u8; stride * h];
+    let src = bgr.data_bytes().unwrap();
+    let [r, g, b] = format.rgb_offsets();
+    for y in 0..h {
+        for x in 0..w {
+            let s = &src[(y * w + x) * 3..][..3];
+            let d = y * stride + x * ch;
+            if ch == 4 {
+                out[d + 3] = 200;
+            }
+            out[d + b] = s[0];
+            out[d + g] = s[1];
+            out[d + r] = s[2];
+        }
+    }
+    (out, stride)
 }

@@ -1,6 +1,8 @@
 //! Buffers <-> core frames: the formats the elements accept and the one mapping of a
 //! GStreamer video buffer onto a [`faceenhance::Frame`].
 
+use std::sync::Mutex;
+
 use faceenhance::{Frame, PixelFormat};
 use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
 
@@ -53,3 +55,38 @@ pub fn with_frame_mut<R>(
     let mut frame = Frame::new(data, w, h, stride, format).map_err(|e| format!("{e:#}"))?;
     f(&mut frame).map_err(|e| format!("{e:#}"))
 }
+
+/// The video info negotiated on an element's sink pad (set in `set_info`, read per buffer).
+#[derive(Default)]
+pub struct Negotiated(Mutex<Option<VideoInfo>>);
+
+impl Negotiated {
+    pub fn set(&self, info: &VideoInfo) {
+        *self.0.lock().unwrap() = Some(info.clone());
+    }
+
+    pub fn get(&self) -> Result<VideoInfo, gst::FlowError> {
+        self.0.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)
+    }
+}
+
+/// The elements are in-place filters over the same formats: one `VideoFilterImpl` that
+/// records the negotiated info in the element's `info: Negotiated` field, and the pad
+/// templates every element shares.
+macro_rules! in_place_video_filter {
+    ($ty:ty) => {
+        impl gst_video::subclass::prelude::VideoFilterImpl for $ty {
+            fn set_info(
+                &self,
+                _incaps: &gst::Caps,
+                in_info: &gst_video::VideoInfo,
+                _outcaps: &gst::Caps,
+                _out_info: &gst_video::VideoInfo,
+            ) -> Result<(), gst::LoggableError> {
+                self.info.set(in_info);
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use in_place_video_filter;

@@ -13,7 +13,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 
 use crate::props::DetectorChoice;
 use crate::{meta, video};
@@ -60,7 +59,7 @@ struct State {
 pub struct FaceDetector {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    info: Mutex<Option<gst_video::VideoInfo>>,
+    info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -232,7 +231,7 @@ impl BaseTransformImpl for FaceDetector {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let info = self.info.get()?;
         let (interval, post) = {
             let s = self.settings.lock().unwrap();
             (s.detect_interval.max(1) as u64, s.post_messages)
@@ -260,19 +259,7 @@ impl BaseTransformImpl for FaceDetector {
     }
 }
 
-impl VideoFilterImpl for FaceDetector {
-    fn set_info(
-        &self,
-        _incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        gst::debug!(CAT, imp = self, "caps {}x{} {:?}", in_info.width(), in_info.height(), in_info.format());
-        *self.info.lock().unwrap() = Some(in_info.clone());
-        Ok(())
-    }
-}
+video::in_place_video_filter!(FaceDetector);
 
 impl FaceDetector {
     fn post_faces(&self, buf: &gst::BufferRef, faces: &[Face]) {

@@ -1,13 +1,12 @@
 //! `facedraw`: draws the face meta (boxes, landmarks, track ids and scores) onto the
 //! frame, for looking at what `facedetector` found.
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use faceenhance::Face;
 use gst::glib;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 use opencv::core::{Point, Rect, Scalar};
 use opencv::imgproc;
 
@@ -15,7 +14,7 @@ use crate::{meta, video};
 
 #[derive(Default)]
 pub struct FaceDraw {
-    info: Mutex<Option<gst_video::VideoInfo>>,
+    info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -99,7 +98,7 @@ impl BaseTransformImpl for FaceDraw {
         if faces.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let info = self.info.get()?;
         video::with_frame_mut(buf, &info, |frame| draw(frame, &faces)).map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Failed, ["drawing faces failed: {e}"]);
             gst::FlowError::Error
@@ -108,15 +107,4 @@ impl BaseTransformImpl for FaceDraw {
     }
 }
 
-impl VideoFilterImpl for FaceDraw {
-    fn set_info(
-        &self,
-        _incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        *self.info.lock().unwrap() = Some(in_info.clone());
-        Ok(())
-    }
-}
+video::in_place_video_filter!(FaceDraw);

@@ -11,7 +11,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 
 use crate::props::ProviderChoice;
 use crate::{meta, video};
@@ -55,7 +54,7 @@ impl Default for Settings {
 pub struct FaceRestore {
     settings: Mutex<Settings>,
     restorer: Mutex<Option<FaceRestorer>>,
-    info: Mutex<Option<gst_video::VideoInfo>>,
+    info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -247,7 +246,7 @@ impl BaseTransformImpl for FaceRestore {
         if faces.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let info = self.info.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let info = self.info.get()?;
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let stats = video::with_frame_mut(buf, &info, |frame| restorer.restore(frame, &faces)).map_err(|e| {
@@ -271,15 +270,4 @@ impl BaseTransformImpl for FaceRestore {
     }
 }
 
-impl VideoFilterImpl for FaceRestore {
-    fn set_info(
-        &self,
-        _incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        *self.info.lock().unwrap() = Some(in_info.clone());
-        Ok(())
-    }
-}
+video::in_place_video_filter!(FaceRestore);
