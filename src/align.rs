@@ -166,3 +166,68 @@ pub fn warp(src: &Mat, sim: &Similarity, size: i32) -> Result<Mat> {
 pub fn crop_face(bgr: &Mat, face: &Face, template: Template, size: i32) -> Result<Mat> {
     warp(bgr, &estimate(face, template, size)?, size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PTS: [[f32; 2]; 5] = [[10.0, 20.0], [40.0, 22.0], [25.0, 35.0], [14.0, 50.0], [37.0, 51.0]];
+
+    #[test]
+    fn fit_recovers_a_known_similarity() {
+        let truth = Similarity { a: 1.3 * 0.3f64.cos(), b: 1.3 * 0.3f64.sin(), tx: 5.0, ty: -7.0 };
+        let dst: Vec<[f32; 2]> = PTS.iter().map(|p| truth.apply(*p)).collect();
+        let fit = Similarity::fit(&PTS, &dst).unwrap();
+        for (got, want) in [(fit.a, truth.a), (fit.b, truth.b), (fit.tx, truth.tx), (fit.ty, truth.ty)] {
+            assert!((got - want).abs() < 1e-4, "{fit:?} vs {truth:?}");
+        }
+    }
+
+    #[test]
+    fn inverse_undoes_the_transform() {
+        let s = Similarity { a: 0.8, b: -0.4, tx: 12.0, ty: 3.0 };
+        for p in PTS {
+            let back = s.inverse().apply(s.apply(p));
+            assert!((back[0] - p[0]).abs() < 1e-4 && (back[1] - p[1]).abs() < 1e-4);
+        }
+        let shifted = s.with_source_offset(10.0, 20.0);
+        let p = [3.0, 4.0];
+        let q = s.apply([13.0, 24.0]);
+        let r = shifted.apply(p);
+        assert!((q[0] - r[0]).abs() < 1e-4 && (q[1] - r[1]).abs() < 1e-4);
+    }
+
+    #[test]
+    fn landmarks_land_on_the_template() {
+        let mut face = Face::from_box([0.0, 0.0, 50.0, 60.0], 1.0);
+        face.landmarks = Some(PTS);
+        let t = template_points(64);
+        // PTS is not an exact similarity image of the template: the residual is small.
+        let sim = estimate(&face, Template::Ffhq5, 64).unwrap();
+        let err: f32 = PTS.iter().zip(&t).map(|(p, q)| (sim.apply(*p)[0] - q[0]).hypot(sim.apply(*p)[1] - q[1])).sum();
+        assert!(err / 5.0 < 3.0, "mean landmark error {} px", err / 5.0);
+        // Two eyes map exactly onto the template's eyes.
+        face.landmarks = None;
+        face.eyes = Some([PTS[0], PTS[1]]);
+        let sim = estimate(&face, Template::Ffhq5, 64).unwrap();
+        for (p, q) in [PTS[0], PTS[1]].iter().zip(&t[..2]) {
+            let m = sim.apply(*p);
+            assert!((m[0] - q[0]).abs() < 1e-3 && (m[1] - q[1]).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn box_template_centres_the_box() {
+        let face = Face::from_box([100.0, 50.0, 40.0, 80.0], 1.0);
+        let sim = estimate(&face, Template::Box, 64).unwrap();
+        let c = sim.apply([120.0, 90.0]);
+        assert!((c[0] - 32.0).abs() < 1e-3 && (c[1] - 32.0).abs() < 1e-3);
+        assert!((sim.scale() - 0.8).abs() < 1e-6, "longer side fills the crop");
+    }
+
+    #[test]
+    fn degenerate_landmarks_are_an_error() {
+        assert!(Similarity::fit(&[[1.0, 1.0], [1.0, 1.0]], &[[0.0, 0.0], [5.0, 0.0]]).is_err());
+        assert!(Similarity::fit(&[[1.0, 1.0]], &[[0.0, 0.0]]).is_err());
+    }
+}

@@ -87,3 +87,43 @@ pub fn paste(
     }
     Ok(Some([rx, ry, rw, rh]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::PixelFormat;
+
+    #[test]
+    fn mask_is_one_inside_and_fades_to_zero_at_the_edge() {
+        let m = feather_mask(64, 0.1).unwrap();
+        let v = |x: i32, y: i32| *m.at_2d::<f32>(y, x).unwrap();
+        assert_eq!(v(32, 32), 1.0);
+        assert!(v(0, 32) < 0.05 && v(32, 63) < 0.05);
+        assert!(v(3, 32) > v(1, 32) && v(6, 32) > v(3, 32), "monotone towards the middle");
+    }
+
+    #[test]
+    fn paste_changes_only_the_covered_rectangle() {
+        let (w, h) = (40u32, 30u32);
+        let mut data = vec![50u8; (w * h * 4) as usize];
+        let restored = Mat::new_rows_cols_with_default(16, 16, opencv::core::CV_32FC3, Scalar::all(250.0)).unwrap();
+        let mask = feather_mask(16, 0.0).unwrap();
+        // Crop of side 16 covering frame x 10..18, y 5..13 (scale 2).
+        let sim = Similarity { a: 2.0, b: 0.0, tx: -20.0, ty: -10.0 };
+        let mut frame = Frame::new(&mut data, w, h, (w * 4) as usize, PixelFormat::Bgrx).unwrap();
+        let r = paste(&mut frame, &restored, &mask, &sim, 1.0).unwrap().unwrap();
+        assert_eq!(r, [10, 5, 8, 8]);
+        for y in 0..h as i32 {
+            for x in 0..w as i32 {
+                let px = &data[((y as u32 * w + x as u32) * 4) as usize..][..4];
+                let inside = (10..18).contains(&x) && (5..13).contains(&y);
+                if !inside {
+                    assert_eq!(px, [50, 50, 50, 50], "({x},{y}) outside changed");
+                }
+                if (11..17).contains(&x) && (6..12).contains(&y) {
+                    assert!(px[0] > 200 && px[3] == 50, "({x},{y}) inside: {px:?}");
+                }
+            }
+        }
+    }
+}

@@ -76,3 +76,43 @@ impl Tracker {
         self.tracks.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(x: f32) -> Face {
+        Face::from_box([x, 10.0, 40.0, 40.0], 0.9)
+    }
+
+    #[test]
+    fn ids_follow_faces_and_new_faces_get_new_ids() {
+        let mut t = Tracker::default();
+        let mut f = vec![at(0.0), at(200.0)];
+        t.update(&mut f);
+        let (a, b) = (f[0].id, f[1].id);
+        assert_ne!(a, b);
+        // Moved a little, listed in the other order, plus a newcomer.
+        let mut g = vec![at(205.0), at(400.0), at(4.0)];
+        t.update(&mut g);
+        assert_eq!((g[0].id, g[2].id), (b, a));
+        assert!(g[1].id != a && g[1].id != b);
+    }
+
+    #[test]
+    fn a_track_is_forgotten_after_max_missed_updates() {
+        let mut t = Tracker::new(0.3, 1);
+        let mut f = vec![at(0.0)];
+        t.update(&mut f);
+        let id = f[0].id;
+        t.update(&mut []);
+        let mut back = vec![at(0.0)];
+        t.update(&mut back);
+        assert_eq!(back[0].id, id, "one miss is tolerated");
+        t.update(&mut []);
+        t.update(&mut []);
+        let mut later = vec![at(0.0)];
+        t.update(&mut later);
+        assert_ne!(later[0].id, id, "two misses end the track");
+    }
+}

@@ -212,3 +212,61 @@ pub fn from_tensor(t: ArrayView4<f32>, profile: &Profile) -> Result<Mat> {
     }
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::Template;
+
+    fn profile(channels: ChannelOrder, range: [f32; 2]) -> Profile {
+        Profile {
+            name: "t".into(),
+            description: String::new(),
+            input: "input".into(),
+            output: "output".into(),
+            input_size: 4,
+            output_size: 4,
+            channels,
+            range,
+            template: Template::Ffhq5,
+        }
+    }
+
+    /// A 4x4 BGR crop whose pixel (0,0) is B=10, G=20, R=255.
+    fn crop() -> Mat {
+        let mut m = Mat::new_rows_cols_with_default(4, 4, opencv::core::CV_8UC3, Scalar::all(0.0)).unwrap();
+        *m.at_2d_mut::<opencv::core::Vec3b>(0, 0).unwrap() = opencv::core::Vec3b::from([10, 20, 255]);
+        m
+    }
+
+    #[test]
+    fn rgb_unit_range_known_answer() {
+        let p = profile(ChannelOrder::Rgb, [0.0, 1.0]);
+        let t = to_tensor(&[crop()], &p).unwrap();
+        assert_eq!([t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 0]]], [1.0, 20.0 / 255.0, 10.0 / 255.0]);
+        let back = from_tensor(t.view(), &p).unwrap();
+        let px = back.at_2d::<opencv::core::Vec3f>(0, 0).unwrap();
+        assert!((px[0] - 10.0).abs() < 1e-3 && (px[1] - 20.0).abs() < 1e-3 && (px[2] - 255.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn bgr_symmetric_range_known_answer() {
+        let p = profile(ChannelOrder::Bgr, [-1.0, 1.0]);
+        let t = to_tensor(&[crop()], &p).unwrap();
+        assert!((t[[0, 0, 0, 0]] - (-1.0 + 2.0 * 10.0 / 255.0)).abs() < 1e-6);
+        assert!((t[[0, 2, 0, 0]] - 1.0).abs() < 1e-6);
+        assert_eq!(t[[0, 1, 1, 1]], -1.0, "black is the bottom of the range");
+        // Out-of-range outputs are clamped to valid pixels.
+        let mut out = t.clone();
+        out[[0, 0, 0, 0]] = 3.0;
+        let m = from_tensor(out.view(), &p).unwrap();
+        assert_eq!(m.at_2d::<opencv::core::Vec3f>(0, 0).unwrap()[0], 255.0);
+    }
+
+    #[test]
+    fn wrong_crop_size_is_refused() {
+        let p = profile(ChannelOrder::Rgb, [0.0, 1.0]);
+        let big = Mat::new_rows_cols_with_default(8, 8, opencv::core::CV_8UC3, Scalar::all(0.0)).unwrap();
+        assert!(to_tensor(&[big], &p).unwrap_err().to_string().contains("does not fit"));
+    }
+}
