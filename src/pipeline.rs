@@ -16,7 +16,7 @@ use crate::blend;
 use crate::detect::{Detector, DetectorConfig, Face};
 use crate::frame::{self, Frame, PixelFormat};
 use crate::model::{ProviderOptions, Restorer};
-use crate::track::Tracker;
+use crate::track::{FaceStream, TrackConfig};
 
 #[derive(Clone, Debug)]
 pub struct RestoreConfig {
@@ -117,25 +117,27 @@ impl FaceRestorer {
 
 /// Detection + tracking + restoration on one thread.
 pub struct Enhancer {
-    pub detector: Detector,
-    pub tracker: Tracker,
+    pub faces: FaceStream,
     pub restorer: FaceRestorer,
 }
 
 impl Enhancer {
     pub fn new(detect: DetectorConfig, restore: RestoreConfig) -> Result<Self> {
-        Ok(Self {
-            detector: Detector::new(detect)?,
-            tracker: Tracker::default(),
-            restorer: FaceRestorer::new(restore)?,
-        })
+        let faces = FaceStream::new(Detector::new(detect)?, TrackConfig::default());
+        Ok(Self { faces, restorer: FaceRestorer::new(restore)? })
     }
 
+    /// The next frame of a video: faces tracked and smoothed from the frames before.
     pub fn process(&mut self, frame: &mut Frame) -> Result<(Vec<Face>, RestoreStats)> {
-        let mut faces = self.detector.detect_frame(frame)?;
-        self.tracker.update(&mut faces);
+        let (faces, _) = self.faces.next(frame)?;
         let stats = self.restorer.restore(frame, &faces)?;
         Ok((faces, stats))
+    }
+
+    /// A still picture: nothing carried over from earlier pictures.
+    pub fn process_image(&mut self, frame: &mut Frame) -> Result<(Vec<Face>, RestoreStats)> {
+        self.faces.reset();
+        self.process(frame)
     }
 }
 
@@ -190,11 +192,9 @@ where
         let errors = to_sink.clone();
         scope.spawn(move || {
             let run = || -> Result<()> {
-                let mut detector = Detector::new(detect)?;
-                let mut tracker = Tracker::default();
+                let mut stream = FaceStream::new(Detector::new(detect)?, TrackConfig::default());
                 for mut f in detect_rx {
-                    let mut faces = detector.detect_frame(&f.view()?)?;
-                    tracker.update(&mut faces);
+                    let (faces, _) = stream.next(&f.view()?)?;
                     if to_restore.send((f, faces)).is_err() {
                         break;
                     }

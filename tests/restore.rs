@@ -54,7 +54,7 @@ fn only_face_regions_change_on_real_photos() {
     {
         let before = imread(&path);
         let mut after = before.clone();
-        let (faces, stats) = e.process(&mut frame_from_mat(&mut after).unwrap()).unwrap();
+        let (faces, stats) = e.process_image(&mut frame_from_mat(&mut after).unwrap()).unwrap();
         assert!(!faces.is_empty(), "{}", path.display());
         assert_eq!(stats.restored, faces.len(), "{}", path.display());
         let (mean_inside, outside) = compare(&before, &after, &stats.regions);
@@ -102,7 +102,7 @@ fn every_pixel_layout_gives_the_same_result() {
     let img = imread(&astronaut());
     let faces = {
         let mut e = enhancer();
-        e.detector.detect_frame(&frame_from_mat(&mut img.clone()).unwrap()).unwrap()
+        e.faces.next(&frame_from_mat(&mut img.clone()).unwrap()).unwrap().0
     };
     let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
     let mut reference = img.clone();

@@ -208,9 +208,13 @@ impl Detector {
 
     /// Faces in frame coordinates, best first, at most `max_faces`.
     pub fn detect_frame(&mut self, frame: &Frame) -> Result<Vec<Face>> {
-        let side = self.scaled_side(frame.width().max(frame.height()));
-        let (bgr, factor) = frame.bgr_scaled(side)?;
+        let (bgr, factor) = self.scaled_copy(frame)?;
         self.detect_bgr(&bgr, factor)
+    }
+
+    /// The down-scaled BGR copy detection runs on, and its factor back to the frame.
+    pub fn scaled_copy(&self, frame: &Frame) -> Result<(Mat, f32)> {
+        frame.bgr_scaled(self.scaled_side(frame.width().max(frame.height())))
     }
 
     /// Faces on a BGR image already scaled by 1/`factor` relative to the frame.

@@ -96,7 +96,7 @@ fn main() -> Result<()> {
             for input in inputs {
                 let original = image::read(&input)?;
                 let mut img = original.try_clone()?;
-                let (faces, stats) = enhancer.process(&mut frame_from_mat(&mut img)?)?;
+                let (faces, stats) = enhancer.process_image(&mut frame_from_mat(&mut img)?)?;
                 let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
                 image::write(&output.join(format!("{stem}.png")), &img)?;
                 image::write(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceenhance::detect::{Detector, DetectorConfig};
-use faceenhance::track::Tracker;
+use faceenhance::track::{FaceStream, TrackConfig};
 use faceenhance::Face;
 use gst::glib;
 use gst::prelude::*;
@@ -29,6 +29,7 @@ struct Settings {
     detect_interval: u32,
     min_face_size: u32,
     max_faces: u32,
+    smoothing: bool,
     post_messages: bool,
 }
 
@@ -43,16 +44,15 @@ impl Default for Settings {
             detect_interval: 1,
             min_face_size: d.min_face_size as u32,
             max_faces: d.max_faces as u32,
+            smoothing: TrackConfig::default().smoothing,
             post_messages: true,
         }
     }
 }
 
 struct State {
-    detector: Detector,
-    tracker: Tracker,
-    last: Vec<Face>,
-    frame: u64,
+    faces: FaceStream,
+    interval: u32,
 }
 
 #[derive(Default)]
@@ -102,7 +102,7 @@ impl ObjectImpl for FaceDetector {
                     .build(),
                 glib::ParamSpecUInt::builder("detect-interval")
                     .nick("Detect interval")
-                    .blurb("Run detection every N frames; frames in between reuse the last faces")
+                    .blurb("Run detection every N frames; faces are followed by optical flow in between")
                     .minimum(1)
                     .maximum(10_000)
                     .default_value(d.detect_interval)
@@ -122,6 +122,12 @@ impl ObjectImpl for FaceDetector {
                     .minimum(0)
                     .maximum(10_000)
                     .default_value(d.max_faces)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("smoothing")
+                    .nick("Smoothing")
+                    .blurb("One-Euro smoothing of boxes and landmarks, so restored faces do not jitter")
+                    .default_value(d.smoothing)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
@@ -147,6 +153,7 @@ impl ObjectImpl for FaceDetector {
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
             "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
             "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
+            "smoothing" => s.smoothing = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
@@ -162,6 +169,7 @@ impl ObjectImpl for FaceDetector {
             "detect-interval" => s.detect_interval.to_value(),
             "min-face-size" => s.min_face_size.to_value(),
             "max-faces" => s.max_faces.to_value(),
+            "smoothing" => s.smoothing.to_value(),
             "post-messages" => s.post_messages.to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -209,7 +217,8 @@ impl BaseTransformImpl for FaceDetector {
             gst::error_msg!(gst::ResourceError::OpenRead, ["facedetector: cannot start the detector: {e:#}"])
         })?;
         gst::info!(CAT, imp = self, "detector {} ready", detector.backend_name());
-        *self.state.lock().unwrap() = Some(State { detector, tracker: Tracker::default(), last: Vec::new(), frame: 0 });
+        let faces = FaceStream::new(detector, TrackConfig { smoothing: s.smoothing, ..Default::default() });
+        *self.state.lock().unwrap() = Some(State { faces, interval: 0 });
         Ok(())
     }
 
@@ -222,9 +231,7 @@ impl BaseTransformImpl for FaceDetector {
         if let gst::EventView::FlushStop(_) = event.view() {
             // Faces of frames before a seek say nothing about the frames after it.
             if let Some(state) = self.state.lock().unwrap().as_mut() {
-                state.tracker.reset();
-                state.last.clear();
-                state.frame = 0;
+                state.faces.reset();
             }
         }
         self.parent_sink_event(event)
@@ -234,22 +241,19 @@ impl BaseTransformImpl for FaceDetector {
         let info = self.info.get()?;
         let (interval, post) = {
             let s = self.settings.lock().unwrap();
-            (s.detect_interval.max(1) as u64, s.post_messages)
+            (s.detect_interval.max(1), s.post_messages)
         };
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let analysed = state.frame % interval == 0;
-        state.frame += 1;
-        if analysed {
-            let detector = &mut state.detector;
-            let mut faces = video::with_frame(buf, &info, |frame| detector.detect_frame(frame)).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["face detection failed: {e}"]);
-                gst::FlowError::Error
-            })?;
-            state.tracker.update(&mut faces);
-            state.last = faces;
+        if state.interval != interval {
+            state.faces.set_interval(interval);
+            state.interval = interval;
         }
-        let faces = state.last.clone();
+        let stream = &mut state.faces;
+        let (faces, analysed) = video::with_frame(buf, &info, |frame| stream.next(frame)).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["face detection failed: {e}"]);
+            gst::FlowError::Error
+        })?;
         drop(guard);
         meta::attach(buf, &faces, info.width(), info.height());
         if analysed && post {

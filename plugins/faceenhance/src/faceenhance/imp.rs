@@ -12,7 +12,7 @@ use crate::props::{DetectorChoice, ProviderChoice};
 use crate::video;
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 12] = [
+const PROXIED: [(&str, Child, &str); 13] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -25,6 +25,7 @@ const PROXIED: [(&str, Child, &str); 12] = [
     ("min-face-size", Child::Detect, "min-face-size"),
     ("max-faces", Child::Detect, "max-faces"),
     ("score-threshold", Child::Detect, "score-threshold"),
+    ("smoothing", Child::Detect, "smoothing"),
 ];
 
 #[derive(Clone, Copy)]
