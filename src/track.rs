@@ -289,7 +289,7 @@ impl FaceStream {
         let mut gray = Mat::default();
         imgproc::cvt_color_def(&bgr, &mut gray, imgproc::COLOR_BGR2GRAY)?;
         let same_size = self.prev.as_ref().is_some_and(|(p, f)| p.size().ok() == gray.size().ok() && *f == factor);
-        let detect = self.redetect || !same_size || self.frame % self.interval == 0;
+        let detect = self.redetect || !same_size || self.frame.is_multiple_of(self.interval);
         self.redetect = false;
         let mut faces = if detect {
             self.detector.detect_bgr(&bgr, factor)?
