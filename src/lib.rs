@@ -10,6 +10,7 @@ pub mod align;
 pub mod blend;
 pub mod detect;
 pub mod frame;
+pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
