@@ -238,3 +238,103 @@ where
         Ok(count)
     })
 }
+
+struct LiveJob {
+    frame: OwnedFrame,
+    faces: Vec<Face>,
+}
+
+/// At most one job is in flight, so a result always belongs to the last job sent.
+type LiveDone = Result<(OwnedFrame, RestoreStats)>;
+
+/// Restoration with a deadline, for live calls: the work runs on a worker thread and a
+/// frame whose faces are not restored within `budget` goes out as it came in, rather
+/// than late. While the worker is still busy with a late frame, new frames pass straight
+/// through, so no backlog builds up and latency stays bounded.
+pub struct LiveRestorer {
+    jobs: Option<crossbeam_channel::Sender<LiveJob>>,
+    done: crossbeam_channel::Receiver<LiveDone>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    budget: std::time::Duration,
+    in_flight: bool,
+}
+
+/// What [`LiveRestorer::restore`] did with a frame.
+#[derive(Debug, PartialEq)]
+pub enum LiveOutcome {
+    Restored(RestoreStats),
+    /// Not restored in time (or the worker was still busy): the frame is unchanged.
+    Late,
+}
+
+impl LiveRestorer {
+    /// Moves `restorer` onto the worker thread.
+    pub fn new(mut restorer: FaceRestorer, budget: std::time::Duration) -> Result<Self> {
+        let (jobs, job_rx) = bounded::<LiveJob>(1);
+        let (done_tx, done) = bounded::<LiveDone>(2);
+        let worker = std::thread::Builder::new().name("facerestore-live".into()).spawn(move || {
+            for mut job in job_rx {
+                let result = job
+                    .frame
+                    .view()
+                    .and_then(|mut f| restorer.restore(&mut f, &job.faces))
+                    .map(|stats| (job.frame, stats));
+                if done_tx.send(result).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Self { jobs: Some(jobs), done, worker: Some(worker), budget, in_flight: false })
+    }
+
+    /// Restores `faces` in `frame` if that finishes within the budget.
+    pub fn restore(&mut self, frame: &mut Frame, faces: &[Face]) -> Result<LiveOutcome> {
+        // Collect a late result: it belongs to a frame that has already gone out.
+        if self.in_flight {
+            match self.done.try_recv() {
+                Ok(d) => {
+                    d?;
+                    self.in_flight = false;
+                }
+                Err(_) => return Ok(LiveOutcome::Late),
+            }
+        }
+        if faces.is_empty() {
+            return Ok(LiveOutcome::Restored(RestoreStats::default()));
+        }
+        let owned = OwnedFrame {
+            data: frame.data().to_vec(),
+            width: frame.width() as u32,
+            height: frame.height() as u32,
+            stride: frame.stride(),
+            format: frame.format(),
+        };
+        let job = LiveJob { frame: owned, faces: faces.to_vec() };
+        self.jobs
+            .as_ref()
+            .expect("present until drop")
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("restoration worker ended"))?;
+        self.in_flight = true;
+        match self.done.recv_timeout(self.budget) {
+            Ok(d) => {
+                self.in_flight = false;
+                let (restored, stats) = d?;
+                let n = frame.data().len();
+                frame.data_mut()?.copy_from_slice(&restored.data[..n]);
+                Ok(LiveOutcome::Restored(stats))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(LiveOutcome::Late),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(anyhow::anyhow!("restoration worker ended")),
+        }
+    }
+}
+
+impl Drop for LiveRestorer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}

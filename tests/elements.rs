@@ -321,3 +321,37 @@ fn gst_launch_enhances_a_real_clip() {
     assert!(std::fs::metadata(&out).unwrap().len() > 10_000);
     std::fs::remove_file(out).ok();
 }
+
+/// Live calls: with a generator far slower than the frame rate, `max-latency` keeps frames
+/// flowing at the source rate (late frames go out unrestored) instead of stalling.
+#[test]
+fn max_latency_keeps_frames_flowing_with_a_slow_model() {
+    let dir = std::env::temp_dir().join(format!("faceenhance-slow-{}", std::process::id()));
+    let model = slow_model(&dir, 100);
+    let frame = bgrx(&imread(&astronaut()));
+    let chain = |extra: &str| format!("facedetector {} ! facerestore model={} {extra}", yunet_prop(), model.display());
+
+    // In step: every frame waits for the slow generator.
+    let t = std::time::Instant::now();
+    let r = run(&chain(""), vec![frame.clone(); 3]);
+    let in_step = t.elapsed().as_secs_f64() / 3.0;
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(in_step > 0.2, "the test model is not slow enough ({in_step:.3} s per frame)");
+
+    // Live: 25 frames pushed at 25 fps with a 40 ms budget.
+    let t = std::time::Instant::now();
+    let r = run_with(&chain("max-latency=40 post-messages=true"), vec![frame.clone(); 25], |_, _| {
+        std::thread::sleep(Duration::from_millis(40))
+    });
+    let live = t.elapsed().as_secs_f64();
+    println!("slow model: {in_step:.2} s per frame in step; 25 frames in {live:.2} s with max-latency=40");
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 25, "every frame came out");
+    // In step, 25 frames would take 25 x in_step; live mode must not come near that.
+    assert!(live < 0.5 * 25.0 * in_step, "live mode took {live:.2} s for 1 s of video");
+    let late = r.element_messages("facerestore").iter().filter(|m| m.get::<bool>("late").unwrap()).count();
+    assert!(late >= 20, "only {late} of 25 frames were let through late");
+    let unchanged = r.samples.iter().filter(|s| data(s) == frame.1).count();
+    assert!(unchanged >= late.min(20), "late frames must leave unrestored ({unchanged} unchanged)");
+    std::fs::remove_dir_all(dir).ok();
+}

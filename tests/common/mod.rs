@@ -94,3 +94,95 @@ pub fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
     }
     (out, stride)
 }
+
+/// A minimal protobuf writer, enough for ONNX test models (no ONNX tooling needed).
+#[derive(Default)]
+pub struct Pb(pub Vec<u8>);
+
+impl Pb {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    pub fn int(mut self, field: u64, v: i64) -> Self {
+        self.varint(field << 3);
+        self.varint(v as u64);
+        self
+    }
+    pub fn bytes(mut self, field: u64, b: &[u8]) -> Self {
+        self.varint((field << 3) | 2);
+        self.varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub fn str(self, field: u64, s: &str) -> Self {
+        self.bytes(field, s.as_bytes())
+    }
+    pub fn msg(self, field: u64, m: Pb) -> Self {
+        self.bytes(field, &m.0)
+    }
+}
+
+/// ValueInfoProto of a float tensor; a negative dim is the symbolic `batch`.
+fn onnx_value(name: &str, dims: &[i64]) -> Pb {
+    let mut shape = Pb::default();
+    for &d in dims {
+        shape = shape.msg(1, if d < 0 { Pb::default().str(2, "batch") } else { Pb::default().int(1, d) });
+    }
+    let tensor = Pb::default().int(1, 1).msg(2, shape);
+    Pb::default().str(1, name).msg(2, Pb::default().msg(1, tensor))
+}
+
+fn onnx_conv(input: &str, weight: &str, output: &str) -> Pb {
+    let ints = |name: &str, v: &[i64]| v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x));
+    Pb::default()
+        .str(1, input)
+        .str(1, weight)
+        .str(2, output)
+        .str(3, output)
+        .str(4, "Conv")
+        .msg(5, ints("pads", &[1, 1, 1, 1]))
+        .msg(5, ints("kernel_shape", &[3, 3]))
+}
+
+fn onnx_weight(name: &str, dims: [i64; 4], seed: &mut u64) -> Pb {
+    let n: i64 = dims.iter().product();
+    let mut raw = Vec::with_capacity(n as usize * 4);
+    for _ in 0..n {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v = ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02;
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, 1).str(8, name).bytes(9, &raw)
+}
+
+/// An artificially slow generator with the restore-64 signature: `layers` 3x3 convolutions
+/// of 64 channels at 64x64 (one shared weight), written with its profile into `dir`.
+pub fn slow_model(dir: &Path, layers: usize) -> PathBuf {
+    let mut seed = 1u64;
+    let mut graph = Pb::default()
+        .str(2, "slow")
+        .msg(5, onnx_weight("w_in", [64, 3, 3, 3], &mut seed))
+        .msg(5, onnx_weight("w", [64, 64, 3, 3], &mut seed))
+        .msg(5, onnx_weight("w_out", [3, 64, 3, 3], &mut seed))
+        .msg(11, onnx_value("input", &[-1, 3, 64, 64]))
+        .msg(12, onnx_value("output", &[-1, 3, 64, 64]))
+        .msg(1, onnx_conv("input", "w_in", "h0"));
+    for i in 1..=layers {
+        graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("h{i}")));
+    }
+    graph = graph.msg(1, onnx_conv(&format!("h{layers}"), "w_out", "output"));
+    let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("slow.onnx");
+    std::fs::write(&path, model.0).unwrap();
+    std::fs::write(
+        dir.join("slow.toml"),
+        "name = \"slow\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n",
+    )
+    .unwrap();
+    path
+}

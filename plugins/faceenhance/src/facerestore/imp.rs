@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceenhance::model::ProviderOptions;
-use faceenhance::pipeline::{FaceRestorer, RestoreConfig};
+use faceenhance::pipeline::{FaceRestorer, LiveOutcome, LiveRestorer, RestoreConfig, RestoreStats};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -29,6 +29,7 @@ struct Settings {
     strength: f32,
     feather: f32,
     threads: u32,
+    max_latency_ms: u32,
     post_messages: bool,
 }
 
@@ -45,15 +46,22 @@ impl Default for Settings {
             strength: d.strength,
             feather: d.feather,
             threads: 0,
+            max_latency_ms: 0,
             post_messages: false,
         }
     }
 }
 
+/// In step with the stream, or against a deadline (`max-latency`) on a worker thread.
+enum Engine {
+    InStep(FaceRestorer),
+    Live(LiveRestorer),
+}
+
 #[derive(Default)]
 pub struct FaceRestore {
     settings: Mutex<Settings>,
-    restorer: Mutex<Option<FaceRestorer>>,
+    restorer: Mutex<Option<Engine>>,
     info: video::Negotiated,
 }
 
@@ -127,9 +135,19 @@ impl ObjectImpl for FaceRestore {
                     .default_value(d.threads)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("max-latency")
+                    .nick("Maximum latency (ms)")
+                    .blurb(
+                        "Live calls: a frame whose faces are not restored within this many ms goes out unrestored \
+                         instead of late (0: always wait)",
+                    )
+                    .maximum(60_000)
+                    .default_value(d.max_latency_ms)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
-                    .blurb("Post a 'facerestore' element message (faces, restored, infer-ms) per frame")
+                    .blurb("Post a 'facerestore' element message (faces, restored, late, infer-ms) per frame")
                     .default_value(d.post_messages)
                     .mutable_playing()
                     .build(),
@@ -150,12 +168,13 @@ impl ObjectImpl for FaceRestore {
             "trt-cache-dir" => s.trt_cache_dir = opt(value),
             "strength" => {
                 s.strength = value.get().expect("type checked upstream");
-                if let Some(r) = self.restorer.lock().unwrap().as_mut() {
+                if let Some(Engine::InStep(r)) = self.restorer.lock().unwrap().as_mut() {
                     r.set_strength(s.strength);
                 }
             }
             "blend-feather" => s.feather = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
+            "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
@@ -173,6 +192,7 @@ impl ObjectImpl for FaceRestore {
             "strength" => s.strength.to_value(),
             "blend-feather" => s.feather.to_value(),
             "threads" => s.threads.to_value(),
+            "max-latency" => s.max_latency_ms.to_value(),
             "post-messages" => s.post_messages.to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -230,7 +250,16 @@ impl BaseTransformImpl for FaceRestore {
             .field("model", s.model.as_str())
             .field("skipped", skipped)
             .build();
-        *self.restorer.lock().unwrap() = Some(restorer);
+        let engine = if s.max_latency_ms > 0 {
+            let budget = std::time::Duration::from_millis(s.max_latency_ms as u64);
+            Engine::Live(
+                LiveRestorer::new(restorer, budget)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::Failed, ["facerestore: {e:#}"]))?,
+            )
+        } else {
+            Engine::InStep(restorer)
+        };
+        *self.restorer.lock().unwrap() = Some(engine);
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(msg).src(&*obj).build());
         Ok(())
@@ -249,7 +278,14 @@ impl BaseTransformImpl for FaceRestore {
         let info = self.info.get()?;
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let stats = video::with_frame_mut(buf, &info, |frame| restorer.restore(frame, &faces)).map_err(|e| {
+        let (stats, late) = video::with_frame_mut(buf, &info, |frame| match restorer {
+            Engine::InStep(r) => Ok((r.restore(frame, &faces)?, false)),
+            Engine::Live(r) => Ok(match r.restore(frame, &faces)? {
+                LiveOutcome::Restored(stats) => (stats, false),
+                LiveOutcome::Late => (RestoreStats { faces: faces.len(), ..Default::default() }, true),
+            }),
+        })
+        .map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
             gst::FlowError::Error
         })?;
@@ -260,6 +296,7 @@ impl BaseTransformImpl for FaceRestore {
                 .field("timestamp", buf.pts())
                 .field("faces", stats.faces as i32)
                 .field("restored", stats.restored as i32)
+                .field("late", late)
                 .field("infer-ms", stats.infer_ms)
                 .field("total-ms", stats.total_ms)
                 .build();
