@@ -54,7 +54,7 @@ impl Default for Settings {
 
 /// In step with the stream, or against a deadline (`max-latency`) on a worker thread.
 enum Engine {
-    InStep(FaceRestorer),
+    InStep(Box<FaceRestorer>),
     Live(LiveRestorer),
 }
 
@@ -257,7 +257,7 @@ impl BaseTransformImpl for FaceRestore {
                     .map_err(|e| gst::error_msg!(gst::ResourceError::Failed, ["facerestore: {e:#}"]))?,
             )
         } else {
-            Engine::InStep(restorer)
+            Engine::InStep(Box::new(restorer))
         };
         *self.restorer.lock().unwrap() = Some(engine);
         let obj = self.obj();
