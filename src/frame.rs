@@ -139,19 +139,20 @@ impl<'a> Frame<'a> {
         self.mat()
     }
 
-    /// A BGR copy, down-scaled so that its longer side is at most `max_side` (0: full size).
-    /// Returns the copy and the factor from its coordinates to the frame's.
-    pub fn bgr_scaled(&self, max_side: i32) -> Result<(Mat, f32)> {
+    /// A BGR copy scaled so that its longer side is `side` (0 or the frame's own: no
+    /// scaling). Returns the copy and the factor from its coordinates to the frame's.
+    pub fn bgr_scaled(&self, side: i32) -> Result<(Mat, f32)> {
         let src = self.mat()?;
         let long = self.width.max(self.height);
-        let (scaled, factor) = if max_side > 0 && long > max_side {
-            let s = max_side as f64 / long as f64;
+        let (scaled, factor) = if side > 0 && long != side {
+            let s = side as f64 / long as f64;
             let size = Size::new(
                 ((self.width as f64 * s).round() as i32).max(1),
                 ((self.height as f64 * s).round() as i32).max(1),
             );
             let mut small = Mat::default();
-            imgproc::resize(&src, &mut small, size, 0.0, 0.0, imgproc::INTER_AREA)?;
+            let interpolation = if s < 1.0 { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
+            imgproc::resize(&src, &mut small, size, 0.0, 0.0, interpolation)?;
             let f = self.width as f32 / size.width as f32;
             (small, f)
         } else {

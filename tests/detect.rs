@@ -180,3 +180,36 @@ fn two_hundred_small_faces() {
     assert_eq!(top.len(), 32, "max-faces default is 32");
     assert!(top.windows(2).all(|w| w[0].score >= w[1].score), "best first");
 }
+
+/// The same photos scaled down so their faces are about `size` px wide (CCTV sizes).
+fn tiny_recall(kind: DetectorKind, size: f32) -> (usize, usize, usize) {
+    let mut det = Detector::new(DetectorConfig { min_face_size: 12.0, ..config(kind) }).unwrap();
+    let (mut found, mut total, mut false_pos) = (0, 0, 0);
+    for (path, truth) in ground_truth() {
+        let mut widths: Vec<f32> = truth.iter().map(|t| t[2]).collect();
+        widths.sort_by(f32::total_cmp);
+        let k = size / widths[widths.len() / 2];
+        let img = imread(&path);
+        let (w, h) = ((img.cols() as f32 * k).round() as i32, (img.rows() as f32 * k).round() as i32);
+        let mut small = resize(&img, w, h);
+        let truth: Vec<[f32; 4]> = truth.iter().map(|t| t.map(|v| v * k)).collect();
+        let faces = det.detect_frame(&frame_from_mat(&mut small).unwrap()).unwrap();
+        found += truth.iter().filter(|t| faces.iter().any(|f| iou(f.bbox, **t) >= 0.3)).count();
+        false_pos += faces.iter().filter(|f| !truth.iter().any(|t| iou(f.bbox, *t) >= 0.3)).count();
+        total += truth.len();
+    }
+    println!("{kind:?} at ~{size} px: recall {found}/{total}, {false_pos} false detections");
+    (found, total, false_pos)
+}
+
+#[test]
+fn tiny_faces_are_found() {
+    for size in [20.0, 28.0, 40.0] {
+        let (found, total, false_pos) = tiny_recall(DetectorKind::YuNet, size);
+        assert!(found * 10 >= total * 7, "YuNet at {size} px: {found}/{total}");
+        assert!(false_pos <= 6, "YuNet at {size} px: {false_pos} false");
+        let (found, total, _) = tiny_recall(DetectorKind::CenterFace, size);
+        assert!(found * 10 >= total * 5, "CenterFace at {size} px: {found}/{total}");
+        tiny_recall(DetectorKind::Haar, size);
+    }
+}

@@ -1,6 +1,8 @@
-//! The Haar frontal-face cascade with an eye cascade inside each face: the detector that
-//! needs nothing but Debian's opencv-data. Eyes, when both are found, give a 2-point
-//! alignment; otherwise the face is aligned by its box.
+//! The Haar frontal-face and profile-face cascades with an eye cascade inside each face:
+//! the detector that needs nothing but Debian's opencv-data. Eyes, when both are found,
+//! give a 2-point alignment; otherwise the face is aligned by its box. (Rejecting faces
+//! without eyes was measured on the real-lq photos and dropped: recall fell from 24 to
+//! 16 of 25 faces for 2 fewer false ones.)
 
 use std::path::Path;
 
@@ -14,6 +16,7 @@ use super::{Face, FaceDetector};
 
 pub struct Haar {
     face: CascadeClassifier,
+    profile: CascadeClassifier,
     eyes: CascadeClassifier,
 }
 
@@ -27,7 +30,11 @@ fn load(dir: &Path, file: &str) -> Result<CascadeClassifier> {
 
 impl Haar {
     pub fn new(dir: &Path) -> Result<Self> {
-        Ok(Self { face: load(dir, "haarcascade_frontalface_default.xml")?, eyes: load(dir, "haarcascade_eye.xml")? })
+        Ok(Self {
+            face: load(dir, "haarcascade_frontalface_default.xml")?,
+            profile: load(dir, "haarcascade_profileface.xml")?,
+            eyes: load(dir, "haarcascade_eye.xml")?,
+        })
     }
 }
 
@@ -50,31 +57,50 @@ impl FaceDetector for Haar {
         imgproc::cvt_color_def(bgr, &mut gray, imgproc::COLOR_BGR2GRAY)?;
         let mut eq = Mat::default();
         imgproc::equalize_hist(&gray, &mut eq)?;
-        let mut rects = Vector::<Rect>::new();
-        let mut levels = Vector::<i32>::new();
-        let mut weights = Vector::<f64>::new();
-        self.face.detect_multi_scale3(
-            &eq,
-            &mut rects,
-            &mut levels,
-            &mut weights,
-            1.1,
-            5,
-            0,
-            Size::new(24, 24),
-            Size::default(),
-            true,
-        )?;
-        let mut faces = Vec::with_capacity(rects.len());
-        for (r, w) in rects.iter().zip(weights.iter()) {
-            // Cascade weights are unbounded; squash to (0, 1) so score thresholds mean something.
-            let score = 1.0 / (1.0 + (-(w as f32)).exp());
+        let width = eq.cols();
+        let mut found = cascade(&mut self.face, &eq)?;
+        // Faces turned aside: the profile cascade finds left-facing ones; mirrored, right-facing.
+        found.extend(cascade(&mut self.profile, &eq)?);
+        let mut flipped = Mat::default();
+        opencv::core::flip(&eq, &mut flipped, 1)?;
+        for (r, w) in cascade(&mut self.profile, &flipped)? {
+            found.push((Rect::new(width - r.x - r.width, r.y, r.width, r.height), w));
+        }
+        // One box per face: frontal and profile hits of the same face overlap.
+        let boxes: Vector<Rect> = found.iter().map(|(r, _)| *r).collect();
+        let scores: Vector<f32> = found.iter().map(|(_, w)| *w).collect();
+        let mut keep = Vector::<i32>::new();
+        opencv::dnn::nms_boxes(&boxes, &scores, 0.0, 0.3, &mut keep, 1.0, 0)?;
+        let mut faces = Vec::with_capacity(keep.len());
+        for i in keep {
+            let (r, score) = found[i as usize];
             let mut f = Face::from_box([r.x as f32, r.y as f32, r.width as f32, r.height as f32], score);
             f.eyes = self.find_eyes(&eq, r)?;
             faces.push(f);
         }
         Ok(faces)
     }
+}
+
+/// Boxes and scores of one cascade. Cascade weights are unbounded; they are squashed to
+/// (0, 1) so score thresholds mean something.
+fn cascade(c: &mut CascadeClassifier, gray: &Mat) -> Result<Vec<(Rect, f32)>> {
+    let mut rects = Vector::<Rect>::new();
+    let mut levels = Vector::<i32>::new();
+    let mut weights = Vector::<f64>::new();
+    c.detect_multi_scale3(
+        gray,
+        &mut rects,
+        &mut levels,
+        &mut weights,
+        1.1,
+        5,
+        0,
+        Size::new(24, 24),
+        Size::default(),
+        true,
+    )?;
+    Ok(rects.iter().zip(weights.iter()).map(|(r, w)| (r, 1.0 / (1.0 + (-(w as f32)).exp()))).collect())
 }
 
 impl Haar {

@@ -171,6 +171,11 @@ fn resolve_kind(config: &DetectorConfig) -> DetectorKind {
     }
 }
 
+/// How much detection may enlarge a frame to find faces below a back-end's native size.
+const MAX_UPSCALE: f32 = 4.0;
+/// Longest side of an enlarged detection copy.
+const MAX_SIDE: i32 = 4096;
+
 /// A back-end plus the frame-level policy (scale, thresholds, limits).
 pub struct Detector {
     backend: Box<dyn FaceDetector>,
@@ -198,12 +203,17 @@ impl Detector {
         &self.config
     }
 
-    /// Longer side of the copy to detect on: `detect_size`, or more where the smallest
-    /// wanted face would shrink below what the back-end finds.
-    fn scaled_side(&self, frame_long_side: i32) -> i32 {
+    /// Longer side of the copy to detect on: at most the frame's, down to `detect_size`
+    /// unless the smallest wanted face would shrink below what the back-end finds; above
+    /// the frame's when that face is smaller than the back-end finds at all.
+    fn scaled_side(&self, long: i32) -> i32 {
         let keep = self.backend.native_min_face() / self.config.min_face_size.max(1.0);
-        let need = (frame_long_side as f32 * keep.min(1.0)).ceil() as i32;
-        self.config.detect_size.max(need)
+        if keep > 1.0 {
+            // Faces wanted smaller than the back-end finds: detect on an enlarged copy.
+            return ((long as f32 * keep.min(MAX_UPSCALE)).ceil() as i32).min(MAX_SIDE.max(long));
+        }
+        let need = (long as f32 * keep).ceil() as i32;
+        self.config.detect_size.max(need).min(long)
     }
 
     /// Faces in frame coordinates, best first, at most `max_faces`.

@@ -39,6 +39,29 @@ impl FaceDetector for YuNet {
     }
 
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {
+        // YuNet's five stride-2 stages fail in OpenCV 4.6 on some sizes (78x78: an empty
+        // layer output, measured): pad right and bottom to multiples of 32. Boxes keep
+        // their coordinates since the origin does not move.
+        let (w, h) = (bgr.cols(), bgr.rows());
+        let (pw, ph) = ((w + 31) / 32 * 32, (h + 31) / 32 * 32);
+        let padded;
+        let bgr = if (pw, ph) != (w, h) {
+            let mut p = Mat::default();
+            opencv::core::copy_make_border(
+                bgr,
+                &mut p,
+                0,
+                ph - h,
+                0,
+                pw - w,
+                opencv::core::BORDER_CONSTANT,
+                Default::default(),
+            )?;
+            padded = p;
+            &padded
+        } else {
+            bgr
+        };
         let size = bgr.size()?;
         if size != self.input {
             self.inner.set_input_size(size)?;
