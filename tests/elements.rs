@@ -4,6 +4,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
@@ -354,4 +355,63 @@ fn max_latency_keeps_frames_flowing_with_a_slow_model() {
     let unchanged = r.samples.iter().filter(|s| data(s) == frame.1).count();
     assert!(unchanged >= late.min(20), "late frames must leave unrestored ({unchanged} unchanged)");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Faces per frame and their ids, from a real clip through `facedetector`.
+fn faces_per_frame(clip: &Path, props: &str) -> Vec<Vec<u64>> {
+    init();
+    let desc = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! facedetector {props} ! appsink name=sink sync=false",
+        clip.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)).ok_or(()) {
+        let ids = s
+            .buffer()
+            .unwrap()
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .filter(|m| m.roi_type() == "face")
+            .map(|m| m.param("face").unwrap().get::<u64>("id").unwrap())
+            .collect();
+        out.push(ids);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+/// A face leaves the view, another enters: tracking between detections (every 5th frame)
+/// agrees with detecting every frame, keeps one id while a face stays, and lets go of a
+/// face that left.
+#[test]
+fn faces_leaving_and_entering_with_tracking_between_detections() {
+    for clip in ["data/face_noface.mov", "data/noface_face.mov"] {
+        let clip = cached(clip);
+        let every = faces_per_frame(&clip, &yunet_prop());
+        let tracked = faces_per_frame(&clip, &format!("{} detect-interval=5", yunet_prop()));
+        assert_eq!(every.len(), tracked.len());
+        let agree = every.iter().zip(&tracked).filter(|(a, b)| a.is_empty() == b.is_empty()).count();
+        let ids: std::collections::BTreeSet<u64> = tracked.iter().flatten().copied().collect();
+        println!("{}: {agree}/{} frames agree on face presence, ids {ids:?}", clip.display(), every.len());
+        // A face that enters between detections is found at the next one: up to 4 frames
+        // late per entry with detect-interval=5.
+        assert!(agree * 100 >= every.len() * 90, "{agree}/{} frames agree", every.len());
+        assert!(ids.len() <= 4, "ids {ids:?}: a face that stays keeps its id");
+        // The longest run of frames with exactly one face keeps a single id.
+        let mut run: Vec<u64> = Vec::new();
+        let mut longest: Vec<u64> = Vec::new();
+        for f in &tracked {
+            if f.len() == 1 {
+                run.push(f[0]);
+            } else {
+                run.clear();
+            }
+            if run.len() > longest.len() {
+                longest = run.clone();
+            }
+        }
+        assert!(longest.len() >= 50 && longest.iter().all(|&i| i == longest[0]), "id changed while the face stayed");
+    }
 }
