@@ -12,13 +12,14 @@ use crate::props::{DetectorChoice, ProviderChoice};
 use crate::video;
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 13] = [
+const PROXIED: [(&str, Child, &str); 14] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
     ("device-id", Child::Restore, "device-id"),
     ("fp16", Child::Restore, "fp16"),
     ("strength", Child::Restore, "strength"),
+    ("max-latency", Child::Restore, "max-latency"),
     ("detector", Child::Detect, "detector"),
     ("detector-model", Child::Detect, "model"),
     ("detect-interval", Child::Detect, "detect-interval"),
