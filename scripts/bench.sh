@@ -67,7 +67,7 @@ NN=300
 row "floor: decode+encode (4 faces)" "$FACES" "" "$NF"
 row "facedetect (gst-plugins-bad, Haar)" "$FACES" "! facedetect display=false" "$NF" facedetect
 row "facedetector (auto: CenterFace)" "$FACES" "! facedetector" "$NF" facedetector
-row "facedetector detector=haar" "$FACES" "! facedetector detector=haar" "$NF" facedetector
+row "facedetector detector=haar min-face-size=30" "$FACES" "! facedetector detector=haar min-face-size=30" "$NF" facedetector
 [ -f "$YUNET" ] && row "facedetector (YuNet)" "$FACES" "! facedetector model=$YUNET" "$NF" facedetector
 row "faceenhance (auto: CenterFace)" "$FACES" "! faceenhance" "$NF"
 [ -f "$YUNET" ] && row "faceenhance (YuNet)" "$FACES" "! faceenhance detector-model=$YUNET" "$NF"
