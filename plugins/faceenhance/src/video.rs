@@ -71,10 +71,27 @@ impl Negotiated {
 }
 
 /// The elements are in-place filters over the same formats: one `VideoFilterImpl` that
-/// records the negotiated info in the element's `info: Negotiated` field, and the pad
-/// templates every element shares.
+/// records the negotiated info in the element's `info: Negotiated` field, the element
+/// metadata, and the pad templates every element shares.
 macro_rules! in_place_video_filter {
-    ($ty:ty) => {
+    ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
+        impl gst::subclass::prelude::GstObjectImpl for $ty {}
+
+        impl gst::subclass::prelude::ElementImpl for $ty {
+            fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+                static META: std::sync::LazyLock<gst::subclass::ElementMetadata> = std::sync::LazyLock::new(|| {
+                    gst::subclass::ElementMetadata::new($long_name, $klass, $description, "faceenhance developers")
+                });
+                Some(&*META)
+            }
+
+            fn pad_templates() -> &'static [gst::PadTemplate] {
+                static T: std::sync::LazyLock<Vec<gst::PadTemplate>> =
+                    std::sync::LazyLock::new($crate::video::pad_templates);
+                T.as_ref()
+            }
+        }
+
         impl gst_video::subclass::prelude::VideoFilterImpl for $ty {
             fn set_info(
                 &self,

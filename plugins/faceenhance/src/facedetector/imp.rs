@@ -176,27 +176,6 @@ impl ObjectImpl for FaceDetector {
     }
 }
 
-impl GstObjectImpl for FaceDetector {}
-
-impl ElementImpl for FaceDetector {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Face detector",
-                "Filter/Analyzer/Video",
-                "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta",
-                "faceenhance developers",
-            )
-        });
-        Some(&*META)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
-        T.as_ref()
-    }
-}
-
 impl BaseTransformImpl for FaceDetector {
     const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
@@ -263,7 +242,12 @@ impl BaseTransformImpl for FaceDetector {
     }
 }
 
-video::in_place_video_filter!(FaceDetector);
+video::in_place_video_filter!(
+    FaceDetector,
+    "Face detector",
+    "Filter/Analyzer/Video",
+    "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta"
+);
 
 impl FaceDetector {
     fn post_faces(&self, buf: &gst::BufferRef, faces: &[Face]) {

@@ -1,8 +1,6 @@
 //! `facedraw`: draws the face meta (boxes, landmarks, track ids and scores) onto the
 //! frame, for looking at what `facedetector` found.
 
-use std::sync::LazyLock;
-
 use faceenhance::Face;
 use gst::glib;
 use gst::subclass::prelude::*;
@@ -25,27 +23,6 @@ impl ObjectSubclass for FaceDraw {
 }
 
 impl ObjectImpl for FaceDraw {}
-impl GstObjectImpl for FaceDraw {}
-
-impl ElementImpl for FaceDraw {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Face drawing",
-                "Filter/Effect/Video",
-                "Draws the faces attached by facedetector: boxes, landmarks, ids and scores",
-                "faceenhance developers",
-            )
-        });
-        Some(&*META)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
-        T.as_ref()
-    }
-}
-
 /// A colour per track id, as a Scalar in the frame's own channel order.
 fn colour(id: u64, format: faceenhance::PixelFormat) -> Scalar {
     const PALETTE: [[f64; 3]; 6] = [
@@ -107,4 +84,9 @@ impl BaseTransformImpl for FaceDraw {
     }
 }
 
-video::in_place_video_filter!(FaceDraw);
+video::in_place_video_filter!(
+    FaceDraw,
+    "Face drawing",
+    "Filter/Effect/Video",
+    "Draws the faces attached by facedetector: boxes, landmarks, ids and scores"
+);

@@ -199,27 +199,6 @@ impl ObjectImpl for FaceRestore {
     }
 }
 
-impl GstObjectImpl for FaceRestore {}
-
-impl ElementImpl for FaceRestore {
-    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
-                "Face restorer",
-                "Filter/Effect/Video",
-                "Restores the faces found by facedetector with an ONNX GAN generator and blends them back",
-                "faceenhance developers",
-            )
-        });
-        Some(&*META)
-    }
-
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
-        T.as_ref()
-    }
-}
-
 impl BaseTransformImpl for FaceRestore {
     const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
@@ -307,4 +286,9 @@ impl BaseTransformImpl for FaceRestore {
     }
 }
 
-video::in_place_video_filter!(FaceRestore);
+video::in_place_video_filter!(
+    FaceRestore,
+    "Face restorer",
+    "Filter/Effect/Video",
+    "Restores the faces found by facedetector with an ONNX GAN generator and blends them back"
+);
