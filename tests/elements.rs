@@ -328,7 +328,7 @@ fn gst_launch_enhances_a_real_clip() {
 #[test]
 fn max_latency_keeps_frames_flowing_with_a_slow_model() {
     let dir = std::env::temp_dir().join(format!("faceenhance-slow-{}", std::process::id()));
-    let model = slow_model(&dir, 100);
+    let model = conv_model(&dir, "slow", 100, 1);
     let frame = bgrx(&imread(&astronaut()));
     let chain = |extra: &str| format!("facedetector {} ! facerestore model={} {extra}", yunet_prop(), model.display());
 

@@ -232,6 +232,15 @@ fn profile_that_does_not_match_the_model_names_the_mismatch() {
 }
 
 #[test]
+fn model_whose_output_size_is_not_the_profiles_is_refused() {
+    // Declared [batch, 3, d2, d3]; the last convolution has stride 2: 32x32 comes out.
+    let dir = temp_dir("halfout");
+    let model = conv_model(&dir, "half", 1, 2);
+    let err = load_err(&model, None);
+    assert!(err.contains("half.onnx") && err.contains("32") && err.contains("64"), "{err}");
+}
+
+#[test]
 fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
     let img = imread(&astronaut());
     // Frames that differ: the face moves right by 4 px per frame.

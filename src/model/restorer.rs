@@ -67,7 +67,9 @@ impl Restorer {
                     tracing::info!(model = %model.display(), "{report}");
                     let fixed_batch =
                         check_signature(&session, &profile).with_context(|| format!("model {}", model.display()))?;
-                    return Ok(Self { session, profile, path: model.to_path_buf(), report, fixed_batch });
+                    let mut r = Self { session, profile, path: model.to_path_buf(), report, fixed_batch };
+                    r.warm_up().with_context(|| format!("model {}: the first run failed", model.display()))?;
+                    return Ok(r);
                 }
                 Err(e) if p == Provider::Cpu => {
                     return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
@@ -84,6 +86,20 @@ impl Restorer {
             }
         }
         unreachable!("every provider chain ends with the CPU")
+    }
+
+    /// One run on a grey face at start: the first frame is not slowed by ONNX Runtime's
+    /// lazy set-up, and a model that loads but cannot run fails at the state change.
+    fn warm_up(&mut self) -> Result<()> {
+        let s = self.profile.input_size;
+        let grey = Mat::new_rows_cols_with_default(s, s, opencv::core::CV_8UC3, Scalar::all(128.0))?;
+        let out = self.infer(&[grey])?;
+        let got = (out[0].rows(), out[0].cols());
+        let want = self.profile.output_size;
+        if got != (want, want) {
+            bail!("output is {}x{}, the profile says {want}x{want}", got.1, got.0);
+        }
+        Ok(())
     }
 
     pub fn profile(&self) -> &Profile {

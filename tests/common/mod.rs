@@ -126,17 +126,18 @@ impl Pb {
     }
 }
 
-/// ValueInfoProto of a float tensor; a negative dim is the symbolic `batch`.
+/// ValueInfoProto of a float tensor; a negative dim is symbolic (`batch` first, then `d1`..).
 fn onnx_value(name: &str, dims: &[i64]) -> Pb {
     let mut shape = Pb::default();
-    for &d in dims {
-        shape = shape.msg(1, if d < 0 { Pb::default().str(2, "batch") } else { Pb::default().int(1, d) });
+    for (i, &d) in dims.iter().enumerate() {
+        let sym = if i == 0 { "batch".to_string() } else { format!("d{i}") };
+        shape = shape.msg(1, if d < 0 { Pb::default().str(2, &sym) } else { Pb::default().int(1, d) });
     }
     let tensor = Pb::default().int(1, 1).msg(2, shape);
     Pb::default().str(1, name).msg(2, Pb::default().msg(1, tensor))
 }
 
-fn onnx_conv(input: &str, weight: &str, output: &str) -> Pb {
+fn onnx_conv(input: &str, weight: &str, output: &str, stride: i64) -> Pb {
     let ints = |name: &str, v: &[i64]| v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x));
     Pb::default()
         .str(1, input)
@@ -146,6 +147,7 @@ fn onnx_conv(input: &str, weight: &str, output: &str) -> Pb {
         .str(4, "Conv")
         .msg(5, ints("pads", &[1, 1, 1, 1]))
         .msg(5, ints("kernel_shape", &[3, 3]))
+        .msg(5, ints("strides", &[stride, stride]))
 }
 
 fn onnx_weight(name: &str, dims: [i64; 4], seed: &mut u64) -> Pb {
@@ -159,30 +161,32 @@ fn onnx_weight(name: &str, dims: [i64; 4], seed: &mut u64) -> Pb {
     dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, 1).str(8, name).bytes(9, &raw)
 }
 
-/// An artificially slow generator with the restore-64 signature: `layers` 3x3 convolutions
-/// of 64 channels at 64x64 (one shared weight), written with its profile into `dir`.
-pub fn slow_model(dir: &Path, layers: usize) -> PathBuf {
+/// A convolutional generator with the restore-64 input: `layers` 3x3 convolutions of 64
+/// channels at 64x64 (one shared weight), the last with `out_stride`; written as
+/// `{stem}.onnx` with a restore-64-like profile into `dir`. Many layers make an
+/// artificially slow model; `out_stride` 2 a model whose output is not what its profile
+/// says (its output shape is declared dynamic, so only a run shows it).
+pub fn conv_model(dir: &Path, stem: &str, layers: usize, out_stride: i64) -> PathBuf {
     let mut seed = 1u64;
+    let out_dims: [i64; 4] = if out_stride == 1 { [-1, 3, 64, 64] } else { [-1, 3, -1, -1] };
     let mut graph = Pb::default()
-        .str(2, "slow")
+        .str(2, stem)
         .msg(5, onnx_weight("w_in", [64, 3, 3, 3], &mut seed))
         .msg(5, onnx_weight("w", [64, 64, 3, 3], &mut seed))
         .msg(5, onnx_weight("w_out", [3, 64, 3, 3], &mut seed))
         .msg(11, onnx_value("input", &[-1, 3, 64, 64]))
-        .msg(12, onnx_value("output", &[-1, 3, 64, 64]))
-        .msg(1, onnx_conv("input", "w_in", "h0"));
+        .msg(12, onnx_value("output", &out_dims))
+        .msg(1, onnx_conv("input", "w_in", "h0", 1));
     for i in 1..=layers {
-        graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("h{i}")));
+        graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("h{i}"), 1));
     }
-    graph = graph.msg(1, onnx_conv(&format!("h{layers}"), "w_out", "output"));
+    graph = graph.msg(1, onnx_conv(&format!("h{layers}"), "w_out", "output", out_stride));
     let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
     std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("slow.onnx");
+    let path = dir.join(format!("{stem}.onnx"));
     std::fs::write(&path, model.0).unwrap();
-    std::fs::write(
-        dir.join("slow.toml"),
-        "name = \"slow\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n",
-    )
-    .unwrap();
+    let profile =
+        format!("name = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n");
+    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
     path
 }
