@@ -82,6 +82,7 @@ mod tests {
             let (shape, theirs) = ort.run_raw([batch, 3, in_size, in_size], data).unwrap();
             assert_eq!(shape, dims.to_vec());
             let max = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            eprintln!("{name} batch {batch}: max abs diff burn vs ort {max:e}");
             assert!(max <= 1e-4, "{name} batch {batch}: max abs diff {max}");
         }
         std::fs::remove_file(&path).ok();
