@@ -286,26 +286,35 @@ impl FaceStream {
     /// This frame's faces, and whether the detector ran on it.
     pub fn next(&mut self, frame: &Frame) -> Result<(Vec<Face>, bool)> {
         let (bgr, factor) = self.detector.scaled_copy(frame)?;
-        let mut gray = Mat::default();
-        imgproc::cvt_color_def(&bgr, &mut gray, imgproc::COLOR_BGR2GRAY)?;
-        let same_size = self.prev.as_ref().is_some_and(|(p, f)| p.size().ok() == gray.size().ok() && *f == factor);
-        let detect = self.redetect || !same_size || self.frame.is_multiple_of(self.interval);
-        self.redetect = false;
-        let mut faces = if detect {
-            self.detector.detect_bgr(&bgr, factor)?
+        // The grey copy only serves optical flow: skipped when every frame is detected.
+        let gray = if self.interval > 1 {
+            let mut g = Mat::default();
+            imgproc::cvt_color_def(&bgr, &mut g, imgproc::COLOR_BGR2GRAY)?;
+            Some(g)
         } else {
-            let (prev, _) = self.prev.as_ref().expect("same_size implies a previous frame");
-            let mut moved = Vec::new();
-            for f in self.tracker.current() {
-                match follow(prev, &gray, &f, factor)? {
-                    Some(m) => moved.push(m),
-                    None => self.redetect = true,
+            None
+        };
+        let flow = match (&self.prev, &gray) {
+            (Some((p, f)), Some(g)) if p.size().ok() == g.size().ok() && *f == factor => Some((p, g)),
+            _ => None,
+        };
+        let detect = self.redetect || flow.is_none() || self.frame.is_multiple_of(self.interval);
+        self.redetect = false;
+        let mut faces = match flow {
+            Some((prev, gray)) if !detect => {
+                let mut moved = Vec::new();
+                for f in self.tracker.current() {
+                    match follow(prev, gray, &f, factor)? {
+                        Some(m) => moved.push(m),
+                        None => self.redetect = true,
+                    }
                 }
+                moved
             }
-            moved
+            _ => self.detector.detect_bgr(&bgr, factor)?,
         };
         self.tracker.update(&mut faces);
-        self.prev = Some((gray, factor));
+        self.prev = gray.map(|g| (g, factor));
         self.frame += 1;
         Ok((faces, detect))
     }
