@@ -35,28 +35,11 @@ pub fn side_by_side(left: &Mat, right: &Mat, scale: i32) -> Result<Mat> {
     imgproc::resize(&both, &mut out, Size::new(both.cols() * s, both.rows() * s), 0.0, 0.0, imgproc::INTER_NEAREST)?;
     for (text, x) in [("input", 4), ("faceenhance", left.cols() * s + 4)] {
         let org = Point::new(x, 14);
-        imgproc::put_text(
-            &mut out,
-            text,
-            org,
-            imgproc::FONT_HERSHEY_SIMPLEX,
-            0.45,
-            Scalar::all(0.0),
-            3,
-            imgproc::LINE_AA,
-            false,
-        )?;
-        imgproc::put_text(
-            &mut out,
-            text,
-            org,
-            imgproc::FONT_HERSHEY_SIMPLEX,
-            0.45,
-            Scalar::all(255.0),
-            1,
-            imgproc::LINE_AA,
-            false,
-        )?;
+        // Dark outline, then white: readable on any background.
+        for (shade, thickness) in [(0.0, 3), (255.0, 1)] {
+            let (font, colour) = (imgproc::FONT_HERSHEY_SIMPLEX, Scalar::all(shade));
+            imgproc::put_text(&mut out, text, org, font, 0.45, colour, thickness, imgproc::LINE_AA, false)?;
+        }
     }
     Ok(out)
 }

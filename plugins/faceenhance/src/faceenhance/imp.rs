@@ -138,36 +138,22 @@ fn renamed(spec: &glib::ParamSpec, name: &str, blurb: &str) -> glib::ParamSpec {
             .flags(flags)
             .build();
     }
-    if let Some(p) = spec.downcast_ref::<glib::ParamSpecFloat>() {
-        return glib::ParamSpecFloat::builder(name)
-            .nick(&nick)
-            .blurb(blurb)
-            .minimum(p.minimum())
-            .maximum(p.maximum())
-            .default_value(p.default_value())
-            .flags(flags)
-            .build();
+    // The numeric specs differ only in their type.
+    macro_rules! numeric {
+        ($($t:ty),*) => {$(
+            if let Some(p) = spec.downcast_ref::<$t>() {
+                return <$t>::builder(name)
+                    .nick(&nick)
+                    .blurb(blurb)
+                    .minimum(p.minimum())
+                    .maximum(p.maximum())
+                    .default_value(p.default_value())
+                    .flags(flags)
+                    .build();
+            }
+        )*};
     }
-    if let Some(p) = spec.downcast_ref::<glib::ParamSpecUInt>() {
-        return glib::ParamSpecUInt::builder(name)
-            .nick(&nick)
-            .blurb(blurb)
-            .minimum(p.minimum())
-            .maximum(p.maximum())
-            .default_value(p.default_value())
-            .flags(flags)
-            .build();
-    }
-    if let Some(p) = spec.downcast_ref::<glib::ParamSpecInt>() {
-        return glib::ParamSpecInt::builder(name)
-            .nick(&nick)
-            .blurb(blurb)
-            .minimum(p.minimum())
-            .maximum(p.maximum())
-            .default_value(p.default_value())
-            .flags(flags)
-            .build();
-    }
+    numeric!(glib::ParamSpecFloat, glib::ParamSpecUInt, glib::ParamSpecInt);
     if let Some(p) = spec.downcast_ref::<glib::ParamSpecBoolean>() {
         return glib::ParamSpecBoolean::builder(name)
             .nick(&nick)
