@@ -92,6 +92,17 @@ impl Similarity {
         Self { tx: self.tx + self.a * x - self.b * y, ty: self.ty + self.b * x + self.a * y, ..*self }
     }
 
+    /// The same map between resampled images: from the source up-scaled `k_src` times
+    /// to the crop up-scaled `k_crop` times, with `cv::resize`'s pixel-centre convention
+    /// (index i of an image up-scaled k times sits at k i + (k - 1) / 2). Used to paste a
+    /// super-resolved crop into an up-scaled frame without a half-pixel shift.
+    pub fn between_scales(&self, k_src: f64, k_crop: f64) -> Self {
+        let r = k_crop / k_src;
+        let (a, b) = (self.a * r, self.b * r);
+        let (hs, hc) = ((k_src - 1.0) / 2.0, (k_crop - 1.0) / 2.0);
+        Self { a, b, tx: k_crop * self.tx - (a * hs - b * hs) + hc, ty: k_crop * self.ty - (b * hs + a * hs) + hc }
+    }
+
     /// The 2x3 affine matrix OpenCV's `warp_affine` takes.
     pub fn to_mat(&self) -> Result<Mat> {
         let rows = [[self.a, -self.b, self.tx], [self.b, self.a, self.ty]];

@@ -63,6 +63,16 @@ impl PixelFormat {
             Self::Bgra | Self::Bgrx => Some(imgproc::COLOR_BGRA2BGR),
         }
     }
+
+    /// OpenCV colour conversion code from BGR to this layout (None: already BGR).
+    fn from_bgr_code(self) -> Option<i32> {
+        match self {
+            Self::Bgr => None,
+            Self::Rgb => Some(imgproc::COLOR_BGR2RGB),
+            Self::Rgba | Self::Rgbx => Some(imgproc::COLOR_BGR2RGBA),
+            Self::Bgra | Self::Bgrx => Some(imgproc::COLOR_BGR2BGRA),
+        }
+    }
 }
 
 enum Pixels<'a> {
@@ -182,6 +192,21 @@ pub fn to_bgr(m: &Mat, format: PixelFormat) -> Result<Mat> {
             Ok(out)
         }
     }
+}
+
+/// Writes a BGR u8 image into `dst`, a Mat in `format` of the same size (typically a
+/// region of [`Frame::mat_mut`]); the fourth byte of 4-channel layouts becomes 255.
+pub fn write_bgr<D: MatTraitConst + opencv::core::ToOutputArray>(
+    bgr: &Mat,
+    dst: &mut D,
+    format: PixelFormat,
+) -> Result<()> {
+    ensure!(bgr.size()? == dst.size()?, "BGR image {:?} does not fit the {:?} target", bgr.size()?, dst.size()?);
+    match format.from_bgr_code() {
+        None => bgr.copy_to(dst)?,
+        Some(code) => imgproc::cvt_color_def(bgr, dst, code)?,
+    }
+    Ok(())
 }
 
 /// Views an owned BGR (or 3-channel) Mat's bytes as a [`Frame`]: tests and the CLI use it

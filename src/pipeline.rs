@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, ensure, Context, Result};
 use crossbeam_channel::bounded;
 use opencv::core::Mat;
 use opencv::prelude::*;
@@ -15,29 +15,52 @@ use crate::align::{self, Similarity};
 use crate::blend;
 use crate::detect::{Detector, DetectorConfig, Face};
 use crate::frame::{self, Frame, PixelFormat};
-use crate::model::{ProviderOptions, Restorer};
+use crate::model::profile::ModelKind;
+use crate::model::{Profile, ProviderOptions, Restorer};
 use crate::track::{FaceStream, TrackConfig};
+use crate::upscale::{BackgroundConfig, Upscaler};
 
 #[derive(Clone, Debug)]
 pub struct RestoreConfig {
-    pub model: PathBuf,
-    /// Profile file; None: the TOML beside the model.
+    /// Model files, or folders whose `*.onnx` files with a profile beside them are all
+    /// taken: the model ladder. Each face goes to the model that suits its size best.
+    pub models: Vec<PathBuf>,
+    /// Profile file for a single model; None: the TOML beside each model.
     pub profile: Option<PathBuf>,
     pub provider: ProviderOptions,
     /// 0: frame untouched, 1: restored face fully replaces the original.
     pub strength: f32,
     /// Width of the soft mask edge as a fraction of the crop side.
     pub feather: f32,
+    /// Output frame = input frame x `upscale` (1: restore in place).
+    pub upscale: u32,
+    pub background: BackgroundConfig,
+    /// Never worse: a face whose output crop is more than this many times the chosen
+    /// model's output keeps the background's pixels (an up-scaled restoration is blurrier).
+    pub max_stretch: f32,
+    /// Paste every face, whatever its stretch.
+    pub force: bool,
+}
+
+impl RestoreConfig {
+    /// The default settings with one model file (or folder).
+    pub fn with_model(model: impl Into<PathBuf>) -> Self {
+        Self { models: vec![model.into()], ..Default::default() }
+    }
 }
 
 impl Default for RestoreConfig {
     fn default() -> Self {
         Self {
-            model: crate::paths::default_model(),
+            models: vec![crate::paths::default_models()],
             profile: None,
             provider: ProviderOptions::default(),
             strength: 1.0,
             feather: 0.1,
+            upscale: 1,
+            background: BackgroundConfig::default(),
+            max_stretch: 1.25,
+            force: false,
         }
     }
 }
@@ -47,67 +70,215 @@ impl Default for RestoreConfig {
 pub struct RestoreStats {
     pub faces: usize,
     pub restored: usize,
-    /// Frame rectangles that may have changed (x, y, w, h).
+    /// Faces left as the background has them because the best model's output would have
+    /// to be stretched more than `max_stretch` (never worse).
+    pub skipped: usize,
+    /// Faces per model of the ladder, in ladder order.
+    pub per_model: Vec<usize>,
+    /// For each face given: the ladder index of the model that restored it (None: not
+    /// restored: too small, off the frame, or skipped).
+    pub assigned: Vec<Option<usize>>,
+    /// Output-frame rectangles that may have changed (x, y, w, h).
     pub regions: Vec<[i32; 4]>,
     pub infer_ms: f64,
     pub total_ms: f64,
 }
 
-/// Align, infer (one batch per frame) and blend.
-pub struct FaceRestorer {
+/// The model files a list of files and folders names: files as given, folders expanded
+/// to their `*.onnx` files with a face-model profile beside them, sorted by name.
+pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("model folder {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "onnx") && Profile::beside(f).is_file())
+                .map(|f| Ok((Profile::from_file(&Profile::beside(&f))?.kind, f)))
+                .filter_map(|r: Result<_>| match r {
+                    Ok((ModelKind::Face, f)) => Some(Ok(f)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_>>()?;
+            if found.is_empty() {
+                bail!("model folder {}: no .onnx file with a .toml profile beside it", p.display());
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    if out.is_empty() {
+        bail!("no model given");
+    }
+    Ok(out)
+}
+
+/// One model of the ladder and its paste-back mask.
+struct Rung {
     restorer: Restorer,
     mask: Mat,
+}
+
+/// The ladder's choice for a face whose aligned crop spans `s_in` input pixels and
+/// `s_in x upscale` output pixels: the model whose output size is nearest (in log scale)
+/// to the face's output size, and whose input size is nearest to the face's input size,
+/// where shrinking the crop into a smaller input (detail thrown away) costs twice what
+/// enlarging it does. Returns the index and the stretch of the model's output onto the
+/// face (output size / model output size).
+pub fn pick_model(sizes: &[(i32, i32)], s_in: f64, upscale: f64) -> Option<(usize, f64)> {
+    let s_out = s_in * upscale;
+    let cost = |&(i, o): &(i32, i32)| {
+        let shrink = (s_in / i as f64).ln();
+        (s_out / o as f64).ln().abs() + if shrink > 0.0 { shrink } else { -0.5 * shrink }
+    };
+    let best = (0..sizes.len()).min_by(|&a, &b| cost(&sizes[a]).total_cmp(&cost(&sizes[b])))?;
+    Some((best, s_out / sizes[best].1 as f64))
+}
+
+/// One face on its way through a model.
+struct Job {
+    face: usize,
+    rung: usize,
+    crop: Mat,
+    sim: Similarity,
+}
+
+/// Align, infer (one batch per model and frame) and blend, into the same frame or an
+/// up-scaled one.
+pub struct FaceRestorer {
+    rungs: Vec<Rung>,
+    background: Option<Upscaler>,
     config: RestoreConfig,
 }
 
 impl FaceRestorer {
     pub fn new(config: RestoreConfig) -> Result<Self> {
-        let restorer = Restorer::load(&config.model, config.profile.as_deref(), &config.provider)?;
-        let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
-        Ok(Self { restorer, mask, config })
+        let paths = expand_models(&config.models)?;
+        if config.profile.is_some() && paths.len() > 1 {
+            bail!("an explicit profile fits one model, but {} models are given", paths.len());
+        }
+        let mut rungs = Vec::with_capacity(paths.len());
+        for path in &paths {
+            let restorer = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
+            let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
+            rungs.push(Rung { restorer, mask });
+        }
+        let background = (config.upscale != 1)
+            .then(|| Upscaler::new(config.upscale, &config.background, &config.provider))
+            .transpose()?;
+        Ok(Self { rungs, background, config })
     }
 
+    /// The ladder's first model (the only one unless several are given).
     pub fn restorer(&self) -> &Restorer {
-        &self.restorer
+        &self.rungs[0].restorer
+    }
+
+    pub fn restorers(&self) -> impl Iterator<Item = &Restorer> {
+        self.rungs.iter().map(|r| &r.restorer)
+    }
+
+    pub fn upscale(&self) -> u32 {
+        self.config.upscale
     }
 
     pub fn set_strength(&mut self, strength: f32) {
         self.config.strength = strength;
     }
 
-    /// Restores `faces` (frame coordinates) in place.
+    /// Restores `faces` (frame coordinates) in place; needs `upscale` 1.
     pub fn restore(&mut self, frame: &mut Frame, faces: &[Face]) -> Result<RestoreStats> {
         let start = Instant::now();
-        let mut stats = RestoreStats { faces: faces.len(), ..Default::default() };
-        if faces.is_empty() || self.config.strength <= 0.0 {
-            return Ok(stats);
-        }
-        let profile = self.restorer.profile().clone();
-        let mut crops = Vec::with_capacity(faces.len());
-        let mut sims: Vec<Similarity> = Vec::with_capacity(faces.len());
-        {
-            let src = frame.mat()?;
-            for face in faces.iter().filter(|f| f.bbox[2] >= 2.0 && f.bbox[3] >= 2.0) {
-                let sim = align::estimate(face, profile.template, profile.input_size)?;
-                if blend::covered_rect(&sim, profile.input_size, frame.width(), frame.height()).is_none() {
-                    continue;
-                }
-                crops.push(frame::to_bgr(&align::warp(&src, &sim, profile.input_size)?, frame.format())?);
-                sims.push(sim);
+        ensure!(self.config.upscale == 1, "upscale {}: restore into a larger frame", self.config.upscale);
+        let jobs = self.jobs(frame, faces)?;
+        self.finish(jobs, frame, faces.len(), start)
+    }
+
+    /// Up-scales `src` into `dst` (`upscale` times larger, same layout) and pastes the
+    /// restored `faces` (`src` coordinates) at their size in `dst`.
+    pub fn restore_into(&mut self, src: &Frame, dst: &mut Frame, faces: &[Face]) -> Result<RestoreStats> {
+        let start = Instant::now();
+        match self.background.as_mut() {
+            Some(bg) => bg.upscale(src, dst)?,
+            None => {
+                ensure!(
+                    (dst.width(), dst.height(), dst.stride()) == (src.width(), src.height(), src.stride()),
+                    "output frame differs from the input at upscale 1"
+                );
+                let n = src.data().len().min(dst.data().len());
+                dst.data_mut()?[..n].copy_from_slice(&src.data()[..n]);
             }
         }
-        if crops.is_empty() {
+        let jobs = self.jobs(src, faces)?;
+        self.finish(jobs, dst, faces.len(), start)
+    }
+
+    /// Aligned crops of the faces worth restoring, each with its model.
+    fn jobs(&self, src: &Frame, faces: &[Face]) -> Result<Vec<Job>> {
+        let k = self.config.upscale as f64;
+        let sizes: Vec<(i32, i32)> =
+            self.rungs.iter().map(|r| (r.restorer.profile().input_size, r.restorer.profile().output_size)).collect();
+        let mat = src.mat()?;
+        let mut jobs = Vec::with_capacity(faces.len());
+        for (i, face) in faces.iter().enumerate() {
+            if face.bbox[2] < 2.0 || face.bbox[3] < 2.0 {
+                continue;
+            }
+            // The crop side in input pixels, from the template at a unit crop size.
+            let unit = align::estimate(face, self.rungs[0].restorer.profile().template, 512)?;
+            let s_in = 512.0 / unit.scale();
+            let Some((rung, stretch)) = pick_model(&sizes, s_in, k) else { continue };
+            tracing::debug!(face = i, s_in, model = rung, stretch, "ladder");
+            if stretch > self.config.max_stretch as f64 && !self.config.force {
+                jobs.push(Job { face: i, rung: usize::MAX, crop: Mat::default(), sim: unit });
+                continue;
+            }
+            let profile = self.rungs[rung].restorer.profile();
+            let sim = align::estimate(face, profile.template, profile.input_size)?;
+            if blend::covered_rect(&sim, profile.input_size, src.width(), src.height()).is_none() {
+                continue;
+            }
+            let crop = frame::to_bgr(&align::warp(&mat, &sim, profile.input_size)?, src.format())?;
+            jobs.push(Job { face: i, rung, crop, sim });
+        }
+        Ok(jobs)
+    }
+
+    /// Infers each model's faces as one batch and pastes them into `dst`.
+    fn finish(&mut self, jobs: Vec<Job>, dst: &mut Frame, faces: usize, start: Instant) -> Result<RestoreStats> {
+        let mut stats = RestoreStats {
+            faces,
+            per_model: vec![0; self.rungs.len()],
+            assigned: vec![None; faces],
+            ..Default::default()
+        };
+        stats.skipped = jobs.iter().filter(|j| j.rung == usize::MAX).count();
+        if self.config.strength <= 0.0 {
+            stats.total_ms = start.elapsed().as_secs_f64() * 1e3;
             return Ok(stats);
         }
-        let t = Instant::now();
-        let outputs = self.restorer.infer(&crops)?;
-        stats.infer_ms = t.elapsed().as_secs_f64() * 1e3;
-        let k = profile.scale() as f64;
-        for (out, sim) in outputs.iter().zip(&sims) {
-            let sim_out = Similarity { a: sim.a * k, b: sim.b * k, tx: sim.tx * k, ty: sim.ty * k };
-            if let Some(r) = blend::paste(frame, out, &self.mask, &sim_out, self.config.strength)? {
-                stats.regions.push(r);
-                stats.restored += 1;
+        let k = self.config.upscale as f64;
+        for (r, rung) in self.rungs.iter_mut().enumerate() {
+            let mine: Vec<&Job> = jobs.iter().filter(|j| j.rung == r).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let crops: Vec<Mat> = mine.iter().map(|j| j.crop.clone()).collect();
+            let t = Instant::now();
+            let outputs = rung.restorer.infer(&crops)?;
+            stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
+            let m = rung.restorer.profile().scale() as f64;
+            for (out, job) in outputs.iter().zip(&mine) {
+                let sim_out = job.sim.between_scales(k, m);
+                if let Some(rect) = blend::paste(dst, out, &rung.mask, &sim_out, self.config.strength)? {
+                    stats.regions.push(rect);
+                    stats.restored += 1;
+                    stats.per_model[r] += 1;
+                    stats.assigned[job.face] = Some(r);
+                }
             }
         }
         stats.total_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -138,6 +309,14 @@ impl Enhancer {
     pub fn process_image(&mut self, frame: &mut Frame) -> Result<(Vec<Face>, RestoreStats)> {
         self.faces.reset();
         self.process(frame)
+    }
+
+    /// A still picture into `dst`, `upscale` times larger than `src`.
+    pub fn process_image_into(&mut self, src: &Frame, dst: &mut Frame) -> Result<(Vec<Face>, RestoreStats)> {
+        self.faces.reset();
+        let (faces, _) = self.faces.next(src)?;
+        let stats = self.restorer.restore_into(src, dst, &faces)?;
+        Ok((faces, stats))
     }
 }
 

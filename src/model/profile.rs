@@ -16,9 +16,24 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+/// What a model is for; a folder of models feeds only its face models to the ladder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Aligned face crops in, restored (and possibly enlarged) faces out.
+    #[default]
+    Face,
+    /// Whole-frame super-resolution (Real-ESRGAN-shaped), run in tiles.
+    Background,
+    /// Clean faces in, degraded faces out (training-data generators).
+    Degradation,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    #[serde(default)]
+    pub kind: ModelKind,
     pub name: String,
     #[serde(default)]
     pub description: String,

@@ -236,6 +236,7 @@ mod tests {
 
     fn profile(channels: ChannelOrder, range: [f32; 2]) -> Profile {
         Profile {
+            kind: Default::default(),
             name: "t".into(),
             description: String::new(),
             input: "input".into(),

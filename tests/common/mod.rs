@@ -190,3 +190,107 @@ pub fn conv_model(dir: &Path, stem: &str, layers: usize, out_stride: i64) -> Pat
     std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
     path
 }
+
+/// A Real-ESRGAN-shaped background model: input `[batch, 3, H, W]` with dynamic H and W,
+/// two 3x3 convolutions (so a receptive radius of 2 px) and DepthToSpace to `factor`x the
+/// size. The first convolution copies each input channel into its `factor`^2 sub-pixel
+/// channels and mixes in small random neighbours, so the output is a slightly filtered
+/// nearest-neighbour enlargement: a real function of the picture, not a constant. Writes
+/// `{stem}.onnx` and a `kind = "background"` profile whose tiles are `tile` px.
+pub fn sr_model(dir: &Path, stem: &str, factor: i64, tile: i64) -> PathBuf {
+    let mut seed = 7u64;
+    let c = 3 * factor * factor;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+    };
+    let weight = |name: &str, dims: [i64; 4], centre: &dyn Fn(i64, i64) -> f32, next: &mut dyn FnMut() -> f32| {
+        let mut raw = Vec::new();
+        for o in 0..dims[0] {
+            for i in 0..dims[1] {
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let v = next() + if ky == 1 && kx == 1 { centre(o, i) } else { 0.0 };
+                        raw.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+        }
+        dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, 1).str(8, name).bytes(9, &raw)
+    };
+    // DCR depth-to-space: output channel o = (sub-pixel) * 3 + colour.
+    let w1 = weight("w1", [c, 3, 3, 3], &|o, i| if o % 3 == i { 0.9 } else { 0.0 }, &mut next);
+    let w2 = weight("w2", [c, c, 3, 3], &|o, i| if o == i { 1.0 } else { 0.0 }, &mut next);
+    let d2s = Pb::default()
+        .str(1, "h2")
+        .str(2, "output")
+        .str(3, "d2s")
+        .str(4, "DepthToSpace")
+        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2))
+        .msg(5, Pb::default().str(1, "mode").bytes(4, b"DCR").int(20, 3));
+    let graph = Pb::default()
+        .str(2, stem)
+        .msg(5, w1)
+        .msg(5, w2)
+        .msg(11, onnx_value("input", &[-1, 3, -1, -1]))
+        .msg(12, onnx_value("output", &[-1, 3, -1, -1]))
+        .msg(1, onnx_conv("input", "w1", "h1", 1))
+        .msg(1, onnx_conv("h1", "w2", "h2", 1))
+        .msg(1, d2s);
+    let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{stem}.onnx"));
+    std::fs::write(&path, model.0).unwrap();
+    let profile = format!(
+        "kind = \"background\"\nname = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = {tile}\n\
+         output_size = {}\n",
+        tile * factor
+    );
+    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
+    path
+}
+
+/// Luma (BT.601) of a BGR u8 image as f64.
+fn luma(bgr: &Mat) -> Mat {
+    let mut y = Mat::default();
+    imgproc::cvt_color_def(bgr, &mut y, imgproc::COLOR_BGR2GRAY).unwrap();
+    let mut f = Mat::default();
+    y.convert_to(&mut f, opencv::core::CV_64F, 1.0, 0.0).unwrap();
+    f
+}
+
+/// PSNR (dB, peak 255) of two BGR u8 images on Y.
+pub fn psnr_y(a: &Mat, b: &Mat) -> f64 {
+    let mut d = Mat::default();
+    opencv::core::subtract_def(&luma(a), &luma(b), &mut d).unwrap();
+    let mse = d.dot(&d).unwrap() / (d.rows() * d.cols()) as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
+}
+
+/// SSIM on Y with the usual 11x11 Gaussian window (sigma 1.5), mean over the image.
+pub fn ssim_y(a: &Mat, b: &Mat) -> f64 {
+    use opencv::core::{multiply_def, BORDER_REFLECT};
+    let (x, y) = (luma(a), luma(b));
+    let blur = |m: &Mat| {
+        let mut o = Mat::default();
+        imgproc::gaussian_blur(m, &mut o, Size::new(11, 11), 1.5, 1.5, BORDER_REFLECT).unwrap();
+        o
+    };
+    let mul = |p: &Mat, q: &Mat| {
+        let mut o = Mat::default();
+        multiply_def(p, q, &mut o).unwrap();
+        o
+    };
+    let (mx, my) = (blur(&x), blur(&y));
+    let (sxx, syy, sxy) = (blur(&mul(&x, &x)), blur(&mul(&y, &y)), blur(&mul(&x, &y)));
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let (n, w) = (x.rows() as usize * x.cols() as usize, x.cols());
+    let mut total = 0.0;
+    for i in 0..n as i32 {
+        let at = |m: &Mat| *m.at_2d::<f64>(i / w, i % w).unwrap();
+        let (ux, uy) = (at(&mx), at(&my));
+        let (vx, vy, cxy) = (at(&sxx) - ux * ux, at(&syy) - uy * uy, at(&sxy) - ux * uy);
+        total += ((2.0 * ux * uy + c1) * (2.0 * cxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+    }
+    total / n as f64
+}

@@ -21,8 +21,14 @@ fn floats(s: &gst::StructureRef, field: &str) -> Option<Vec<f32>> {
 
 /// Replaces the buffer's face metas with `faces`. Rectangles are clipped to the frame.
 pub fn attach(buf: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32) {
+    attach_labelled(buf, faces, width, height, &[]);
+}
+
+/// [`attach`], with the name of the model that restored each face (`models[i]`, if any)
+/// in the parameter structure.
+pub fn attach_labelled(buf: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32, models: &[Option<&str>]) {
     remove(buf);
-    for f in faces {
+    for (i, f) in faces.iter().enumerate() {
         let [x, y, w, h] = f.bbox;
         let x0 = x.max(0.0).min(width as f32);
         let y0 = y.max(0.0).min(height as f32);
@@ -41,6 +47,9 @@ pub fn attach(buf: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32)
         }
         if let Some(eyes) = &f.eyes {
             s.set("eyes", array(eyes.iter().flatten().copied()));
+        }
+        if let Some(Some(model)) = models.get(i) {
+            s.set("model", *model);
         }
         meta.add_param(s);
     }

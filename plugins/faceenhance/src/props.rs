@@ -2,6 +2,7 @@
 
 use faceenhance::detect::DetectorKind;
 use faceenhance::model::Provider;
+use faceenhance::upscale::Interpolation;
 use gst::glib;
 
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
@@ -52,6 +53,26 @@ impl From<ProviderChoice> for Provider {
             ProviderChoice::Cpu => Provider::Cpu,
             ProviderChoice::Cuda => Provider::Cuda,
             ProviderChoice::Tensorrt => Provider::TensorRt,
+        }
+    }
+}
+
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRestoreBackground")]
+pub enum BackgroundChoice {
+    #[default]
+    #[enum_value(name = "Bicubic (OpenCV)", nick = "bicubic")]
+    Bicubic,
+    #[enum_value(name = "Lanczos, 8x8 taps (OpenCV)", nick = "lanczos")]
+    Lanczos,
+}
+
+impl From<BackgroundChoice> for Interpolation {
+    fn from(c: BackgroundChoice) -> Self {
+        match c {
+            BackgroundChoice::Bicubic => Interpolation::Bicubic,
+            BackgroundChoice::Lanczos => Interpolation::Lanczos,
         }
     }
 }

@@ -70,10 +70,8 @@ impl Negotiated {
     }
 }
 
-/// The elements are in-place filters over the same formats: one `VideoFilterImpl` that
-/// records the negotiated info in the element's `info: Negotiated` field, the element
-/// metadata, and the pad templates every element shares.
-macro_rules! in_place_video_filter {
+/// Element metadata and the pad templates every element shares.
+macro_rules! video_element {
     ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
         impl gst::subclass::prelude::GstObjectImpl for $ty {}
 
@@ -91,6 +89,15 @@ macro_rules! in_place_video_filter {
                 T.as_ref()
             }
         }
+    };
+}
+pub(crate) use video_element;
+
+/// An in-place filter over the shared formats: [`video_element!`] plus a `VideoFilterImpl`
+/// that records the negotiated info in the element's `info: Negotiated` field.
+macro_rules! in_place_video_filter {
+    ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
+        $crate::video::video_element!($ty, $long_name, $klass, $description);
 
         impl gst_video::subclass::prelude::VideoFilterImpl for $ty {
             fn set_info(
@@ -107,3 +114,46 @@ macro_rules! in_place_video_filter {
     };
 }
 pub(crate) use in_place_video_filter;
+
+/// Caps `factor` times larger (towards the source pad) or smaller (towards the sink pad):
+/// widths and heights, fixed or ranges, are scaled; a fixed size that does not divide by
+/// the factor has no counterpart and its structure is dropped.
+pub fn scale_caps(caps: &gst::Caps, factor: u32, up: bool) -> gst::Caps {
+    let k = factor.max(1) as i32;
+    let map = |v: i32| -> Option<i32> {
+        if up {
+            v.checked_mul(k)
+        } else {
+            (v % k == 0).then_some(v / k)
+        }
+    };
+    let mut out = gst::Caps::new_empty();
+    let out_mut = out.get_mut().expect("new caps are writable");
+    for (s, features) in caps.iter_with_features() {
+        let mut s = s.to_owned();
+        let mut ok = true;
+        for field in ["width", "height"] {
+            if let Ok(v) = s.get::<i32>(field) {
+                match map(v) {
+                    Some(v) => s.set(field, v),
+                    None => ok = false,
+                }
+            } else if let Ok(r) = s.get::<gst::IntRange<i32>>(field) {
+                let (lo, hi) = if up {
+                    (r.min().saturating_mul(k).min(i32::MAX), r.max().saturating_mul(k))
+                } else {
+                    ((r.min() + k - 1) / k, r.max() / k)
+                };
+                if lo > hi {
+                    ok = false;
+                } else {
+                    s.set(field, gst::IntRange::new(lo.max(1), hi.max(1)));
+                }
+            }
+        }
+        if ok {
+            out_mut.append_structure_full(s, Some(features.to_owned()));
+        }
+    }
+    out
+}

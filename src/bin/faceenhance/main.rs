@@ -13,6 +13,8 @@ use faceenhance::detect::{DetectorConfig, DetectorKind};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{Provider, ProviderOptions};
 use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use faceenhance::upscale::{BackgroundConfig, Interpolation};
+use opencv::core::Mat;
 use opencv::prelude::MatTraitConst;
 
 #[derive(Parser)]
@@ -51,9 +53,10 @@ enum Command {
 /// The options every enhancing command shares (the elements' main properties).
 #[derive(Args, Clone)]
 pub struct EnhanceOpts {
-    /// Restoration model (ONNX with a profile TOML beside it); default: the shipped one.
-    #[arg(long)]
-    model: Option<PathBuf>,
+    /// Restoration model(s): ONNX files with a profile TOML beside them, or folders of them
+    /// (repeat or separate with commas: the model ladder); default: the shipped models.
+    #[arg(long, value_delimiter = ',')]
+    model: Vec<PathBuf>,
     /// auto, cpu, cuda, tensorrt.
     #[arg(long, default_value = "auto")]
     provider: Provider,
@@ -66,6 +69,22 @@ pub struct EnhanceOpts {
     /// 0: faces untouched .. 1: restored faces replace the originals.
     #[arg(long, default_value_t = 1.0)]
     strength: f32,
+    /// Output = input x this factor; faces are restored at their size in the output.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    upscale: u32,
+    /// How the frame around the faces is enlarged: bicubic or lanczos.
+    #[arg(long, default_value = "bicubic")]
+    background: Interpolation,
+    /// ONNX super-resolution model for the frame around the faces (scale = --upscale).
+    #[arg(long)]
+    background_model: Option<PathBuf>,
+    /// Never worse: faces whose output is more than this many times the model's output
+    /// keep the background's pixels.
+    #[arg(long, default_value_t = 1.25)]
+    max_stretch: f32,
+    /// Restore every face, however much its model's output must be stretched.
+    #[arg(long)]
+    force: bool,
 }
 
 impl EnhanceOpts {
@@ -74,10 +93,18 @@ impl EnhanceOpts {
         let mut restore = RestoreConfig {
             provider: ProviderOptions { provider: self.provider, ..Default::default() },
             strength: self.strength,
+            upscale: self.upscale,
+            background: BackgroundConfig {
+                interpolation: self.background,
+                model: self.background_model.clone(),
+                ..Default::default()
+            },
+            max_stretch: self.max_stretch,
+            force: self.force,
             ..Default::default()
         };
-        if let Some(m) = &self.model {
-            restore.model = m.clone();
+        if !self.model.is_empty() {
+            restore.models = self.model.clone();
         }
         Enhancer::new(detect, restore)
     }
@@ -94,9 +121,16 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(&output).with_context(|| format!("{}", output.display()))?;
             let mut enhancer = opts.enhancer()?;
             for input in inputs {
-                let original = image::read(&input)?;
-                let mut img = original.try_clone()?;
-                let (faces, stats) = enhancer.process_image(&mut frame_from_mat(&mut img)?)?;
+                let mut original = image::read(&input)?;
+                let k = opts.upscale as i32;
+                let mut img = Mat::new_rows_cols_with_default(
+                    original.rows() * k,
+                    original.cols() * k,
+                    original.typ(),
+                    opencv::core::Scalar::all(0.0),
+                )?;
+                let (faces, stats) =
+                    enhancer.process_image_into(&frame_from_mat(&mut original)?, &mut frame_from_mat(&mut img)?)?;
                 let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
                 image::write(&output.join(format!("{stem}.png")), &img)?;
                 image::write(
@@ -104,10 +138,11 @@ fn main() -> Result<()> {
                     &image::side_by_side(&original, &img, 1)?,
                 )?;
                 println!(
-                    "{}: {} faces, {} restored, {:.1} ms",
+                    "{}: {} faces, {} restored, {} kept as the background has them (never worse), {:.1} ms",
                     input.display(),
                     faces.len(),
                     stats.restored,
+                    stats.skipped,
                     stats.total_ms
                 );
             }

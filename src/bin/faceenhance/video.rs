@@ -91,9 +91,17 @@ fn build(args: &VideoArgs) -> Result<Graph> {
     let convert_in = make("videoconvert")?;
     let enhance = make("faceenhance")?;
     let o = &args.opts;
-    if let Some(m) = &o.model {
-        enhance.set_property("model", m.to_string_lossy().as_ref());
+    if !o.model.is_empty() {
+        let list: Vec<String> = o.model.iter().map(|m| m.to_string_lossy().to_string()).collect();
+        enhance.set_property("model", list.join(","));
     }
+    enhance.set_property("upscale", o.upscale);
+    enhance.set_property_from_str("background", &format!("{:?}", o.background).to_lowercase());
+    if let Some(m) = &o.background_model {
+        enhance.set_property("background-model", m.to_string_lossy().as_ref());
+    }
+    enhance.set_property("max-stretch", o.max_stretch);
+    enhance.set_property("force", o.force);
     enhance.set_property_from_str("provider", &format!("{:?}", o.provider).to_lowercase());
     enhance.set_property_from_str("detector", &format!("{:?}", o.detector).to_lowercase());
     if let Some(m) = &o.detector_model {
@@ -125,14 +133,22 @@ fn build(args: &VideoArgs) -> Result<Graph> {
             enhance.static_pad("src").unwrap().link(&right)?;
             // The right half starts where the left frame ends, and the output keeps the
             // input's pixel aspect ratio (else compositor resamples to square pixels and the
-            // halves no longer line up pixel for pixel): both known once caps arrive.
+            // halves no longer line up pixel for pixel): both known once caps arrive. At
+            // --upscale the input half is enlarged (bilinear) to the output's size.
+            let k = o.upscale as i32;
             let right_pad = right.clone();
+            let left_pad = left.clone();
             let shape_weak = shape.downgrade();
             left.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
                 if let Some(gst::PadProbeData::Event(ev)) = &info.data {
                     if let gst::EventView::Caps(c) = ev.view() {
                         if let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps()) {
-                            right_pad.set_property("xpos", vi.width() as i32);
+                            let (w, h) = (vi.width() as i32 * k, vi.height() as i32 * k);
+                            if k != 1 {
+                                left_pad.set_property("width", w);
+                                left_pad.set_property("height", h);
+                            }
+                            right_pad.set_property("xpos", w);
                             if let Some(shape) = shape_weak.upgrade() {
                                 let caps =
                                     gst::Caps::builder("video/x-raw").field("pixel-aspect-ratio", vi.par()).build();

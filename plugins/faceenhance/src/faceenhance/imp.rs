@@ -8,11 +8,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::props::{DetectorChoice, ProviderChoice};
+use crate::props::{BackgroundChoice, DetectorChoice, ProviderChoice};
 use crate::video;
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 14] = [
+const PROXIED: [(&str, Child, &str); 19] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -20,6 +20,11 @@ const PROXIED: [(&str, Child, &str); 14] = [
     ("fp16", Child::Restore, "fp16"),
     ("strength", Child::Restore, "strength"),
     ("max-latency", Child::Restore, "max-latency"),
+    ("upscale", Child::Restore, "upscale"),
+    ("background", Child::Restore, "background"),
+    ("background-model", Child::Restore, "background-model"),
+    ("max-stretch", Child::Restore, "max-stretch"),
+    ("force", Child::Restore, "force"),
     ("detector", Child::Detect, "detector"),
     ("detector-model", Child::Detect, "model"),
     ("detect-interval", Child::Detect, "detect-interval"),
@@ -167,6 +172,9 @@ fn renamed(spec: &glib::ParamSpec, name: &str, blurb: &str) -> glib::ParamSpec {
     }
     if spec.value_type() == ProviderChoice::static_type() {
         return glib::ParamSpecEnum::builder::<ProviderChoice>(name).nick(&nick).blurb(blurb).flags(flags).build();
+    }
+    if spec.value_type() == BackgroundChoice::static_type() {
+        return glib::ParamSpecEnum::builder::<BackgroundChoice>(name).nick(&nick).blurb(blurb).flags(flags).build();
     }
     unreachable!("faceenhance proxies only string, number, boolean and enum properties ({})", spec.name())
 }

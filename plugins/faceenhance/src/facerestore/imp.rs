@@ -1,18 +1,21 @@
-//! `facerestore`: reads the faces `facedetector` attached, restores them with an ONNX
-//! generator (all faces of a frame in one batch) and blends them back in place.
-//! The provider that really runs is posted once as a `facerestore-provider` message.
+//! `facerestore`: reads the faces `facedetector` attached, restores them with ONNX
+//! generators (the model ladder: each face to the model that suits its size, one batch
+//! per model) and blends them back, in place or into a frame `upscale` times larger whose
+//! background is interpolated or super-resolved in tiles. The provider that really runs
+//! is posted once as a `facerestore-provider` message.
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceenhance::model::ProviderOptions;
 use faceenhance::pipeline::{FaceRestorer, LiveOutcome, LiveRestorer, RestoreConfig, RestoreStats};
+use faceenhance::upscale::BackgroundConfig;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::props::ProviderChoice;
+use crate::props::{BackgroundChoice, ProviderChoice};
 use crate::{meta, video};
 
 static CAT: LazyLock<gst::DebugCategory> =
@@ -31,13 +34,18 @@ struct Settings {
     threads: u32,
     max_latency_ms: u32,
     post_messages: bool,
+    upscale: u32,
+    background: BackgroundChoice,
+    background_model: Option<String>,
+    max_stretch: f32,
+    force: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         let d = RestoreConfig::default();
         Self {
-            model: d.model.display().to_string(),
+            model: d.models.iter().map(|m| m.display().to_string()).collect::<Vec<_>>().join(","),
             profile: None,
             provider: ProviderChoice::Auto,
             device_id: 0,
@@ -48,6 +56,11 @@ impl Default for Settings {
             threads: 0,
             max_latency_ms: 0,
             post_messages: false,
+            upscale: d.upscale,
+            background: BackgroundChoice::Bicubic,
+            background_model: None,
+            max_stretch: d.max_stretch,
+            force: d.force,
         }
     }
 }
@@ -62,7 +75,10 @@ enum Engine {
 pub struct FaceRestore {
     settings: Mutex<Settings>,
     restorer: Mutex<Option<Engine>>,
+    /// Names of the ladder's models, for the stats message and the ROI meta.
+    names: Mutex<Vec<String>>,
     info: video::Negotiated,
+    out_info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -79,7 +95,11 @@ impl ObjectImpl for FaceRestore {
             vec![
                 glib::ParamSpecString::builder("model")
                     .nick("Model")
-                    .blurb("ONNX generator; its profile is the .toml beside it unless 'profile' is set")
+                    .blurb(
+                        "ONNX generator(s): a file, a folder of models with their profiles, or a comma-separated list \
+                         (the model ladder: each face goes to the model whose sizes suit it best); a model's profile \
+                         is the .toml beside it unless 'profile' is set",
+                    )
                     .default_value(Some(d.model.as_str()))
                     .mutable_ready()
                     .build(),
@@ -145,9 +165,50 @@ impl ObjectImpl for FaceRestore {
                     .default_value(d.max_latency_ms)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("upscale")
+                    .nick("Up-scale factor")
+                    .blurb("Output frame = input x this factor; faces are pasted at their size in the output")
+                    .minimum(1)
+                    .maximum(8)
+                    .default_value(d.upscale)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("background", d.background)
+                    .nick("Background interpolation")
+                    .blurb("How the frame is enlarged around the faces when upscale > 1 and no background-model is set")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("background-model")
+                    .nick("Background model")
+                    .blurb(
+                        "ONNX super-resolution model for the whole frame (Real-ESRGAN-shaped, scale = upscale), run \
+                         in overlapping tiles of its profile's input size",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("max-stretch")
+                    .nick("Maximum stretch")
+                    .blurb(
+                        "Never worse: a face whose output size is more than this many times the chosen model's \
+                         output keeps the background's pixels",
+                    )
+                    .minimum(1.0)
+                    .maximum(100.0)
+                    .default_value(d.max_stretch)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("force")
+                    .nick("Force")
+                    .blurb("Restore every face, however far its model's output must be stretched")
+                    .default_value(d.force)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
-                    .blurb("Post a 'facerestore' element message (faces, restored, late, infer-ms) per frame")
+                    .blurb(
+                        "Post a 'facerestore' element message per frame (faces, restored, skipped, late, infer-ms, \
+                         faces per model)",
+                    )
                     .default_value(d.post_messages)
                     .mutable_playing()
                     .build(),
@@ -176,6 +237,11 @@ impl ObjectImpl for FaceRestore {
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "upscale" => s.upscale = value.get().expect("type checked upstream"),
+            "background" => s.background = value.get().expect("type checked upstream"),
+            "background-model" => s.background_model = opt(value),
+            "max-stretch" => s.max_stretch = value.get().expect("type checked upstream"),
+            "force" => s.force = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -194,20 +260,26 @@ impl ObjectImpl for FaceRestore {
             "threads" => s.threads.to_value(),
             "max-latency" => s.max_latency_ms.to_value(),
             "post-messages" => s.post_messages.to_value(),
+            "upscale" => s.upscale.to_value(),
+            "background" => s.background.to_value(),
+            "background-model" => s.background_model.to_value(),
+            "max-stretch" => s.max_stretch.to_value(),
+            "force" => s.force.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
 }
 
 impl BaseTransformImpl for FaceRestore {
-    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    // In place at upscale 1 (set_info switches), into a new larger buffer otherwise.
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::Both;
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().unwrap().clone();
         let config = RestoreConfig {
-            model: PathBuf::from(&s.model),
+            models: s.model.split(',').map(str::trim).filter(|m| !m.is_empty()).map(PathBuf::from).collect(),
             profile: s.profile.map(PathBuf::from),
             provider: ProviderOptions {
                 provider: s.provider.into(),
@@ -218,9 +290,24 @@ impl BaseTransformImpl for FaceRestore {
             },
             strength: s.strength,
             feather: s.feather,
+            upscale: s.upscale,
+            background: BackgroundConfig {
+                interpolation: s.background.into(),
+                model: s.background_model.as_ref().map(PathBuf::from),
+                ..Default::default()
+            },
+            max_stretch: s.max_stretch,
+            force: s.force,
         };
+        if s.max_latency_ms > 0 && s.upscale != 1 {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ["facerestore: max-latency (live mode) works at upscale 1 only, upscale is {}", s.upscale]
+            ));
+        }
         let restorer = FaceRestorer::new(config)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["facerestore: {e:#}"]))?;
+        *self.names.lock().unwrap() = restorer.restorers().map(|r| r.profile().name.clone()).collect();
         let report = restorer.restorer().report().clone();
         gst::info!(CAT, imp = self, "model {}: {report}", s.model);
         let skipped = gst::List::new(report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.name())));
@@ -249,6 +336,20 @@ impl BaseTransformImpl for FaceRestore {
         Ok(())
     }
 
+    fn transform_caps(
+        &self,
+        direction: gst::PadDirection,
+        caps: &gst::Caps,
+        filter: Option<&gst::Caps>,
+    ) -> Option<gst::Caps> {
+        let k = self.settings.lock().unwrap().upscale;
+        let other = video::scale_caps(caps, k, direction == gst::PadDirection::Sink);
+        Some(match filter {
+            Some(f) => f.intersect_with_mode(&other, gst::CapsIntersectMode::First),
+            None => other,
+        })
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(buf);
         if faces.is_empty() {
@@ -264,29 +365,99 @@ impl BaseTransformImpl for FaceRestore {
                 LiveOutcome::Late => (RestoreStats { faces: faces.len(), ..Default::default() }, true),
             }),
         })
-        .map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
-            gst::FlowError::Error
-        })?;
+        .map_err(|e| self.fail(e))?;
         drop(guard);
-        gst::trace!(CAT, imp = self, "{} faces, {} restored, {:.1} ms", stats.faces, stats.restored, stats.total_ms);
-        if self.settings.lock().unwrap().post_messages {
-            let s = gst::Structure::builder("facerestore")
-                .field("timestamp", buf.pts())
-                .field("faces", stats.faces as i32)
-                .field("restored", stats.restored as i32)
-                .field("late", late)
-                .field("infer-ms", stats.infer_ms)
-                .field("total-ms", stats.total_ms)
-                .build();
-            let obj = self.obj();
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
-        }
+        self.label(buf, &faces, &stats, 1, &info);
+        self.post_stats(buf.pts(), &stats, late);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn transform(&self, inbuf: &gst::Buffer, outbuf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let faces = meta::read(inbuf);
+        let (info, out_info) = (self.info.get()?, self.out_info.get()?);
+        let mut guard = self.restorer.lock().unwrap();
+        let Some(Engine::InStep(restorer)) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let stats = video::with_frame(inbuf, &info, |src| {
+            video::with_frame_mut(outbuf, &out_info, |dst| restorer.restore_into(src, dst, &faces))
+                .map_err(anyhow::Error::msg)
+        })
+        .map_err(|e| self.fail(e))?;
+        let k = restorer.upscale();
+        drop(guard);
+        self.label(outbuf, &faces, &stats, k, &out_info);
+        self.post_stats(inbuf.pts(), &stats, false);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
-video::in_place_video_filter!(
+impl FaceRestore {
+    fn fail(&self, e: String) -> gst::FlowError {
+        gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
+        gst::FlowError::Error
+    }
+
+    /// The faces on the output buffer, in its coordinates, each with the model that
+    /// restored it.
+    fn label(
+        &self,
+        buf: &mut gst::BufferRef,
+        faces: &[faceenhance::Face],
+        stats: &RestoreStats,
+        k: u32,
+        out: &gst_video::VideoInfo,
+    ) {
+        let names = self.names.lock().unwrap();
+        let models: Vec<Option<&str>> = (0..faces.len())
+            .map(|i| stats.assigned.get(i).copied().flatten().and_then(|m| names.get(m)).map(String::as_str))
+            .collect();
+        let scaled: Vec<faceenhance::Face> = faces.iter().map(|f| f.clone().scaled(k as f32)).collect();
+        meta::attach_labelled(buf, &scaled, out.width(), out.height(), &models);
+    }
+
+    fn post_stats(&self, pts: Option<gst::ClockTime>, stats: &RestoreStats, late: bool) {
+        gst::trace!(CAT, imp = self, "{} faces, {} restored, {:.1} ms", stats.faces, stats.restored, stats.total_ms);
+        if !self.settings.lock().unwrap().post_messages {
+            return;
+        }
+        let names = self.names.lock().unwrap();
+        let mut per_model = gst::Structure::new_empty("models");
+        for (name, n) in names.iter().zip(&stats.per_model) {
+            per_model.set(name.as_str(), *n as i32);
+        }
+        let s = gst::Structure::builder("facerestore")
+            .field("timestamp", pts)
+            .field("faces", stats.faces as i32)
+            .field("restored", stats.restored as i32)
+            .field("skipped", stats.skipped as i32)
+            .field("late", late)
+            .field("infer-ms", stats.infer_ms)
+            .field("total-ms", stats.total_ms)
+            .field("models", per_model)
+            .build();
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}
+
+impl gst_video::subclass::prelude::VideoFilterImpl for FaceRestore {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        self.info.set(in_info);
+        self.out_info.set(out_info);
+        let same = in_info.width() == out_info.width() && in_info.height() == out_info.height();
+        gst_base::prelude::BaseTransformExt::set_in_place(&*self.obj(), same);
+        Ok(())
+    }
+}
+
+video::video_element!(
     FaceRestore,
     "Face restorer",
     "Filter/Effect/Video",
