@@ -100,12 +100,17 @@ impl TrainConfig {
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `lr_min`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let t = (step - self.warmup_steps) as f64 / (self.steps.saturating_sub(self.warmup_steps)).max(1) as f64;
-        self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+        warmup_cosine(self.lr, self.lr_min, self.warmup_steps, self.steps, step)
     }
+}
+
+/// Linear warm-up over `warmup` steps to `lr`, then cosine decay to `lr_min` at `steps`.
+pub fn warmup_cosine(lr: f64, lr_min: f64, warmup: usize, steps: usize, step: usize) -> f64 {
+    if step < warmup {
+        return lr * (step + 1) as f64 / warmup as f64;
+    }
+    let t = (step - warmup) as f64 / (steps.saturating_sub(warmup)).max(1) as f64;
+    lr_min + 0.5 * (lr - lr_min) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
 }
 
 #[cfg(test)]

@@ -46,6 +46,12 @@ pub struct DegradeConfig {
     pub second_order_prob: f32,
     pub color_jitter_prob: f32,
     pub gray_prob: f32,
+    /// SR only: probability that the low-resolution input is the learned degradation
+    /// generator's output (`learned_model`, an ONNX file exported by `degrade-export`)
+    /// instead of the synthetic pipeline. 0 (the default) draws nothing from the RNG, so
+    /// configs without it see exactly the batches they saw before.
+    pub learned_prob: f32,
+    pub learned_model: Option<std::path::PathBuf>,
 }
 
 impl Default for DegradeConfig {
@@ -69,6 +75,8 @@ impl Default for DegradeConfig {
             second_order_prob: 0.4,
             color_jitter_prob: 0.1,
             gray_prob: 0.03,
+            learned_prob: 0.0,
+            learned_model: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter};
 use onnx_ir::{Message, ModelProto};
@@ -12,14 +13,26 @@ use crate::model::Generator;
 
 /// Exports `gen` (a module on a plain, non-autodiff device) for `in_size` px inputs.
 pub fn export_generator(gen: &Generator, in_size: usize, path: &Path) -> Result<()> {
+    export_module(gen, Generator::forward, [3, in_size, in_size], path)
+}
+
+/// Exports any single-input, single-output module (on a plain device) whose input is
+/// `[batch, c, h, w]`, with `input` / `output` names and a dynamic batch axis.
+pub fn export_module<M: Module>(
+    module: &M,
+    forward: fn(&M, Tensor<4>) -> Tensor<4>,
+    chw: [usize; 3],
+    path: &Path,
+) -> Result<()> {
     let device = Device::flex();
+    let [c, h, w] = chw;
     // Two traces whose batch sizes match no static dimension of the graph (1, 2 or 3 would
     // collide with pixel-shuffle factors and channel counts and make the axis ambiguous).
-    let sample = Tensor::<4>::zeros([5, 3, in_size, in_size], &device);
-    let validation = Tensor::<4>::zeros([7, 3, in_size, in_size], &device);
+    let sample = Tensor::<4>::zeros([5, c, h, w], &device);
+    let validation = Tensor::<4>::zeros([7, c, h, w], &device);
     let specs = [InputSpec::new([AxisSpec::dynamic("batch"), AxisSpec::Static, AxisSpec::Static, AxisSpec::Static])];
     let onnx = OnnxExporter::new()
-        .export_dynamic(gen, sample, validation, &specs, Generator::forward)
+        .export_dynamic(module, sample, validation, &specs, forward)
         .map_err(|e| anyhow!("ONNX export: {e}"))?;
     let bytes = rename_io(onnx.as_bytes(), "input", "output")?;
     if let Some(dir) = path.parent() {

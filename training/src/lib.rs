@@ -10,6 +10,7 @@ pub mod degrade;
 pub mod eval;
 pub mod export;
 pub mod image;
+pub mod learned;
 pub mod loss;
 pub mod metrics;
 pub mod model;

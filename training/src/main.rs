@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use faceenhance_train::config::TrainConfig;
+use faceenhance_train::learned::{self, DegradeGanConfig};
 #[cfg(feature = "core")]
 use faceenhance_train::prepare;
 use faceenhance_train::{eval, export, train};
@@ -55,6 +56,48 @@ enum Cmd {
         stop_at: Option<usize>,
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Train (or resume) the learned degradation GAN (clean crops -> real-looking LR crops).
+    DegradeTrain {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        #[arg(long)]
+        stop_at: Option<usize>,
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Export the EMA degradation generator to ONNX (input [batch, 4, H, W]: RGB + noise).
+    DegradeExport {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Statistics of real LR crops, area down-scales, the synthetic pipeline and the exported
+    /// degradation generator (through ONNX Runtime); grid PNG.
+    DegradeEval {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// An SR training config whose `degrade` section is the synthetic pipeline to compare.
+        #[arg(long)]
+        sr_config: Option<PathBuf>,
+        #[arg(long)]
+        grid: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        grid_rows: usize,
+        /// Write every real crop into this PNG too.
+        #[arg(long)]
+        real_grid: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Export the EMA generator of a run's checkpoint to ONNX (input/output, dynamic batch).
     Export {
@@ -122,6 +165,34 @@ fn main() -> Result<()> {
                 best_val_psnr = st.best_val_psnr,
                 "stopped"
             );
+        }
+        Cmd::DegradeTrain { config, resume, max_minutes, stop_at, no_progress } => {
+            let cfg = DegradeGanConfig::load(&config)?;
+            let st =
+                learned::train_gan(&cfg, &train::RunOptions { resume, max_minutes, stop_at, progress: !no_progress })?;
+            tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, "stopped");
+        }
+        Cmd::DegradeExport { config, out } => {
+            let cfg = DegradeGanConfig::load(&config)?;
+            let g = learned::load_ema(&cfg, &Device::flex())?;
+            learned::export(&g, cfg.clean_size, &out)?;
+            tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
+        }
+        Cmd::DegradeEval { config, model, count, sr_config, grid, grid_rows, real_grid, json } => {
+            let cfg = DegradeGanConfig::load(&config)?;
+            let synthetic = match sr_config {
+                Some(p) => Some(TrainConfig::load(&p)?.degrade),
+                None => None,
+            };
+            let r = learned::evaluate_gan(
+                &cfg,
+                &learned::GanEvalArgs { model, count, seed: cfg.val_seed, synthetic, grid, grid_rows, real_grid },
+            )?;
+            let s = serde_json::to_string_pretty(&r)?;
+            println!("{s}");
+            if let Some(p) = json {
+                std::fs::write(p, s)?;
+            }
         }
         Cmd::Export { config, out } => {
             let cfg = TrainConfig::load(&config)?;

@@ -10,8 +10,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::{adaptive_avg_pool2d, interpolate};
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, interpolate};
+use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -321,6 +321,77 @@ impl Generator {
     }
 }
 
+/// Area down-scaling by an integer factor (average of each `s` x `s` block; ONNX
+/// `AveragePool`), the plain down-scale the degradation generator starts from.
+pub fn area_down(x: Tensor<4>, s: usize) -> Tensor<4> {
+    avg_pool2d(x, AvgPoolOptions::new([s, s]))
+}
+
+/// Shape of the learned high-to-low degradation generator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DegradeNetConfig {
+    pub channels: usize,
+    /// Residual blocks at the low resolution.
+    pub blocks: usize,
+    /// Down-scale factor: 2, 4 or 8 (one stride-2 convolution per factor of two).
+    pub scale: usize,
+}
+
+impl Default for DegradeNetConfig {
+    fn default() -> Self {
+        Self { channels: 32, blocks: 2, scale: 4 }
+    }
+}
+
+/// Learned high-to-low degradation (Bulat et al. 2018, Fritsche et al. 2019 flavour): the
+/// input is a clean RGB face plus one channel of N(0, 1) noise at the same resolution
+/// (`[B, 4, H, W]`), so the net can learn stochastic noise; stride-2 convolutions bring it
+/// to `H / scale`, residual blocks follow, and the output is the area down-scaling of the
+/// RGB channels plus a learned residual (which starts small: at initialisation the net is
+/// close to a plain area down-scale). Not clamped.
+#[derive(Module, Debug)]
+pub struct DegradeNet {
+    head: Conv2d,
+    downs: Vec<Conv2d>,
+    body: Vec<ResBlock>,
+    tail: Conv2d,
+    scale: usize,
+}
+
+impl DegradeNet {
+    pub fn new(cfg: &DegradeNetConfig, device: &Device) -> Self {
+        assert!(matches!(cfg.scale, 2 | 4 | 8), "scale must be 2, 4 or 8");
+        let c = cfg.channels;
+        let stages = cfg.scale.trailing_zeros() as usize;
+        Self {
+            head: conv(4, c, 3, 1, device),
+            downs: (0..stages).map(|_| conv(c, c, 3, 2, device)).collect(),
+            body: (0..cfg.blocks).map(|_| ResBlock::new(c, device)).collect(),
+            tail: conv_small(c, 3, 3, 0.1, device),
+            scale: cfg.scale,
+        }
+    }
+
+    pub fn scale(&self) -> usize {
+        self.scale
+    }
+
+    /// `x`: `[B, 4, H, W]` (RGB in [0, 1], then the noise channel); returns `[B, 3, H/s, W/s]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &x.device());
+        let base = area_down(x.clone().select(1, idx), self.scale);
+        let mut h = lrelu(self.head.forward(x));
+        for d in &self.downs {
+            h = lrelu(d.forward(h));
+        }
+        for blk in &self.body {
+            h = blk.forward(h);
+        }
+        base + self.tail.forward(h)
+    }
+}
+
 /// Patch discriminator; returns the patch logits and the intermediate feature maps (for
 /// feature matching).
 #[derive(Module, Debug)]
@@ -332,11 +403,19 @@ pub struct PatchDiscriminator {
 impl PatchDiscriminator {
     /// `c` base channels; two stride-2 stages (64 px -> 16 x 16 patch logits).
     pub fn new(c: usize, device: &Device) -> Self {
+        Self::with_downs(c, 2, device)
+    }
+
+    /// `c` base channels and `downs` (1 or 2) stride-2 stages: one for 16 px inputs
+    /// (8 x 8 patch logits, the degradation GAN), two for 64 px.
+    pub fn with_downs(c: usize, downs: usize, device: &Device) -> Self {
+        assert!(matches!(downs, 1 | 2), "1 or 2 stride-2 stages");
+        let s2 = if downs == 2 { 2 } else { 1 };
         Self {
             convs: vec![
                 conv(3, c, 3, 1, device),
                 conv(c, 2 * c, 3, 2, device),
-                conv(2 * c, 4 * c, 3, 2, device),
+                conv(2 * c, 4 * c, 3, s2, device),
                 conv(4 * c, 4 * c, 3, 1, device),
             ],
             out: conv(4 * c, 1, 3, 1, device),
@@ -396,5 +475,33 @@ mod tests {
         let (o, f) = d.forward(Tensor::zeros([2, 3, 64, 64], &device));
         assert_eq!(o.dims(), [2, 1, 16, 16]);
         assert_eq!(f.len(), 4);
+        let d16 = PatchDiscriminator::with_downs(8, 1, &device);
+        assert_eq!(d16.forward(Tensor::zeros([2, 3, 16, 16], &device)).0.dims(), [2, 1, 8, 8]);
+    }
+
+    #[test]
+    fn area_down_averages_blocks() {
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(
+            TensorData::new((0..16).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 4]),
+            &device,
+        );
+        let y = area_down(x, 2).into_data().try_to_vec::<f32>().unwrap();
+        // blocks {0,1,4,5}, {2,3,6,7}, {8,9,12,13}, {10,11,14,15}
+        assert_eq!(y, vec![2.5, 4.5, 10.5, 12.5]);
+    }
+
+    #[test]
+    fn degrade_net_shapes_and_starts_near_an_area_down_scale() {
+        let device = Device::flex();
+        device.seed(3);
+        let g = DegradeNet::new(&DegradeNetConfig { channels: 8, blocks: 1, scale: 4 }, &device);
+        let x = Tensor::<4>::random([2, 4, 32, 32], burn::tensor::Distribution::Uniform(0.0, 1.0), &device);
+        let y = g.forward(x.clone());
+        assert_eq!(y.dims(), [2, 3, 8, 8]);
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), &device);
+        let base = area_down(x.select(1, idx), 4);
+        let d = (y - base).abs().mean().into_scalar::<f32>();
+        assert!(d > 0.0 && d < 0.05, "mean |G(x) - area(x)| = {d} at initialisation");
     }
 }

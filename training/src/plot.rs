@@ -32,8 +32,33 @@ fn range(v: &[f64]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// What a run's loss-curve PNG shows: the left panel plots `loss_col` of `losses.csv` (and
+/// the discriminator loss `d`, rescaled); the right one the `val_series` columns of `val.csv`.
+pub struct PlotSpec {
+    pub loss_title: &'static str,
+    pub loss_col: &'static str,
+    pub val_title: &'static str,
+    pub val_y: &'static str,
+    /// (column, legend label); the first series also gets point markers.
+    pub val_series: &'static [(&'static str, &'static str)],
+}
+
+/// The generators' runs: Charbonnier pixel loss, validation PSNR of the model and baseline.
+pub const SR_PLOT: PlotSpec = PlotSpec {
+    loss_title: "training pixel loss (Charbonnier)",
+    loss_col: "pixel",
+    val_title: "validation PSNR (Y, dB)",
+    val_y: "PSNR",
+    val_series: &[("psnr", "model (EMA)"), ("baseline_psnr", "baseline")],
+};
+
 /// Writes `loss_curve.png` into the run folder from `losses.csv` and `val.csv`.
 pub fn plot_run(run: &Path) -> Result<()> {
+    plot_run_with(run, &SR_PLOT)
+}
+
+/// Writes `loss_curve.png` into the run folder as `spec` says.
+pub fn plot_run_with(run: &Path, spec: &PlotSpec) -> Result<()> {
     let (lh, lr) = read_csv(&run.join("losses.csv"))?;
     let val = read_csv(&run.join("val.csv")).ok();
     let out = run.join("loss_curve.png");
@@ -42,11 +67,11 @@ pub fn plot_run(run: &Path) -> Result<()> {
     let (left, right) = root.split_horizontally(600);
 
     let steps = col(&lh, &lr, "step");
-    let pix = col(&lh, &lr, "pixel");
+    let pix = col(&lh, &lr, spec.loss_col);
     let (x0, x1) = range(&steps);
     let (y0, y1) = range(&pix);
     let mut c = ChartBuilder::on(&left)
-        .caption("training pixel loss (Charbonnier)", ("sans-serif", 20))
+        .caption(spec.loss_title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(60)
@@ -69,25 +94,27 @@ pub fn plot_run(run: &Path) -> Result<()> {
 
     if let Some((vh, vr)) = val {
         let vs = col(&vh, &vr, "step");
-        let p = col(&vh, &vr, "psnr");
-        let b = col(&vh, &vr, "baseline_psnr");
-        let all: Vec<f64> = p.iter().chain(b.iter()).copied().collect();
+        let series: Vec<Vec<f64>> = spec.val_series.iter().map(|(c, _)| col(&vh, &vr, c)).collect();
+        let all: Vec<f64> = series.iter().flatten().copied().collect();
         let (x0, x1) = range(&vs);
         let (y0, y1) = range(&all);
         let mut c = ChartBuilder::on(&right)
-            .caption("validation PSNR (Y, dB)", ("sans-serif", 20))
+            .caption(spec.val_title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        c.configure_mesh().x_desc("step").y_desc("PSNR").draw()?;
-        c.draw_series(LineSeries::new(vs.iter().copied().zip(p.iter().copied()), &BLUE))?
-            .label("model (EMA)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-        c.draw_series(LineSeries::new(vs.iter().copied().zip(b.iter().copied()), &BLACK))?
-            .label("baseline")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-        c.draw_series(vs.iter().copied().zip(p.iter().copied()).map(|pt| Circle::new(pt, 3, BLUE.filled())))?;
+        c.configure_mesh().x_desc("step").y_desc(spec.val_y).draw()?;
+        let colours = [BLUE, BLACK, RED, GREEN, MAGENTA, CYAN];
+        for (k, (v, (_, label))) in series.iter().zip(spec.val_series).enumerate() {
+            let colour = colours[k % colours.len()];
+            c.draw_series(LineSeries::new(vs.iter().copied().zip(v.iter().copied()), &colour))?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+            if k == 0 {
+                c.draw_series(vs.iter().copied().zip(v.iter().copied()).map(|pt| Circle::new(pt, 3, colour.filled())))?;
+            }
+        }
         c.configure_series_labels().border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
     }
     root.present()?;

@@ -18,12 +18,27 @@ use crate::config::{AdvKind, TrainConfig};
 use crate::data::{CropSet, Split};
 use crate::degrade::{degrade_restore, degrade_sr, DegradeConfig};
 use crate::image::{from_tensor, to_tensor, Img};
+use crate::learned::LearnedDegrader;
 use crate::loss;
 use crate::metrics::Scores;
 use crate::model::{Generator, PatchDiscriminator};
 
-/// Degrades one clean crop into (input, target) for the configured generator.
-pub fn make_pair<R: Rng>(clean: &Img, scale: usize, cfg: &DegradeConfig, rng: &mut R) -> Result<(Img, Img)> {
+/// Degrades one clean crop into (input, target) for the configured generator. For SR with
+/// `cfg.learned_prob > 0`, the input is the learned degradation generator's output with that
+/// probability (`learned` must then be given); with `learned_prob == 0` nothing extra is
+/// drawn from `rng`.
+pub fn make_pair<R: Rng>(
+    clean: &Img,
+    scale: usize,
+    cfg: &DegradeConfig,
+    learned: Option<&LearnedDegrader>,
+    rng: &mut R,
+) -> Result<(Img, Img)> {
+    if scale > 1 && cfg.learned_prob > 0.0 && rng.gen::<f32>() < cfg.learned_prob {
+        let g = learned.context("degrade.learned_prob > 0 needs the learned degradation model")?;
+        anyhow::ensure!(g.scale() == scale, "learned degradation is x{}, the generator x{scale}", g.scale());
+        return Ok((g.degrade(clean, rng)?, clean.clone()));
+    }
     if scale == 1 {
         degrade_restore(clean, cfg, rng)
     } else {
@@ -31,7 +46,7 @@ pub fn make_pair<R: Rng>(clean: &Img, scale: usize, cfg: &DegradeConfig, rng: &m
     }
 }
 
-fn flip(img: &Img) -> Img {
+pub fn flip(img: &Img) -> Img {
     let mut out = img.clone();
     for y in 0..img.h {
         for x in 0..img.w {
@@ -43,23 +58,34 @@ fn flip(img: &Img) -> Img {
     out
 }
 
+/// RNG of step `step` of a run seeded with `seed`.
+pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// The batch of `step`: a pure function of (seed, step), so a resumed run sees the same data.
-pub fn batch_for_step(set: &CropSet, cfg: &TrainConfig, step: usize) -> Result<(Vec<Img>, Vec<Img>)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+pub fn batch_for_step(
+    set: &CropSet,
+    cfg: &TrainConfig,
+    step: usize,
+    learned: Option<&LearnedDegrader>,
+) -> Result<(Vec<Img>, Vec<Img>)> {
+    let mut rng = step_rng(cfg.seed, step);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for _ in 0..cfg.batch_size {
         let mut clean = set.get(rng.gen_range(0..set.len()));
         if rng.gen_bool(0.5) {
             clean = flip(&clean);
         }
-        let (x, y) = make_pair(&clean, cfg.generator.scale(), &cfg.degrade, &mut rng)?;
+        let (x, y) = make_pair(&clean, cfg.generator.scale(), &cfg.degrade, learned, &mut rng)?;
         xs.push(x);
         ys.push(y);
     }
     Ok((xs, ys))
 }
 
-/// Fixed validation pairs: crop `i` degraded with seed `val_seed + i`.
+/// Fixed validation pairs: crop `i` degraded with seed `val_seed + i`, always through the
+/// synthetic pipeline (`learned_prob` is ignored), so validation numbers compare across runs.
 pub fn validation_pairs(
     set: &CropSet,
     scale: usize,
@@ -67,8 +93,9 @@ pub fn validation_pairs(
     seed: u64,
     count: usize,
 ) -> Result<Vec<(Img, Img)>> {
+    let cfg = DegradeConfig { learned_prob: 0.0, ..cfg.clone() };
     (0..count.min(set.len()))
-        .map(|i| make_pair(&set.get(i), scale, cfg, &mut ChaCha8Rng::seed_from_u64(seed + i as u64)))
+        .map(|i| make_pair(&set.get(i), scale, &cfg, None, &mut ChaCha8Rng::seed_from_u64(seed + i as u64)))
         .collect()
 }
 
@@ -123,7 +150,7 @@ impl ModuleMapper for EmaUpdate {
     }
 }
 
-pub fn ema_update(ema: Generator, current: &Generator, decay: f64) -> Generator {
+pub fn ema_update<M: Module>(ema: M, current: &M, decay: f64) -> M {
     let mut c = Collect(Vec::new());
     current.visit(&mut c);
     ema.map(&mut EmaUpdate { src: c.0.into_iter(), decay })
@@ -136,20 +163,20 @@ pub struct TrainState {
     pub best_val_psnr: f64,
 }
 
-struct Ckpt {
-    dir: PathBuf,
+pub(crate) struct Ckpt {
+    pub dir: PathBuf,
 }
 
 impl Ckpt {
-    fn p(&self, f: &str) -> PathBuf {
+    pub fn p(&self, f: &str) -> PathBuf {
         self.dir.join(f)
     }
-    fn exists(&self) -> bool {
+    pub fn exists(&self) -> bool {
         self.p("state.json").is_file()
     }
 }
 
-fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
+pub fn append_csv(path: &Path, header: &str, row: &str) -> Result<()> {
     let new = !path.exists();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     if new {
@@ -186,6 +213,11 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("config.toml"), toml::to_string(cfg)?)?;
     let ck = Ckpt { dir: out.join("checkpoint") };
+    let learned = match (cfg.degrade.learned_prob > 0.0, &cfg.degrade.learned_model) {
+        (false, _) => None,
+        (true, Some(p)) => Some(LearnedDegrader::load(p)?),
+        (true, None) => anyhow::bail!("degrade.learned_prob > 0 needs degrade.learned_model"),
+    };
 
     let mut g = cfg.generator.init(&ad);
     let mut d = PatchDiscriminator::new(cfg.d_channels, &ad);
@@ -249,7 +281,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     while state.step < stop_at {
         let step = state.step;
         let t0 = Instant::now();
-        let (xs, ys) = batch_for_step(&train_set, cfg, step)?;
+        let (xs, ys) = batch_for_step(&train_set, cfg, step, learned.as_ref())?;
         let x = to_tensor(&xs, &ad);
         let y = to_tensor(&ys, &ad);
         let gan = cfg.adv != AdvKind::None && step >= cfg.gan_start;
@@ -476,9 +508,9 @@ mod tests {
         let set = CropSet::load(&dir, Split::Train).unwrap();
         assert_eq!(set.len(), 5);
         let cfg = TrainConfig { batch_size: 3, ..Default::default() };
-        let a = batch_for_step(&set, &cfg, 7).unwrap();
-        let b = batch_for_step(&set, &cfg, 7).unwrap();
-        let c = batch_for_step(&set, &cfg, 8).unwrap();
+        let a = batch_for_step(&set, &cfg, 7, None).unwrap();
+        let b = batch_for_step(&set, &cfg, 7, None).unwrap();
+        let c = batch_for_step(&set, &cfg, 8, None).unwrap();
         assert_eq!(a.0, b.0);
         assert_ne!(a.0, c.0);
         std::fs::remove_dir_all(&dir).ok();
