@@ -65,7 +65,7 @@ impl PixelFormat {
     }
 
     /// OpenCV colour conversion code from BGR to this layout (None: already BGR).
-    fn from_bgr_code(self) -> Option<i32> {
+    fn bgr_to_code(self) -> Option<i32> {
         match self {
             Self::Bgr => None,
             Self::Rgb => Some(imgproc::COLOR_BGR2RGB),
@@ -202,7 +202,7 @@ pub fn write_bgr<D: MatTraitConst + opencv::core::ToOutputArray>(
     format: PixelFormat,
 ) -> Result<()> {
     ensure!(bgr.size()? == dst.size()?, "BGR image {:?} does not fit the {:?} target", bgr.size()?, dst.size()?);
-    match format.from_bgr_code() {
+    match format.bgr_to_code() {
         None => bgr.copy_to(dst)?,
         Some(code) => imgproc::cvt_color_def(bgr, dst, code)?,
     }

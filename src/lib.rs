@@ -4,13 +4,15 @@
 //! The data flow is one module per stage:
 //! [`frame`] (pixel layouts) -> [`detect`] -> [`track`] -> [`align`] -> [`model`] -> [`blend`]
 //! (onto the frame, or onto an [`upscale`]d one),
-//! tied together by [`pipeline`]. No GStreamer type appears in this API: the plugin crate
+//! tied together by [`pipeline`]; [`gallery`] keeps each tracked face's best crop. No
+//! GStreamer type appears in this API: the plugin crate
 //! maps buffers onto [`frame::Frame`] and metadata onto [`detect::Face`].
 
 pub mod align;
 pub mod blend;
 pub mod detect;
 pub mod frame;
+pub mod gallery;
 pub mod metrics;
 pub mod model;
 pub mod paths;

@@ -175,7 +175,16 @@ fn detect_interval_analyses_every_nth_frame_and_keeps_faces_between() {
 fn faceenhance_changes_the_face_and_nothing_far_from_it() {
     let img = imread(&astronaut());
     let (caps, input) = bgrx(&img);
-    let r = run(&format!("faceenhance detector-model={}", yunet().display()), vec![(caps, input.clone())]);
+    // The astronaut's face (a ~170 px crop) is far bigger than the shipped 64 px models:
+    // never worse keeps it as it is unless forced.
+    let desc = format!("faceenhance detector-model={} post-messages=true", yunet().display());
+    let kept = run(&desc, vec![(caps.clone(), input.clone())]);
+    assert!(kept.error.is_none(), "{:?}", kept.error);
+    assert_eq!(data(&kept.samples[0]), input, "a face too big for the models was changed");
+    let stats = &kept.element_messages("facerestore")[0];
+    assert_eq!((stats.get::<i32>("restored").unwrap(), stats.get::<i32>("skipped").unwrap()), (0, 1), "{stats}");
+
+    let r = run(&format!("{desc} force=true"), vec![(caps, input.clone())]);
     assert!(r.error.is_none(), "{:?}", r.error);
     let out = data(&r.samples[0]);
     let (x, y, w, h) = faces_on(&r.samples[0])[0];
@@ -330,7 +339,10 @@ fn max_latency_keeps_frames_flowing_with_a_slow_model() {
     let dir = std::env::temp_dir().join(format!("faceenhance-slow-{}", std::process::id()));
     let model = conv_model(&dir, "slow", 100, 1);
     let frame = bgrx(&imread(&astronaut()));
-    let chain = |extra: &str| format!("facedetector {} ! facerestore model={} {extra}", yunet_prop(), model.display());
+    // force: the astronaut's face is bigger than the 64 px model would keep (never worse).
+    let chain = |extra: &str| {
+        format!("facedetector {} ! facerestore force=true model={} {extra}", yunet_prop(), model.display())
+    };
 
     // In step: every frame waits for the slow generator.
     let t = std::time::Instant::now();
@@ -414,4 +426,62 @@ fn faces_leaving_and_entering_with_tracking_between_detections() {
         }
         assert!(longest.len() >= 50 && longest.iter().all(|&i| i == longest[0]), "id changed while the face stayed");
     }
+}
+
+#[test]
+fn upscale_negotiates_larger_caps_and_moves_the_meta() {
+    let img = imread(&astronaut());
+    let small = resize(&img, 128, 128);
+    let (caps, input) = bgrx(&small);
+    let desc =
+        format!("faceenhance upscale=3 detector-model={} min-face-size=12 post-messages=true", yunet().display());
+    let r = run(&desc, vec![(caps, input)]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let sample = &r.samples[0];
+    let out_caps = sample.caps().unwrap().structure(0).unwrap().to_owned();
+    assert_eq!((out_caps.get::<i32>("width").unwrap(), out_caps.get::<i32>("height").unwrap()), (384, 384));
+    assert_eq!(out_caps.get::<&str>("format").unwrap(), "BGRx");
+    assert_eq!(data(sample).len(), 384 * 384 * 4);
+    // The face box is in output coordinates: 3x the astronaut's box at 1/4 scale.
+    let faces = faces_on(sample);
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let (x, y, w, h) = faces[0];
+    let expected = [178.0 * 0.75, 58.0 * 0.75, 93.0 * 0.75, 117.0 * 0.75];
+    assert!(iou([x as f32, y as f32, w as f32, h as f32], expected) > 0.5, "{:?} vs {expected:?}", faces[0]);
+    // A ~42 px crop at upscale 3 is a 127 px output face: a 64 px model would be stretched
+    // 2x, so never worse keeps the bicubic pixels and says so.
+    let stats = &r.element_messages("facerestore")[0];
+    assert_eq!(stats.get::<i32>("skipped").unwrap(), 1, "{stats}");
+}
+
+#[test]
+fn upscale_refused_downstream_is_not_negotiated() {
+    let (caps, input) = bgrx(&resize(&imread(&astronaut()), 64, 64));
+    let r = run("facerestore upscale=2 ! video/x-raw,width=100,height=100", vec![(caps, input)]);
+    let err = r.error.expect("a size downstream refuses must fail");
+    assert!(err.to_lowercase().contains("negotiat"), "{err}");
+}
+
+#[test]
+fn the_ladder_sends_a_small_face_to_the_sr_model_and_labels_it() {
+    // The astronaut at 66 px: a ~12 px face, a ~22 px aligned crop, 88 px at upscale 4.
+    // restore-64 would have to enlarge its input 3x, sr-x4-64 only 1.4x: sr-x4-64 it is
+    // (stretched 1.4x onto the output, allowed here by max-stretch=1.5).
+    let (caps, input) = bgrx(&resize(&imread(&astronaut()), 66, 66));
+    let models = ["restore-64", "sr-x4-64"]
+        .map(|m| faceenhance::paths::models_dir().join(format!("{m}.onnx")).display().to_string())
+        .join(",");
+    let desc = format!(
+        "facedetector {} min-face-size=10 ! facerestore upscale=4 max-stretch=1.5 model={models} post-messages=true",
+        yunet_prop()
+    );
+    let r = run(&desc, vec![(caps, input)]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(data(&r.samples[0]).len(), 264 * 264 * 4);
+    let stats = &r.element_messages("facerestore")[0];
+    let per_model = stats.get::<gst::Structure>("models").unwrap();
+    assert_eq!(per_model.get::<i32>("sr-x4-64").unwrap(), 1, "{stats}");
+    assert_eq!(per_model.get::<i32>("restore-64").unwrap(), 0, "{stats}");
+    let meta = r.samples[0].buffer().unwrap().iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().unwrap();
+    assert_eq!(meta.param("face").unwrap().get::<String>("model").unwrap(), "sr-x4-64");
 }

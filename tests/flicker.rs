@@ -38,7 +38,7 @@ fn noisy_still() -> Vec<Mat> {
 
 fn enhance(frames: &[Mat], smoothing: bool) -> (Vec<Mat>, [i32; 4]) {
     let detect = DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() };
-    let mut e = Enhancer::new(detect, RestoreConfig::default()).unwrap();
+    let mut e = Enhancer::new(detect, RestoreConfig { force: true, ..Default::default() }).unwrap();
     e.faces = faceenhance::track::FaceStream::new(
         faceenhance::detect::Detector::new(DetectorConfig {
             kind: DetectorKind::YuNet,

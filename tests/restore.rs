@@ -16,8 +16,14 @@ fn yunet_config() -> DetectorConfig {
     DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() }
 }
 
+/// The shipped models with never worse off: these tests are about cropping, inference and
+/// blending on faces of every size, not about which faces the ladder leaves alone.
+fn forced() -> RestoreConfig {
+    RestoreConfig { force: true, ..Default::default() }
+}
+
 fn enhancer() -> Enhancer {
-    Enhancer::new(yunet_config(), RestoreConfig::default()).unwrap()
+    Enhancer::new(yunet_config(), forced()).unwrap()
 }
 
 fn bytes(m: &Mat) -> Vec<u8> {
@@ -86,7 +92,7 @@ fn same_frame_twice_gives_the_same_output() {
 fn strength_scales_the_change() {
     let img = imread(&astronaut());
     let run = |strength: f32| {
-        let cfg = RestoreConfig { strength, ..Default::default() };
+        let cfg = RestoreConfig { strength, ..forced() };
         let mut e = Enhancer::new(yunet_config(), cfg).unwrap();
         let mut out = img.clone();
         let (_, stats) = e.process(&mut frame_from_mat(&mut out).unwrap()).unwrap();
@@ -104,7 +110,7 @@ fn every_pixel_layout_gives_the_same_result() {
         let mut e = enhancer();
         e.faces.next(&frame_from_mat(&mut img.clone()).unwrap()).unwrap().0
     };
-    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let mut r = FaceRestorer::new(forced()).unwrap();
     let mut reference = img.clone();
     r.restore(&mut frame_from_mat(&mut reference).unwrap(), &faces).unwrap();
     let (reference, _) = pack(&reference, PixelFormat::Bgr, 0);
@@ -140,7 +146,7 @@ fn faces_cut_by_the_frame_edge_are_restored_inside_the_frame() {
     let full = imread(&astronaut());
     // Keep the right part of the face only: x from 225 (the face spans about 178-271).
     let before = roi(&full, 225, 0, 287, 512);
-    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let mut r = FaceRestorer::new(forced()).unwrap();
     let mut lm_face = Face::from_box([-47.0, 58.0, 93.0, 117.0], 0.9);
     lm_face.id = 1;
     let corner = Face::from_box([-30.0, -30.0, 60.0, 60.0], 0.9);
@@ -164,7 +170,7 @@ fn two_hundred_faces_in_one_frame() {
         face.copy_to(&mut cell).unwrap();
         faces.push(Face::from_box([x as f32 + 12.0, y as f32 + 4.0, 12.0, 16.0], 0.9));
     }
-    let mut r = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    let mut r = FaceRestorer::new(forced()).unwrap();
     let stats = r.restore(&mut frame_from_mat(&mut canvas).unwrap(), &faces).unwrap();
     assert_eq!(stats.restored, 200);
 }
@@ -180,8 +186,7 @@ fn shipped_profile() -> PathBuf {
 }
 
 fn load_err(model: &Path, profile: Option<&Path>) -> String {
-    let cfg =
-        RestoreConfig { model: model.to_path_buf(), profile: profile.map(Path::to_path_buf), ..Default::default() };
+    let cfg = RestoreConfig { models: vec![model.to_path_buf()], profile: profile.map(Path::to_path_buf), ..forced() };
     match FaceRestorer::new(cfg) {
         Ok(_) => panic!("{} loaded", model.display()),
         Err(e) => format!("{e:#}"),
@@ -263,7 +268,7 @@ fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
         })
         .collect();
     let mut got = Vec::new();
-    let n = run_threaded(frames, yunet_config(), RestoreConfig::default(), 2, |f, faces, _| {
+    let n = run_threaded(frames, yunet_config(), forced(), 2, |f, faces, _| {
         assert_eq!(faces.len(), 1);
         got.push(f.data);
         Ok(())
@@ -276,7 +281,7 @@ fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
 #[test]
 fn threaded_pipeline_reports_a_failing_stage() {
     let frames = vec![OwnedFrame::from_bgr(&imread(&astronaut())).unwrap()];
-    let cfg = RestoreConfig { model: "/nonexistent/model.onnx".into(), ..Default::default() };
+    let cfg = RestoreConfig { models: vec!["/nonexistent/model.onnx".into()], ..forced() };
     let err = run_threaded(frames, yunet_config(), cfg, 2, |_, _, _| Ok(())).expect_err("must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains("restoration thread") && msg.contains("/nonexistent/model.onnx"), "{msg}");

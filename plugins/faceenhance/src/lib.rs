@@ -1,14 +1,17 @@
 //! GStreamer elements over the `faceenhance` core: `facedetector` (finds faces, attaches
 //! `GstVideoRegionOfInterestMeta` of type `face`), `facerestore` (reads that meta, restores
-//! and blends the faces), `facedraw` (draws the meta; `faceoverlay` is taken by gst-plugins-bad) and `faceenhance` (a bin of
-//! `facedetector ! queue ! facerestore`). The elements only map buffers and metadata onto
-//! the core's types; all the work is in the core.
+//! and blends the faces, optionally into an up-scaled frame), `facedraw` (draws the meta;
+//! `faceoverlay` is taken by gst-plugins-bad), `faceenhance` (a bin of
+//! `facedetector ! queue ! facerestore`) and `facegallery` (the best crop of each tracked
+//! face, an index and a contact sheet). The elements only map buffers and metadata onto the
+//! core's types; all the work is in the core.
 
 use gst::glib;
 
 mod facedetector;
 mod facedraw;
 mod faceenhance;
+mod facegallery;
 mod facerestore;
 pub mod meta;
 mod props;
@@ -21,6 +24,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facerestore::register(plugin)?;
     facedraw::register(plugin)?;
     faceenhance::register(plugin)?;
+    facegallery::register(plugin)?;
     Ok(())
 }
 

@@ -67,6 +67,14 @@ pub fn remove(buf: &mut gst::BufferRef) {
     });
 }
 
+/// For each face [`read`] returns, the model `facerestore` restored it with, if any.
+pub fn models(buf: &gst::BufferRef) -> Vec<Option<String>> {
+    buf.iter_meta::<VideoRegionOfInterestMeta>()
+        .filter(|m| m.roi_type() == ROI_TYPE)
+        .map(|m| m.param("face").and_then(|p| p.get::<String>("model").ok()))
+        .collect()
+}
+
 /// The faces on a buffer, as `facedetector` attached them (or from bare rectangles).
 pub fn read(buf: &gst::BufferRef) -> Vec<Face> {
     buf.iter_meta::<VideoRegionOfInterestMeta>()

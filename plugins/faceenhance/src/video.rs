@@ -140,7 +140,7 @@ pub fn scale_caps(caps: &gst::Caps, factor: u32, up: bool) -> gst::Caps {
                 }
             } else if let Ok(r) = s.get::<gst::IntRange<i32>>(field) {
                 let (lo, hi) = if up {
-                    (r.min().saturating_mul(k).min(i32::MAX), r.max().saturating_mul(k))
+                    (r.min().saturating_mul(k), r.max().saturating_mul(k))
                 } else {
                     ((r.min() + k - 1) / k, r.max() / k)
                 };

@@ -40,6 +40,10 @@ pub struct VideoArgs {
     /// No progress bar (logs and CI).
     #[arg(long)]
     no_progress: bool,
+    /// Face gallery: the best restored crop of each tracked face as a PNG, index.json and
+    /// contact-sheet.png, written into this folder.
+    #[arg(long, value_name = "DIR")]
+    faces: Option<PathBuf>,
 }
 
 fn make(factory: &str) -> Result<gst::Element> {
@@ -109,6 +113,15 @@ fn build(args: &VideoArgs) -> Result<Graph> {
     }
     enhance.set_property("strength", o.strength);
     enhance.set_property("detect-interval", args.detect_interval);
+    // The gallery watches the restored frames: enhance -> [facegallery] -> ...
+    let enhanced: gst::Element = match &args.faces {
+        None => enhance.clone(),
+        Some(dir) => {
+            let gallery = make("facegallery")?;
+            gallery.set_property("location", dir.to_string_lossy().as_ref());
+            gallery
+        }
+    };
     let convert_out = make("videoconvert")?;
     let encode = make("x264enc")?;
     encode.set_property_from_str("pass", "qual");
@@ -116,9 +129,16 @@ fn build(args: &VideoArgs) -> Result<Graph> {
     encode.set_property_from_str("speed-preset", "medium");
     let vqueue = make("queue")?;
     pipeline.add_many([&src, &decode, &convert_in, &enhance, &convert_out, &encode, &vqueue, &mux, &sink])?;
+    if enhanced != enhance {
+        pipeline.add(&enhanced)?;
+        enhance.link(&enhanced)?;
+    }
     src.link(&decode)?;
     match args.compare {
-        None => gst::Element::link_many([&convert_in, &enhance, &convert_out])?,
+        None => {
+            convert_in.link(&enhance)?;
+            enhanced.link(&convert_out)?;
+        }
         Some(Compare::SideBySide) => {
             let tee = make("tee")?;
             let (q_in, q_out) = (make("queue")?, make("queue")?);
@@ -130,7 +150,7 @@ fn build(args: &VideoArgs) -> Result<Graph> {
             let left = mix.request_pad_simple("sink_%u").context("compositor pad")?;
             let right = mix.request_pad_simple("sink_%u").context("compositor pad")?;
             q_in.static_pad("src").unwrap().link(&left)?;
-            enhance.static_pad("src").unwrap().link(&right)?;
+            enhanced.static_pad("src").unwrap().link(&right)?;
             // The right half starts where the left frame ends, and the output keeps the
             // input's pixel aspect ratio (else compositor resamples to square pixels and the
             // halves no longer line up pixel for pixel): both known once caps arrive. At
@@ -246,6 +266,7 @@ pub fn run(args: &VideoArgs) -> Result<()> {
     let bus = pipeline.bus().expect("pipelines have a bus");
     let started = Instant::now();
     let mut provider = String::new();
+    let mut gallery: Option<(i32, String)> = None;
     let mut eos_sent: Option<Instant> = None;
     let outcome = loop {
         if stop.load(Ordering::SeqCst) && eos_sent.is_none() {
@@ -281,6 +302,9 @@ pub fn run(args: &VideoArgs) -> Result<()> {
                             graph.faces.fetch_add(s.get::<i32>("faces").unwrap_or(0) as u64, Ordering::Relaxed);
                         }
                         "facerestore-provider" => provider = s.get::<String>("provider").unwrap_or_default(),
+                        "facegallery" => {
+                            gallery = Some((s.get("faces").unwrap_or(0), s.get("index").unwrap_or_default()))
+                        }
                         _ => {}
                     }
                 }
@@ -301,6 +325,9 @@ pub fn run(args: &VideoArgs) -> Result<()> {
         graph.faces.load(Ordering::Relaxed),
         if eos_sent.is_some() { " (stopped early)" } else { "" }
     );
+    if let Some((n, index)) = gallery {
+        println!("face gallery: {n} faces, index {index}");
+    }
     Ok(())
 }
 

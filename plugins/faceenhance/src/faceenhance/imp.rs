@@ -12,7 +12,7 @@ use crate::props::{BackgroundChoice, DetectorChoice, ProviderChoice};
 use crate::video;
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 19] = [
+const PROXIED: [(&str, Child, &str); 20] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -25,6 +25,7 @@ const PROXIED: [(&str, Child, &str); 19] = [
     ("background-model", Child::Restore, "background-model"),
     ("max-stretch", Child::Restore, "max-stretch"),
     ("force", Child::Restore, "force"),
+    ("post-messages", Child::Restore, "post-messages"),
     ("detector", Child::Detect, "detector"),
     ("detector-model", Child::Detect, "model"),
     ("detect-interval", Child::Detect, "detect-interval"),

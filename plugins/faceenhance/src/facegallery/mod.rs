@@ -1,0 +1,13 @@
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct FaceGallery(ObjectSubclass<imp::FaceGallery>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(Some(plugin), "facegallery", gst::Rank::NONE, FaceGallery::static_type())
+}
