@@ -40,10 +40,10 @@ impl FaceDetector for YuNet {
 
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {
         // YuNet's five stride-2 stages fail in OpenCV 4.6 on some sizes (78x78: an empty
-        // layer output, measured): pad right and bottom to multiples of 32. Boxes keep
-        // their coordinates since the origin does not move.
+        // layer output, measured), and on 32 px sides: pad right and bottom to multiples
+        // of 32, at least 64. Boxes keep their coordinates since the origin does not move.
         let (w, h) = (bgr.cols(), bgr.rows());
-        let (pw, ph) = ((w + 31) / 32 * 32, (h + 31) / 32 * 32);
+        let (pw, ph) = (((w + 31) / 32 * 32).max(64), ((h + 31) / 32 * 32).max(64));
         let padded;
         let bgr = if (pw, ph) != (w, h) {
             let mut p = Mat::default();
