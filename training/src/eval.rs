@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{CropSet, Split};
 use crate::degrade::DegradeConfig;
 use crate::image::{grid, Img};
+use crate::learned::LearnedDegrader;
 use crate::metrics::{psnr_y, Scores};
 use crate::ortrt::OrtModel;
 use crate::train::{baseline, validation_pairs};
@@ -27,6 +30,9 @@ pub struct EvalArgs {
     pub drift_runs: usize,
     pub drift_count: usize,
     pub threads: usize,
+    /// Degrade the validation crops with this learned degradation model (ONNX, seeded
+    /// `seed + i`) instead of the synthetic pipeline.
+    pub learned: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,7 +68,19 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
     let set = CropSet::load(&a.cache, Split::Val)?;
     let out_size = set.size;
     let in_size = out_size / a.scale;
-    let pairs = validation_pairs(&set, a.scale, &a.degrade, a.seed, a.count)?;
+    let pairs = match &a.learned {
+        None => validation_pairs(&set, a.scale, &a.degrade, a.seed, a.count)?,
+        Some(p) => {
+            let g = LearnedDegrader::load(p)?;
+            anyhow::ensure!(g.scale() == a.scale, "{} is x{}, the model x{}", p.display(), g.scale(), a.scale);
+            (0..a.count.min(set.len()))
+                .map(|i| {
+                    let clean = set.get(i);
+                    Ok((g.degrade(&clean, &mut ChaCha8Rng::seed_from_u64(a.seed + i as u64))?, clean))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
     let mut m = OrtModel::load(&a.model, a.threads)?;
     let (mut ms, mut bs) = (Scores::default(), Scores::default());
     let mut outs = Vec::with_capacity(pairs.len());

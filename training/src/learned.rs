@@ -66,6 +66,11 @@ pub struct DegradeGanConfig {
     /// Sigma (low-resolution pixels) of the Gaussian that splits low and high frequencies.
     pub split_sigma: f64,
     pub d_channels: usize,
+    /// Discriminator: `true` the 5 x 5 px texture discriminator (`PatchDiscriminator::local`),
+    /// `false` the one-stride-2 patch discriminator (19 px receptive field, the whole face).
+    pub d_local: bool,
+    /// Also feed the discriminator the magnitude of the high-pass part (see [`d_input`]).
+    pub d_energy: bool,
     pub ema_decay: f64,
     pub checkpoint_every: usize,
     pub log_every: usize,
@@ -96,6 +101,8 @@ impl Default for DegradeGanConfig {
             content_weight: 1.0,
             split_sigma: 1.0,
             d_channels: 32,
+            d_local: true,
+            d_energy: true,
             ema_decay: 0.995,
             checkpoint_every: 250,
             log_every: 10,
@@ -387,6 +394,37 @@ pub fn load_real(cfg: &DegradeGanConfig, split: Split) -> Result<Vec<Img>> {
     Ok(out)
 }
 
+fn d_in(cfg: &DegradeGanConfig) -> usize {
+    if cfg.d_energy {
+        6
+    } else {
+        3
+    }
+}
+
+/// What the discriminator sees: the high-pass part of an RGB batch and, with `d_energy`,
+/// its magnitude as three more channels. The magnitude makes the discriminator's first
+/// layer sensitive to local high-frequency *energy* (noise level, ringing, colour detail),
+/// so its gradient correlates with the generator's noise input from the first steps; a
+/// discriminator that is nearly linear in `x` gives the noise path no signal.
+pub fn d_input(x: Tensor<4>, cfg: &DegradeGanConfig) -> Tensor<4> {
+    let hp = high_pass(x, cfg.split_sigma);
+    if cfg.d_energy {
+        Tensor::cat(vec![hp.clone(), hp.abs()], 1)
+    } else {
+        hp
+    }
+}
+
+/// The configured discriminator for `lr_size` px inputs.
+pub fn discriminator(cfg: &DegradeGanConfig, device: &Device) -> PatchDiscriminator {
+    if cfg.d_local {
+        PatchDiscriminator::local(cfg.d_channels, d_in(cfg), device)
+    } else {
+        PatchDiscriminator::with_downs(cfg.d_channels, 1, d_in(cfg), device)
+    }
+}
+
 /// One generator step and one discriminator step; returns (content, adversarial, D) losses.
 #[allow(clippy::too_many_arguments)]
 pub fn gan_step(
@@ -405,8 +443,8 @@ pub fn gan_step(
     let target = area_down(rgb, s).detach();
     let fake = g.forward(x);
     let content = loss::l1(low_pass(fake.clone(), cfg.split_sigma), low_pass(target, cfg.split_sigma));
-    let hp_real = high_pass(real, cfg.split_sigma);
-    let (fl, _) = d.forward(high_pass(fake.clone(), cfg.split_sigma));
+    let hp_real = d_input(real, cfg);
+    let (fl, _) = d.forward(d_input(fake.clone(), cfg));
     let adv = match cfg.adv {
         AdvKind::Relativistic => loss::relativistic_g(d.forward(hp_real.clone()).0.detach(), fl),
         _ => loss::lsgan_g(fl),
@@ -417,7 +455,7 @@ pub fn gan_step(
     let g = opt_g.step(lr, g, grads);
 
     let (rl, _) = d.forward(hp_real);
-    let (fl, _) = d.forward(high_pass(fake.detach(), cfg.split_sigma));
+    let (fl, _) = d.forward(d_input(fake.detach(), cfg));
     let ld = match cfg.adv {
         AdvKind::Relativistic => loss::relativistic_d(rl, fl),
         _ => loss::lsgan_d(rl, fl),
@@ -468,7 +506,7 @@ pub fn train_gan(cfg: &DegradeGanConfig, opts: &RunOptions) -> Result<GanState> 
     let ck = Ckpt { dir: out.join("checkpoint") };
 
     let mut g = DegradeNet::new(&cfg.generator, &ad);
-    let mut d = PatchDiscriminator::with_downs(cfg.d_channels, 1, &ad);
+    let mut d = discriminator(cfg, &ad);
     let mut ema = g.valid();
     let mut opt_g = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
     let mut opt_d = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
@@ -827,7 +865,7 @@ mod tests {
         let ad = device.clone().autodiff();
         let cfg = tiny_cfg();
         let mut g = DegradeNet::new(&cfg.generator, &ad);
-        let mut d = PatchDiscriminator::with_downs(cfg.d_channels, 1, &ad);
+        let mut d = discriminator(&cfg, &ad);
         let mut opt_g = AdamConfig::new().with_beta_1(0.5).init();
         let mut opt_d = AdamConfig::new().with_beta_1(0.5).init();
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -843,24 +881,29 @@ mod tests {
         let start_lap = lap_of(&g);
         let mut dl = Vec::new();
         let mut content = 0.0;
-        for step in 0..120 {
+        let mut laps = Vec::new();
+        for step in 0..300 {
             let x = input_tensor(&clean, &mut rng, &ad);
-            let (g2, d2, l) = gan_step(g, d, &mut opt_g, &mut opt_d, x, to_tensor(&real, &ad), &cfg, 3e-3);
+            let (g2, d2, l) = gan_step(g, d, &mut opt_g, &mut opt_d, x, to_tensor(&real, &ad), &cfg, 1e-3);
             (g, d) = (g2, d2);
             assert!(l.iter().all(|v| v.is_finite()), "step {step}: {l:?}");
             dl.push(l[2]);
             content = l[0];
+            if step % 20 == 19 {
+                laps.push(lap_of(&g));
+            }
         }
-        let end_lap = lap_of(&g);
         eprintln!(
-            "Laplacian RMS {start_lap} -> {end_lap} (real {real_lap}), content {content}, D {:.3} -> {:.3}",
-            dl[0], dl[119]
+            "Laplacian RMS {start_lap} -> {laps:?} (real {real_lap}), content {content}, D {:.3} -> {:.3}",
+            dl[0],
+            dl[dl.len() - 1]
         );
-        // a 120-step GAN oscillates around the target: ask for most of the way there, not past 2.5x
-        assert!(
-            end_lap > start_lap + 0.5 * (real_lap - start_lap) && end_lap < 2.5 * real_lap,
-            "Laplacian RMS {start_lap} -> {end_lap}, real {real_lap}"
-        );
+        // a GAN oscillates around its target: ask that the generator gets close to the real
+        // statistic at some point (from 10x below it) and that it ends near it on average
+        let closest = laps.iter().map(|l| (l - real_lap).abs()).fold(f32::INFINITY, f32::min);
+        assert!(closest < 0.25 * (real_lap - start_lap), "Laplacian RMS {start_lap} -> {laps:?}, real {real_lap}");
+        let late = laps[laps.len() - 5..].iter().sum::<f32>() / 5.0;
+        assert!(late > 0.5 * real_lap && late < 2.0 * real_lap, "late Laplacian RMS {late}, real {real_lap}");
         assert!(content < 0.05, "content loss {content}");
         let first: f64 = dl[..10].iter().sum::<f64>() / 10.0;
         assert!(dl.iter().all(|v| *v < 10.0 * first.max(0.1)), "discriminator diverged: {dl:?}");

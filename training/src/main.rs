@@ -124,6 +124,10 @@ enum Cmd {
         drift_count: usize,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Inputs from this learned degradation model (degrade-export) instead of the
+        /// synthetic pipeline.
+        #[arg(long)]
+        learned_model: Option<PathBuf>,
         /// Write the report as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -201,7 +205,7 @@ fn main() -> Result<()> {
             export::export_generator(&g, cfg.input_size(), &out)?;
             tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
         }
-        Cmd::Eval { config, model, count, grid, grid_rows, drift_runs, drift_count, threads, json } => {
+        Cmd::Eval { config, model, count, grid, grid_rows, drift_runs, drift_count, threads, learned_model, json } => {
             let cfg = TrainConfig::load(&config)?;
             let r = eval::evaluate(&eval::EvalArgs {
                 model,
@@ -215,6 +219,7 @@ fn main() -> Result<()> {
                 drift_runs,
                 drift_count,
                 threads,
+                learned: learned_model,
             })?;
             let s = serde_json::to_string_pretty(&r)?;
             println!("{s}");

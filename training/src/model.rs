@@ -403,22 +403,37 @@ pub struct PatchDiscriminator {
 impl PatchDiscriminator {
     /// `c` base channels; two stride-2 stages (64 px -> 16 x 16 patch logits).
     pub fn new(c: usize, device: &Device) -> Self {
-        Self::with_downs(c, 2, device)
+        Self::with_downs(c, 2, 3, device)
     }
 
     /// `c` base channels and `downs` (1 or 2) stride-2 stages: one for 16 px inputs
     /// (8 x 8 patch logits, the degradation GAN), two for 64 px.
-    pub fn with_downs(c: usize, downs: usize, device: &Device) -> Self {
+    pub fn with_downs(c: usize, downs: usize, in_channels: usize, device: &Device) -> Self {
         assert!(matches!(downs, 1 | 2), "1 or 2 stride-2 stages");
         let s2 = if downs == 2 { 2 } else { 1 };
         Self {
             convs: vec![
-                conv(3, c, 3, 1, device),
+                conv(in_channels, c, 3, 1, device),
                 conv(c, 2 * c, 3, 2, device),
                 conv(2 * c, 4 * c, 3, s2, device),
                 conv(4 * c, 4 * c, 3, 1, device),
             ],
             out: conv(4 * c, 1, 3, 1, device),
+        }
+    }
+
+    /// A texture discriminator: two 3x3 and one 1x1 stride-1 stages, a 5 x 5 px receptive
+    /// field and one logit per pixel. It judges local statistics (noise, blocking, colour
+    /// bleeding), not faces: with few real images of one person, a discriminator that sees
+    /// the whole 16 px face learns that person instead.
+    pub fn local(c: usize, in_channels: usize, device: &Device) -> Self {
+        Self {
+            convs: vec![
+                conv(in_channels, c, 3, 1, device),
+                conv(c, 2 * c, 3, 1, device),
+                conv(2 * c, 2 * c, 1, 1, device),
+            ],
+            out: conv(2 * c, 1, 1, 1, device),
         }
     }
 
@@ -475,8 +490,10 @@ mod tests {
         let (o, f) = d.forward(Tensor::zeros([2, 3, 64, 64], &device));
         assert_eq!(o.dims(), [2, 1, 16, 16]);
         assert_eq!(f.len(), 4);
-        let d16 = PatchDiscriminator::with_downs(8, 1, &device);
+        let d16 = PatchDiscriminator::with_downs(8, 1, 3, &device);
         assert_eq!(d16.forward(Tensor::zeros([2, 3, 16, 16], &device)).0.dims(), [2, 1, 8, 8]);
+        let dl = PatchDiscriminator::local(8, 6, &device);
+        assert_eq!(dl.forward(Tensor::zeros([2, 6, 16, 16], &device)).0.dims(), [2, 1, 16, 16]);
     }
 
     #[test]
