@@ -1,7 +1,11 @@
 //! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, inference per
 //! batch of 1/4/8 faces, blending, and detection + restoration of a whole frame.
-//! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas).
+//! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas); and the
+//! 4x up-scaling of a 360p frame.
 //! Run: `cargo bench --bench stages` (results: BENCHMARKS.md).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -14,6 +18,7 @@ use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
 use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
@@ -128,7 +133,8 @@ fn bench_frame(c: &mut Criterion) {
     for (res, (w, h)) in [("720p", (1280, 720)), ("1080p", (1920, 1080))] {
         let img = frame(w, h);
         for (name, cfg) in detectors().into_iter().filter(|(n, _)| *n != "haar") {
-            let mut e = Enhancer::new(cfg, RestoreConfig::default()).unwrap();
+            // force: the 144 px faces are above what never worse lets a 64 px model touch.
+            let mut e = Enhancer::new(cfg, RestoreConfig { force: true, ..Default::default() }).unwrap();
             g.bench_function(BenchmarkId::new(format!("detect+restore-{name}"), res), |b| {
                 b.iter(|| {
                     let mut m = img.clone();
@@ -140,9 +146,44 @@ fn bench_frame(c: &mut Criterion) {
     g.finish();
 }
 
+/// Up-scaling a 360p frame 4x: OpenCV bicubic alone, the tiled background model (a
+/// Real-ESRGAN-compact-shaped network, random weights), and the whole pipeline
+/// (detect + ladder + bicubic background) with never worse on and forced.
+fn bench_upscale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("upscale-x4-360p");
+    let img = frame(640, 360);
+    let out = || Mat::new_rows_cols_with_default(1440, 2560, img.typ(), opencv::core::Scalar::all(0.0)).unwrap();
+    g.bench_function("opencv-bicubic", |b| {
+        let mut o = out();
+        b.iter(|| imgproc::resize(&img, &mut o, Size::new(2560, 1440), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap())
+    });
+    let dir = std::env::temp_dir().join("faceenhance-bench-models");
+    let model = common::compact_sr_model(&dir, "compact-x4", 4, 128, 64, 32);
+    let cfg = BackgroundConfig { model: Some(model), ..Default::default() };
+    let mut up = Upscaler::new(4, &cfg, &ProviderOptions::default()).unwrap();
+    g.bench_function("background-model-compact-tile128", |b| {
+        let (mut src, mut o) = (img.clone(), out());
+        b.iter(|| up.upscale(&frame_from_mat(&mut src).unwrap(), &mut frame_from_mat(&mut o).unwrap()).unwrap())
+    });
+    if let Some(m) = yunet() {
+        for (name, force) in [("faceenhance-yunet", false), ("faceenhance-yunet-force", true)] {
+            let detect = DetectorConfig { kind: DetectorKind::YuNet, model: Some(m.clone()), ..Default::default() };
+            let mut e = Enhancer::new(detect, RestoreConfig { upscale: 4, force, ..Default::default() }).unwrap();
+            g.bench_function(name, |b| {
+                let (mut src, mut o) = (img.clone(), out());
+                b.iter(|| {
+                    let f = frame_from_mat(&mut src).unwrap();
+                    black_box(e.process_image_into(&f, &mut frame_from_mat(&mut o).unwrap()).unwrap().1.restored)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = stages;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_detect, bench_align_blend, bench_infer, bench_frame
+    targets = bench_detect, bench_align_blend, bench_infer, bench_frame, bench_upscale
 }
 criterion_main!(stages);

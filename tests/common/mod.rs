@@ -294,3 +294,43 @@ pub fn ssim_y(a: &Mat, b: &Mat) -> f64 {
     }
     total / n as f64
 }
+
+/// A model with the cost of Real-ESRGAN's compact generator (SRVGGNetCompact, as in
+/// realesr-general-x4v3: `convs` 3x3 convolutions of `feats` channels with ReLU, then
+/// DepthToSpace), random weights: for timing the tiled background path, not for pictures.
+pub fn compact_sr_model(dir: &Path, stem: &str, factor: i64, tile: i64, feats: i64, convs: usize) -> PathBuf {
+    let mut seed = 11u64;
+    let c = 3 * factor * factor;
+    let mut graph = Pb::default()
+        .str(2, stem)
+        .msg(5, onnx_weight("w_in", [feats, 3, 3, 3], &mut seed))
+        .msg(5, onnx_weight("w", [feats, feats, 3, 3], &mut seed))
+        .msg(5, onnx_weight("w_out", [c, feats, 3, 3], &mut seed))
+        .msg(11, onnx_value("input", &[-1, 3, -1, -1]))
+        .msg(12, onnx_value("output", &[-1, 3, -1, -1]))
+        .msg(1, onnx_conv("input", "w_in", "h0", 1));
+    for i in 1..=convs {
+        graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("c{i}"), 1)).msg(
+            1,
+            Pb::default().str(1, &format!("c{i}")).str(2, &format!("h{i}")).str(3, &format!("relu{i}")).str(4, "Relu"),
+        );
+    }
+    let d2s = Pb::default()
+        .str(1, "up")
+        .str(2, "output")
+        .str(3, "d2s")
+        .str(4, "DepthToSpace")
+        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2));
+    graph = graph.msg(1, onnx_conv(&format!("h{convs}"), "w_out", "up", 1)).msg(1, d2s);
+    let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{stem}.onnx"));
+    std::fs::write(&path, model.0).unwrap();
+    let profile = format!(
+        "kind = \"background\"\nname = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = {tile}\n\
+         output_size = {}\n",
+        tile * factor
+    );
+    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
+    path
+}
