@@ -284,8 +284,9 @@ fn frames_of(clip: &str, numbers: &[u32]) -> Vec<Mat> {
 fn restoring_carphone_at_up_to_1_5x_stretch_beats_the_compressed_input() {
     let numbers = [10, 30, 50, 70, 90, 110];
     let (distorted, pristine) = (frames_of("carphone_distorted", &numbers), frames_of("carphone_pristine", &numbers));
-    let mut det = Detector::new(DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() })
-        .unwrap();
+    let mut det =
+        Detector::new(DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() })
+            .unwrap();
     let cfg = RestoreConfig { models: shipped(&["restore-64"]), max_stretch: 1.5, ..Default::default() };
     let mut restorer = FaceRestorer::new(cfg).unwrap();
     let (mut p_in, mut p_out, mut s_in, mut s_out, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
