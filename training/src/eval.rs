@@ -33,6 +33,9 @@ pub struct EvalArgs {
     /// Degrade the validation crops with this learned degradation model (ONNX, seeded
     /// `seed + i`) instead of the synthetic pipeline.
     pub learned: Option<PathBuf>,
+    /// Real pairs: the validation split of this cache holds the inputs (e.g. the
+    /// `prepare --paired-out` crops of a distorted video) for the targets in `cache`.
+    pub paired_inputs: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +72,16 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
     let out_size = set.size;
     let in_size = out_size / a.scale;
     let pairs = match &a.learned {
+        None if a.paired_inputs.is_some() => {
+            let p = a.paired_inputs.as_ref().expect("checked");
+            let lr = CropSet::load(p, Split::Val)?;
+            anyhow::ensure!(
+                lr.len() == set.len() && lr.size * a.scale == set.size,
+                "{} does not pair with the targets",
+                p.display()
+            );
+            (0..a.count.min(set.len())).map(|i| (lr.get(i), set.get(i))).collect()
+        }
         None => validation_pairs(&set, a.scale, &a.degrade, a.seed, a.count)?,
         Some(p) => {
             let g = LearnedDegrader::load(p)?;

@@ -959,4 +959,25 @@ mod tests {
         assert_eq!(p0, p1);
         std::fs::remove_file(&path).ok();
     }
+
+    /// The shipped degradation model (`training/models/degrade-x4-16.onnx`): x4, 16 px
+    /// outputs in [0, 1], seeded, near the area down-scale but not equal to it.
+    #[test]
+    fn shipped_degradation_model_runs() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/degrade-x4-16.onnx");
+        if !p.is_file() {
+            return;
+        }
+        assert!(std::fs::metadata(&p).unwrap().len() <= 2 * 1024 * 1024, "over 2 MB");
+        let g = LearnedDegrader::load(&p).unwrap();
+        assert_eq!(g.scale(), 4);
+        let clean: Vec<Img> = (0..4).map(|k| smooth(64, k)).collect();
+        let a = g.degrade_batch(&clean, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let b = g.degrade_batch(&clean, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|o| o.w == 16 && o.h == 16 && o.data.iter().all(|v| (0.0..=1.0).contains(v))));
+        let areas: Vec<Img> = clean.iter().map(|c| area(c, 4).unwrap()).collect();
+        let d = mean_l1(&a, &areas);
+        assert!(d > 1e-3 && d < 0.1, "mean |G(x) - area(x)| = {d}");
+    }
 }

@@ -41,6 +41,14 @@ enum Cmd {
         val_fraction: f64,
         #[arg(long)]
         limit: Option<usize>,
+        /// Paired mode: degraded twins of the input images (same file names), cropped with
+        /// the faces detected on the clean ones into --paired-out at --paired-size.
+        #[arg(long, requires = "paired_out")]
+        paired_input: Option<PathBuf>,
+        #[arg(long)]
+        paired_out: Option<PathBuf>,
+        #[arg(long, default_value_t = 16)]
+        paired_size: i32,
     },
     /// Train (or resume) a generator from a TOML config.
     Train {
@@ -128,6 +136,12 @@ enum Cmd {
         /// synthetic pipeline.
         #[arg(long)]
         learned_model: Option<PathBuf>,
+        /// Targets from this cache instead of the config's.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Real pairs: inputs from the validation split of this cache (prepare --paired-out).
+        #[arg(long, conflicts_with = "learned_model")]
+        paired_inputs: Option<PathBuf>,
         /// Write the report as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -141,7 +155,18 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().cmd {
         #[cfg(feature = "core")]
-        Cmd::Prepare { input, out, size, detector_model, train_max_index, val_fraction, limit } => {
+        Cmd::Prepare {
+            input,
+            out,
+            size,
+            detector_model,
+            train_max_index,
+            val_fraction,
+            limit,
+            paired_input,
+            paired_out,
+            paired_size,
+        } => {
             let m = prepare::run(&prepare::PrepareArgs {
                 input,
                 out: out.clone(),
@@ -150,6 +175,7 @@ fn main() -> Result<()> {
                 train_max_index,
                 val_fraction,
                 limit,
+                paired: paired_input.zip(paired_out).map(|(i, o)| (i, o, paired_size)),
             })?;
             tracing::info!(
                 train = m.train.files.len(),
@@ -205,11 +231,24 @@ fn main() -> Result<()> {
             export::export_generator(&g, cfg.input_size(), &out)?;
             tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
         }
-        Cmd::Eval { config, model, count, grid, grid_rows, drift_runs, drift_count, threads, learned_model, json } => {
+        Cmd::Eval {
+            config,
+            model,
+            count,
+            grid,
+            grid_rows,
+            drift_runs,
+            drift_count,
+            threads,
+            learned_model,
+            cache,
+            paired_inputs,
+            json,
+        } => {
             let cfg = TrainConfig::load(&config)?;
             let r = eval::evaluate(&eval::EvalArgs {
                 model,
-                cache: cfg.cache.clone(),
+                cache: cache.unwrap_or_else(|| cfg.cache.clone()),
                 scale: cfg.generator.scale(),
                 count,
                 seed: cfg.val_seed,
@@ -220,6 +259,7 @@ fn main() -> Result<()> {
                 drift_count,
                 threads,
                 learned: learned_model,
+                paired_inputs,
             })?;
             let s = serde_json::to_string_pretty(&r)?;
             println!("{s}");

@@ -22,6 +22,10 @@ pub struct PrepareArgs {
     pub train_max_index: Option<u64>,
     pub val_fraction: f64,
     pub limit: Option<usize>,
+    /// Paired mode: a folder of degraded twins of the input images (same file names), an
+    /// output cache and a crop size. Each twin is cropped with the face detected on the
+    /// clean image (the same landmarks), so the two caches are pixel-aligned pairs.
+    pub paired: Option<(PathBuf, PathBuf, i32)>,
 }
 
 /// Picks the largest face with landmarks.
@@ -84,6 +88,7 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
     let mut val = SplitManifest::default();
     let mut train_bytes = Vec::new();
     let mut val_bytes = Vec::new();
+    let mut paired_bytes = (Vec::new(), Vec::new());
     let pb = ProgressBar::new(files.len() as u64);
     pb.set_style(ProgressStyle::with_template("prepare {bar:40} {pos}/{len} {per_sec} eta {eta}").unwrap());
     for (i, path) in files.iter().enumerate() {
@@ -103,6 +108,16 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
             m.no_face.push(name);
             continue;
         };
+        if let Some((dir, _, size)) = &args.paired {
+            let twin_path = dir.join(&name);
+            let twin = opencv::imgcodecs::imread(&twin_path, opencv::imgcodecs::IMREAD_COLOR)?;
+            anyhow::ensure!(!twin.empty(), "no twin {} in {}", name, dir.display());
+            let c = Img::from_mat_bgr8(&crop_face(&twin, &face, Template::Ffhq5, *size)?)?.to_rgb8();
+            match split {
+                Split::Train => paired_bytes.0.extend_from_slice(&c),
+                Split::Val => paired_bytes.1.extend_from_slice(&c),
+            }
+        }
         let crop = crop_face(&bgr, &face, Template::Ffhq5, args.size)?;
         bytes.extend_from_slice(&Img::from_mat_bgr8(&crop)?.to_rgb8());
         m.files.push(name);
@@ -120,5 +135,17 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
         split_rule,
     };
     manifest.save(&args.out)?;
+    if let Some((dir, out, size)) = &args.paired {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join(Split::Train.file_name()), &paired_bytes.0)?;
+        std::fs::write(out.join(Split::Val.file_name()), &paired_bytes.1)?;
+        Manifest {
+            source: dir.display().to_string(),
+            size: *size as usize,
+            detector: format!("YuNet on the clean twins in {}", args.input.display()),
+            ..manifest.clone()
+        }
+        .save(out)?;
+    }
     Ok(manifest)
 }
