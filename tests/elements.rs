@@ -485,3 +485,11 @@ fn the_ladder_sends_a_small_face_to_the_sr_model_and_labels_it() {
     let meta = r.samples[0].buffer().unwrap().iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().unwrap();
     assert_eq!(meta.param("face").unwrap().get::<String>("model").unwrap(), "sr-x4-64");
 }
+
+#[test]
+fn live_mode_with_upscale_is_refused_with_a_reason() {
+    let (caps, input) = bgrx(&resize(&imread(&astronaut()), 64, 64));
+    let r = run("facerestore upscale=2 max-latency=40", vec![(caps, input)]);
+    let err = r.error.expect("max-latency with upscale must fail at start");
+    assert!(err.contains("max-latency") && err.contains("upscale 1 only"), "{err}");
+}
