@@ -505,22 +505,13 @@ pub fn train_gan(cfg: &DegradeGanConfig, opts: &RunOptions) -> Result<GanState> 
     std::fs::write(out.join("config.toml"), toml::to_string(cfg)?)?;
     let ck = Ckpt { dir: out.join("checkpoint") };
 
-    let mut g = DegradeNet::new(&cfg.generator, &ad);
-    let mut d = discriminator(cfg, &ad);
-    let mut ema = g.valid();
-    let mut opt_g = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
-    let mut opt_d = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
-    let mut state = GanState::default();
-    if opts.resume && ck.exists() {
-        state = serde_json::from_str(&std::fs::read_to_string(ck.p("state.json"))?)?;
-        g = g.load_file(ck.p("g.bpk"));
-        d = d.load_file(ck.p("d.bpk"));
-        ema = ema.load_file(ck.p("ema.bpk"));
-        opt_g = opt_g.load(ck.p("opt_g.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        opt_d = opt_d.load(ck.p("opt_d.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let g = DegradeNet::new(&cfg.generator, &ad);
+    let ema = g.valid();
+    let adam = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8);
+    let fresh = (g, discriminator(cfg, &ad), ema, adam.init(), adam.init());
+    let ((mut g, mut d, mut ema, mut opt_g, mut opt_d), mut state): (_, GanState) = ck.resume(opts.resume, fresh)?;
+    if state.step > 0 {
         tracing::info!(step = state.step, "resumed from {}", ck.dir.display());
-    } else if ck.exists() {
-        anyhow::bail!("{} has a checkpoint: pass --resume or remove it", ck.dir.display());
     }
     tracing::info!(
         params_g = g.num_params(),
@@ -632,14 +623,7 @@ pub fn train_gan(cfg: &DegradeGanConfig, opts: &RunOptions) -> Result<GanState> 
             }
         }
         if state.step % cfg.checkpoint_every == 0 || done {
-            std::fs::create_dir_all(&ck.dir)?;
-            let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
-            g.clone().save_file(ck.p("g.bpk")).map_err(e)?;
-            d.clone().save_file(ck.p("d.bpk")).map_err(e)?;
-            ema.clone().save_file(ck.p("ema.bpk")).map_err(e)?;
-            opt_g.save(ck.p("opt_g.bpk")).map_err(e)?;
-            opt_d.save(ck.p("opt_d.bpk")).map_err(e)?;
-            std::fs::write(ck.p("state.json"), serde_json::to_string_pretty(&state)?)?;
+            ck.save((&g, &d, &ema), &opt_g, &opt_d, &state)?;
         }
         if done {
             break;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use burn::tensor::Device;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use faceenhance_train::config::TrainConfig;
@@ -18,6 +18,34 @@ use faceenhance_train::{eval, export, train};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// One training invocation (a chunk of a possibly longer run); both trainers take these.
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many minutes (with a checkpoint); resume later with --resume.
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    /// Stop at this step (the LR schedule still runs to the config's `steps`).
+    #[arg(long)]
+    stop_at: Option<usize>,
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl RunArgs {
+    fn options(&self) -> train::RunOptions {
+        train::RunOptions {
+            resume: self.resume,
+            max_minutes: self.max_minutes,
+            stop_at: self.stop_at,
+            progress: !self.no_progress,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -52,31 +80,13 @@ enum Cmd {
     },
     /// Train (or resume) a generator from a TOML config.
     Train {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        resume: bool,
-        /// Stop after this many minutes (with a checkpoint); resume later with --resume.
-        #[arg(long)]
-        max_minutes: Option<f64>,
-        /// Stop at this step (the LR schedule still runs to the config's `steps`).
-        #[arg(long)]
-        stop_at: Option<usize>,
-        #[arg(long)]
-        no_progress: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Train (or resume) the learned degradation GAN (clean crops -> real-looking LR crops).
     DegradeTrain {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        resume: bool,
-        #[arg(long)]
-        max_minutes: Option<f64>,
-        #[arg(long)]
-        stop_at: Option<usize>,
-        #[arg(long)]
-        no_progress: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Export the EMA degradation generator to ONNX (input [batch, 4, H, W]: RGB + noise).
     DegradeExport {
@@ -186,9 +196,9 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
-        Cmd::Train { config, resume, max_minutes, stop_at, no_progress } => {
-            let cfg = TrainConfig::load(&config)?;
-            let st = train::train(&cfg, &train::RunOptions { resume, max_minutes, stop_at, progress: !no_progress })?;
+        Cmd::Train { run } => {
+            let cfg = TrainConfig::load(&run.config)?;
+            let st = train::train(&cfg, &run.options())?;
             tracing::info!(
                 step = st.step,
                 elapsed_min = st.elapsed_s / 60.0,
@@ -196,10 +206,9 @@ fn main() -> Result<()> {
                 "stopped"
             );
         }
-        Cmd::DegradeTrain { config, resume, max_minutes, stop_at, no_progress } => {
-            let cfg = DegradeGanConfig::load(&config)?;
-            let st =
-                learned::train_gan(&cfg, &train::RunOptions { resume, max_minutes, stop_at, progress: !no_progress })?;
+        Cmd::DegradeTrain { run } => {
+            let cfg = DegradeGanConfig::load(&run.config)?;
+            let st = learned::train_gan(&cfg, &run.options())?;
             tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, "stopped");
         }
         Cmd::DegradeExport { config, out } => {

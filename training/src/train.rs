@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AdvKind, TrainConfig};
@@ -167,12 +168,61 @@ pub(crate) struct Ckpt {
     pub dir: PathBuf,
 }
 
+/// Generator, discriminator, EMA generator and their two optimizers: what a checkpoint holds
+/// besides the run state.
+pub(crate) type Nets<G, D> = (G, D, G, ModuleOptimizer, ModuleOptimizer);
+
 impl Ckpt {
     pub fn p(&self, f: &str) -> PathBuf {
         self.dir.join(f)
     }
     pub fn exists(&self) -> bool {
         self.p("state.json").is_file()
+    }
+
+    /// With `resume`, the nets and run state from the checkpoint; without, the fresh nets
+    /// and a default state, unless a checkpoint is there (never train over one silently).
+    pub fn resume<G: Module, D: Module, S: DeserializeOwned + Default>(
+        &self,
+        resume: bool,
+        fresh: Nets<G, D>,
+    ) -> Result<(Nets<G, D>, S)> {
+        if !self.exists() {
+            return Ok((fresh, S::default()));
+        }
+        if !resume {
+            anyhow::bail!("{} has a checkpoint: pass --resume or remove it", self.dir.display());
+        }
+        let (g, d, ema, opt_g, opt_d) = fresh;
+        let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
+        let state = serde_json::from_str(&std::fs::read_to_string(self.p("state.json"))?)?;
+        let nets = (
+            g.load_file(self.p("g.bpk")),
+            d.load_file(self.p("d.bpk")),
+            ema.load_file(self.p("ema.bpk")),
+            opt_g.load(self.p("opt_g.bpk")).map_err(e)?,
+            opt_d.load(self.p("opt_d.bpk")).map_err(e)?,
+        );
+        Ok((nets, state))
+    }
+
+    /// Writes the nets and the run state.
+    pub fn save<G: Module, D: Module, S: Serialize>(
+        &self,
+        (g, d, ema): (&G, &D, &G),
+        opt_g: &ModuleOptimizer,
+        opt_d: &ModuleOptimizer,
+        state: &S,
+    ) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
+        g.clone().save_file(self.p("g.bpk")).map_err(e)?;
+        d.clone().save_file(self.p("d.bpk")).map_err(e)?;
+        ema.clone().save_file(self.p("ema.bpk")).map_err(e)?;
+        opt_g.save(self.p("opt_g.bpk")).map_err(e)?;
+        opt_d.save(self.p("opt_d.bpk")).map_err(e)?;
+        std::fs::write(self.p("state.json"), serde_json::to_string_pretty(state)?)?;
+        Ok(())
     }
 }
 
@@ -219,23 +269,19 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         (true, None) => anyhow::bail!("degrade.learned_prob > 0 needs degrade.learned_model"),
     };
 
-    let mut g = cfg.generator.init(&ad);
-    let mut d = PatchDiscriminator::new(cfg.d_channels, &ad);
-    let mut ema = g.valid();
     let adam = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8);
-    let mut opt_g = adam.init();
-    let mut opt_d = AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init();
-    let mut state = TrainState::default();
-    if opts.resume && ck.exists() {
-        state = serde_json::from_str(&std::fs::read_to_string(ck.p("state.json"))?)?;
-        g = g.load_file(ck.p("g.bpk"));
-        d = d.load_file(ck.p("d.bpk"));
-        ema = ema.load_file(ck.p("ema.bpk"));
-        opt_g = opt_g.load(ck.p("opt_g.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        opt_d = opt_d.load(ck.p("opt_d.bpk")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let g = cfg.generator.init(&ad);
+    let ema = g.valid();
+    let fresh = (
+        g,
+        PatchDiscriminator::new(cfg.d_channels, &ad),
+        ema,
+        adam.init(),
+        AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init(),
+    );
+    let ((mut g, mut d, mut ema, mut opt_g, mut opt_d), mut state): (_, TrainState) = ck.resume(opts.resume, fresh)?;
+    if state.step > 0 {
         tracing::info!(step = state.step, "resumed from {}", ck.dir.display());
-    } else if ck.exists() {
-        anyhow::bail!("{} has a checkpoint: pass --resume or remove it", ck.dir.display());
     }
     tracing::info!(
         params_g = g.num_params(),
@@ -259,24 +305,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     let mut acc = [0.0f64; 4];
     let mut acc_n = 0usize;
     let mut last_log = Instant::now();
-
-    let save = |g: &Generator,
-                d: &PatchDiscriminator,
-                ema: &Generator,
-                opt_g: &burn::optim::ModuleOptimizer,
-                opt_d: &burn::optim::ModuleOptimizer,
-                state: &TrainState|
-     -> Result<()> {
-        std::fs::create_dir_all(&ck.dir)?;
-        let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
-        g.clone().save_file(ck.p("g.bpk")).map_err(e)?;
-        d.clone().save_file(ck.p("d.bpk")).map_err(e)?;
-        ema.clone().save_file(ck.p("ema.bpk")).map_err(e)?;
-        opt_g.save(ck.p("opt_g.bpk")).map_err(e)?;
-        opt_d.save(ck.p("opt_d.bpk")).map_err(e)?;
-        std::fs::write(ck.p("state.json"), serde_json::to_string_pretty(state)?)?;
-        Ok(())
-    };
 
     while state.step < stop_at {
         let step = state.step;
@@ -392,7 +420,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             }
         }
         if state.step % cfg.checkpoint_every == 0 || done {
-            save(&g, &d, &ema, &opt_g, &opt_d, &state).context("saving checkpoint")?;
+            ck.save((&g, &d, &ema), &opt_g, &opt_d, &state).context("saving checkpoint")?;
         }
         if done {
             break;
