@@ -193,8 +193,8 @@ impl FaceRestorer {
     pub fn restore(&mut self, frame: &mut Frame, faces: &[Face]) -> Result<RestoreStats> {
         let start = Instant::now();
         ensure!(self.config.upscale == 1, "upscale {}: restore into a larger frame", self.config.upscale);
-        let jobs = self.jobs(frame, faces)?;
-        self.finish(jobs, frame, faces.len(), start)
+        let (jobs, skipped) = self.jobs(frame, faces)?;
+        self.finish(jobs, skipped, frame, faces.len(), start)
     }
 
     /// Up-scales `src` into `dst` (`upscale` times larger, same layout) and pastes the
@@ -212,17 +212,18 @@ impl FaceRestorer {
                 dst.data_mut()?[..n].copy_from_slice(&src.data()[..n]);
             }
         }
-        let jobs = self.jobs(src, faces)?;
-        self.finish(jobs, dst, faces.len(), start)
+        let (jobs, skipped) = self.jobs(src, faces)?;
+        self.finish(jobs, skipped, dst, faces.len(), start)
     }
 
     /// Aligned crops of the faces worth restoring, each with its model.
-    fn jobs(&self, src: &Frame, faces: &[Face]) -> Result<Vec<Job>> {
+    /// Also returns how many faces never worse left alone.
+    fn jobs(&self, src: &Frame, faces: &[Face]) -> Result<(Vec<Job>, usize)> {
         let k = self.config.upscale as f64;
         let sizes: Vec<(i32, i32)> =
             self.rungs.iter().map(|r| (r.restorer.profile().input_size, r.restorer.profile().output_size)).collect();
         let mat = src.mat()?;
-        let mut jobs = Vec::with_capacity(faces.len());
+        let (mut jobs, mut skipped) = (Vec::with_capacity(faces.len()), 0);
         for (i, face) in faces.iter().enumerate() {
             if face.bbox[2] < 2.0 || face.bbox[3] < 2.0 {
                 continue;
@@ -233,7 +234,7 @@ impl FaceRestorer {
             let Some((rung, stretch)) = pick_model(&sizes, s_in, k) else { continue };
             tracing::debug!(face = i, s_in, model = rung, stretch, "ladder");
             if stretch > self.config.max_stretch as f64 && !self.config.force {
-                jobs.push(Job { face: i, rung: usize::MAX, crop: Mat::default(), sim: unit });
+                skipped += 1;
                 continue;
             }
             let profile = self.rungs[rung].restorer.profile();
@@ -244,18 +245,25 @@ impl FaceRestorer {
             let crop = frame::to_bgr(&align::warp(&mat, &sim, profile.input_size)?, src.format())?;
             jobs.push(Job { face: i, rung, crop, sim });
         }
-        Ok(jobs)
+        Ok((jobs, skipped))
     }
 
     /// Infers each model's faces as one batch and pastes them into `dst`.
-    fn finish(&mut self, jobs: Vec<Job>, dst: &mut Frame, faces: usize, start: Instant) -> Result<RestoreStats> {
+    fn finish(
+        &mut self,
+        jobs: Vec<Job>,
+        skipped: usize,
+        dst: &mut Frame,
+        faces: usize,
+        start: Instant,
+    ) -> Result<RestoreStats> {
         let mut stats = RestoreStats {
             faces,
+            skipped,
             per_model: vec![0; self.rungs.len()],
             assigned: vec![None; faces],
             ..Default::default()
         };
-        stats.skipped = jobs.iter().filter(|j| j.rung == usize::MAX).count();
         if self.config.strength <= 0.0 {
             stats.total_ms = start.elapsed().as_secs_f64() * 1e3;
             return Ok(stats);
