@@ -3,7 +3,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use common::*;
 use faceenhance::align;
@@ -97,26 +99,9 @@ fn the_ladder_picks_by_face_size() {
 /// crop is `crop` px, pasted at known places on a smooth background. Returns the scene and
 /// the faces as YuNet finds them on it.
 fn scene(crop: f64, cells: (i32, i32)) -> (Mat, Vec<Face>) {
-    let mut det = Detector::new(DetectorConfig {
-        kind: DetectorKind::YuNet,
-        model: Some(yunet()),
-        min_face_size: 10.0,
-        ..Default::default()
-    })
-    .unwrap();
+    let mut det = yunet_detector(10.0);
     let mut sources = vec![imread(&astronaut())];
-    let frames = tmp("carphone");
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", cached("data/carphone_pristine.mp4").display()))
-        .args(["!", "decodebin", "!", "videoconvert", "!", "pngenc", "!", "multifilesink"])
-        .arg(format!("location={}/%03d.png", frames.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    for n in [5, 45, 85] {
-        sources.push(imread(&frames.join(format!("{n:03}.png"))));
-    }
+    sources.extend(frames_of("carphone_pristine", &[5, 45, 85]));
     let cell = (crop * 1.4).ceil() as i32;
     let (w, h) = (cell * cells.0, cell * cells.1);
     // Background: a smooth colour gradient (what the faces are pasted onto).
@@ -176,13 +161,7 @@ fn gain(factor: u32, crop: f64, models: &[&str], detect_on_input: bool) -> (f64,
         .unwrap();
     let mut input = jpeg(&resize(&blurred, lw, lh), 70);
     let faces: Vec<Face> = if detect_on_input {
-        let mut det = Detector::new(DetectorConfig {
-            kind: DetectorKind::YuNet,
-            model: Some(yunet()),
-            min_face_size: 8.0,
-            ..Default::default()
-        })
-        .unwrap();
+        let mut det = yunet_detector(8.0);
         let found = det.detect_frame(&frame_from_mat(&mut input.clone()).unwrap()).unwrap();
         assert!(found.len() + 1 >= hr_faces.len(), "faces found in the {lw}x{lh} input: {found:?}");
         found
@@ -273,17 +252,34 @@ fn upscale_8_beats_bicubic_inside_faces() {
     assert!(p - pb > 0.2 && s - sb > 0.05, "x8 gain {:.2} dB / {:.4}", p - pb, s - sb);
 }
 
+/// Frames `numbers` (from 0) of a cached clip. Each clip is decoded once per test process,
+/// under a lock, so tests running in parallel never read a PNG another one is writing.
 fn frames_of(clip: &str, numbers: &[u32]) -> Vec<Mat> {
-    let dir = tmp(clip);
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", cached(&format!("data/{clip}.mp4")).display()))
-        .args(["!", "decodebin", "!", "videoconvert", "!", "pngenc", "!", "multifilesink"])
-        .arg(format!("location={}/%03d.png", dir.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    static DECODED: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut decoded = DECODED.lock().unwrap();
+    let dir = decoded.entry(clip.to_string()).or_insert_with(|| {
+        let dir = tmp(clip);
+        let status = std::process::Command::new("gst-launch-1.0")
+            .args(["-q", "filesrc"])
+            .arg(format!("location={}", cached(&format!("data/{clip}.mp4")).display()))
+            .args(["!", "decodebin", "!", "videoconvert", "!", "pngenc", "!", "multifilesink"])
+            .arg(format!("location={}/%03d.png", dir.display()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        dir
+    });
     numbers.iter().map(|n| imread(&dir.join(format!("{n:03}.png")))).collect()
+}
+
+fn yunet_detector(min_face_size: f32) -> Detector {
+    Detector::new(DetectorConfig {
+        kind: DetectorKind::YuNet,
+        model: Some(yunet()),
+        min_face_size,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 /// The demo's clip: carphone's faces are 84-92 px crops, 1.3-1.45x restore-64's output.
@@ -293,9 +289,7 @@ fn frames_of(clip: &str, numbers: &[u32]) -> Vec<Mat> {
 fn restoring_carphone_at_up_to_1_5x_stretch_beats_the_compressed_input() {
     let numbers = [10, 30, 50, 70, 90, 110];
     let (distorted, pristine) = (frames_of("carphone_distorted", &numbers), frames_of("carphone_pristine", &numbers));
-    let mut det =
-        Detector::new(DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() })
-            .unwrap();
+    let mut det = yunet_detector(DetectorConfig::default().min_face_size);
     let cfg = RestoreConfig { models: shipped(&["restore-64"]), max_stretch: 1.5, ..Default::default() };
     let mut restorer = FaceRestorer::new(cfg).unwrap();
     let (mut p_in, mut p_out, mut s_in, mut s_out, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);

@@ -181,14 +181,39 @@ pub fn conv_model(dir: &Path, stem: &str, layers: usize, out_stride: i64) -> Pat
         graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("h{i}"), 1));
     }
     graph = graph.msg(1, onnx_conv(&format!("h{layers}"), "w_out", "output", out_stride));
+    let profile =
+        format!("name = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n");
+    write_model(dir, stem, graph, &profile)
+}
+
+/// Writes `graph` as `{stem}.onnx` (opset 17) and `profile` as `{stem}.toml` into `dir`.
+fn write_model(dir: &Path, stem: &str, graph: Pb, profile: &str) -> PathBuf {
     let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{stem}.onnx"));
     std::fs::write(&path, model.0).unwrap();
-    let profile =
-        format!("name = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n");
     std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
     path
+}
+
+/// DepthToSpace (DCR) by `factor`: the sub-pixel up-sampling of Real-ESRGAN-shaped models.
+fn onnx_depth_to_space(input: &str, output: &str, factor: i64) -> Pb {
+    Pb::default()
+        .str(1, input)
+        .str(2, output)
+        .str(3, output)
+        .str(4, "DepthToSpace")
+        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2))
+        .msg(5, Pb::default().str(1, "mode").bytes(4, b"DCR").int(20, 3))
+}
+
+/// The profile of a whole-frame (background) model whose tiles are `tile` px.
+fn background_profile(stem: &str, tile: i64, factor: i64) -> String {
+    format!(
+        "kind = \"background\"\nname = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = {tile}\n\
+         output_size = {}\n",
+        tile * factor
+    )
 }
 
 /// A Real-ESRGAN-shaped background model: input `[batch, 3, H, W]` with dynamic H and W,
@@ -221,13 +246,6 @@ pub fn sr_model(dir: &Path, stem: &str, factor: i64, tile: i64) -> PathBuf {
     // DCR depth-to-space: output channel o = (sub-pixel) * 3 + colour.
     let w1 = weight("w1", [c, 3, 3, 3], &|o, i| if o % 3 == i { 0.9 } else { 0.0 }, &mut next);
     let w2 = weight("w2", [c, c, 3, 3], &|o, i| if o == i { 1.0 } else { 0.0 }, &mut next);
-    let d2s = Pb::default()
-        .str(1, "h2")
-        .str(2, "output")
-        .str(3, "d2s")
-        .str(4, "DepthToSpace")
-        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2))
-        .msg(5, Pb::default().str(1, "mode").bytes(4, b"DCR").int(20, 3));
     let graph = Pb::default()
         .str(2, stem)
         .msg(5, w1)
@@ -236,18 +254,8 @@ pub fn sr_model(dir: &Path, stem: &str, factor: i64, tile: i64) -> PathBuf {
         .msg(12, onnx_value("output", &[-1, 3, -1, -1]))
         .msg(1, onnx_conv("input", "w1", "h1", 1))
         .msg(1, onnx_conv("h1", "w2", "h2", 1))
-        .msg(1, d2s);
-    let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(format!("{stem}.onnx"));
-    std::fs::write(&path, model.0).unwrap();
-    let profile = format!(
-        "kind = \"background\"\nname = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = {tile}\n\
-         output_size = {}\n",
-        tile * factor
-    );
-    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
-    path
+        .msg(1, onnx_depth_to_space("h2", "output", factor));
+    write_model(dir, stem, graph, &background_profile(stem, tile, factor))
 }
 
 /// Luma (BT.601) of a BGR u8 image as f64.
@@ -315,22 +323,8 @@ pub fn compact_sr_model(dir: &Path, stem: &str, factor: i64, tile: i64, feats: i
             Pb::default().str(1, &format!("c{i}")).str(2, &format!("h{i}")).str(3, &format!("relu{i}")).str(4, "Relu"),
         );
     }
-    let d2s = Pb::default()
-        .str(1, "up")
-        .str(2, "output")
-        .str(3, "d2s")
-        .str(4, "DepthToSpace")
-        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2));
-    graph = graph.msg(1, onnx_conv(&format!("h{convs}"), "w_out", "up", 1)).msg(1, d2s);
-    let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(format!("{stem}.onnx"));
-    std::fs::write(&path, model.0).unwrap();
-    let profile = format!(
-        "kind = \"background\"\nname = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = {tile}\n\
-         output_size = {}\n",
-        tile * factor
-    );
-    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
-    path
+    graph = graph
+        .msg(1, onnx_conv(&format!("h{convs}"), "w_out", "up", 1))
+        .msg(1, onnx_depth_to_space("up", "output", factor));
+    write_model(dir, stem, graph, &background_profile(stem, tile, factor))
 }
