@@ -194,3 +194,19 @@ pub fn grid(rows: &[Vec<Img>], cell: usize, pad: usize) -> Img {
     }
     out
 }
+
+/// A smooth RGB test image (waves of frequency `k` with amplitude about `amp`), for tests
+/// that need distinct, natural-ish clean images.
+#[cfg(test)]
+pub(crate) fn test_pattern(n: usize, k: usize, amp: f32) -> Img {
+    let mut img = Img::new(n, n);
+    for y in 0..n {
+        for x in 0..n {
+            let (fx, fy) = (x as f32 / n as f32, y as f32 / n as f32);
+            img.data[(y * n + x) * 3] = 0.5 + amp * ((fx * (k + 2) as f32).sin() * fy);
+            img.data[(y * n + x) * 3 + 1] = 0.3 + (amp + 0.1) * fx * fy;
+            img.data[(y * n + x) * 3 + 2] = 0.6 - amp * ((fy * (k + 1) as f32 * 2.0).cos()).abs();
+        }
+    }
+    img
+}

@@ -447,16 +447,7 @@ mod tests {
     use burn::optim::AdamConfig;
 
     fn smooth(n: usize, k: usize) -> Img {
-        let mut img = Img::new(n, n);
-        for y in 0..n {
-            for x in 0..n {
-                let (fx, fy) = (x as f32 / n as f32, y as f32 / n as f32);
-                img.data[(y * n + x) * 3] = 0.5 + 0.4 * ((fx * (k + 2) as f32).sin() * fy);
-                img.data[(y * n + x) * 3 + 1] = 0.3 + 0.5 * fx * fy;
-                img.data[(y * n + x) * 3 + 2] = 0.6 - 0.4 * ((fy * (k + 1) as f32 * 2.0).cos()).abs();
-            }
-        }
-        img
+        crate::image::test_pattern(n, k, 0.4)
     }
 
     #[test]
