@@ -56,6 +56,14 @@ pub fn with_frame_mut<R>(
     f(&mut frame).map_err(|e| format!("{e:#}"))
 }
 
+/// Posts a stream error on the bus (`{what}: {reason}`) and returns the flow error that
+/// stops the stream: how every element reports a frame it could not process.
+pub fn stream_failed<T: gst::subclass::prelude::ElementImpl>(imp: &T, what: &str, reason: String) -> gst::FlowError {
+    use gst::subclass::prelude::ObjectSubclassExt;
+    gst::element_imp_error!(imp, gst::StreamError::Failed, ["{what}: {reason}"]);
+    gst::FlowError::Error
+}
+
 /// The video info negotiated on an element's sink pad (set in `set_info`, read per buffer).
 #[derive(Default)]
 pub struct Negotiated(Mutex<Option<VideoInfo>>);

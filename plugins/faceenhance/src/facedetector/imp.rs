@@ -229,10 +229,8 @@ impl BaseTransformImpl for FaceDetector {
             state.interval = interval;
         }
         let stream = &mut state.faces;
-        let (faces, analysed) = video::with_frame(buf, &info, |frame| stream.next(frame)).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["face detection failed: {e}"]);
-            gst::FlowError::Error
-        })?;
+        let (faces, analysed) = video::with_frame(buf, &info, |frame| stream.next(frame))
+            .map_err(|e| video::stream_failed(self, "face detection failed", e))?;
         drop(guard);
         meta::attach(buf, &faces, info.width(), info.height());
         if analysed && post {

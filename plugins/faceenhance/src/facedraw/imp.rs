@@ -76,10 +76,8 @@ impl BaseTransformImpl for FaceDraw {
             return Ok(gst::FlowSuccess::Ok);
         }
         let info = self.info.get()?;
-        video::with_frame_mut(buf, &info, |frame| draw(frame, &faces)).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["drawing faces failed: {e}"]);
-            gst::FlowError::Error
-        })?;
+        video::with_frame_mut(buf, &info, |frame| draw(frame, &faces))
+            .map_err(|e| video::stream_failed(self, "drawing faces failed", e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

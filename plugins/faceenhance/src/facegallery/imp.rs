@@ -123,10 +123,8 @@ impl BaseTransformImpl for FaceGallery {
             return Ok(gst::FlowSuccess::Ok);
         }
         let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;
-        video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns)).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["face gallery: {e}"]);
-            gst::FlowError::Error
-        })?;
+        video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns))
+            .map_err(|e| video::stream_failed(self, "face gallery", e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -394,8 +394,7 @@ impl BaseTransformImpl for FaceRestore {
 
 impl FaceRestore {
     fn fail(&self, e: String) -> gst::FlowError {
-        gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
-        gst::FlowError::Error
+        video::stream_failed(self, "face restoration failed", e)
     }
 
     /// The faces on the output buffer, in its coordinates, each with the model that
