@@ -20,13 +20,26 @@ pub const FFHQ_512: [[f32; 2]; 5] = [
     [313.08905, 371.15118],
 ];
 
+/// The 5-point framing FaceFusion feeds GPEN-BFR-256 with (its `arcface_128_v2`), as
+/// fractions of the crop side: the face sits higher and larger than in FFHQ.
+pub const ARCFACE_128_UNIT: [[f32; 2]; 5] = [
+    [0.36167656, 0.40387734],
+    [0.63696719, 0.40235469],
+    [0.50019687, 0.56044219],
+    [0.38710391, 0.72160547],
+    [0.61507734, 0.72034453],
+];
+
 /// How a face is framed in a model's square input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Template {
-    /// FFHQ 5 points scaled to the crop size (GFPGAN, CodeFormer, GPEN, our models).
+    /// FFHQ 5 points scaled to the crop size (GFPGAN, CodeFormer, GPEN-BFR 512+,
+    /// RestoreFormer++, our models).
     #[default]
     Ffhq5,
+    /// The ArcFace-128 5 points scaled to the crop size (GPEN-BFR-256 as published).
+    Arcface128,
     /// Only the two FFHQ eye points.
     Eyes,
     /// The detector's box, centred, no rotation.
@@ -116,10 +129,18 @@ impl Similarity {
     }
 }
 
-/// Template points for a square crop of `size` px.
-pub fn template_points(size: i32) -> [[f32; 2]; 5] {
-    let s = size as f32 / 512.0;
-    FFHQ_512.map(|[x, y]| [x * s, y * s])
+impl Template {
+    /// The template's 5 points for a square crop of `size` px (`Eyes` and `Box` use the
+    /// FFHQ points' eyes and nothing, respectively).
+    pub fn points(self, size: i32) -> [[f32; 2]; 5] {
+        match self {
+            Self::Arcface128 => ARCFACE_128_UNIT.map(|[x, y]| [x * size as f32, y * size as f32]),
+            Self::Ffhq5 | Self::Eyes | Self::Box => {
+                let s = size as f32 / 512.0;
+                FFHQ_512.map(|[x, y]| [x * s, y * s])
+            }
+        }
+    }
 }
 
 /// Eye points a box implies (the FFHQ framing of YuNet-like boxes): used when a face has
@@ -131,9 +152,9 @@ fn eyes_from_box(bbox: [f32; 4]) -> [[f32; 2]; 2] {
 
 /// The transform from frame to a `size` x `size` crop for `face` under `template`.
 pub fn estimate(face: &Face, template: Template, size: i32) -> Result<Similarity> {
-    let t = template_points(size);
+    let t = template.points(size);
     match template {
-        Template::Ffhq5 => match (&face.landmarks, &face.eyes) {
+        Template::Ffhq5 | Template::Arcface128 => match (&face.landmarks, &face.eyes) {
             (Some(lm), _) => Similarity::fit(lm, &t),
             (None, Some(eyes)) => Similarity::fit(eyes, &t[..2]),
             (None, None) => Similarity::fit(&eyes_from_box(face.bbox), &t[..2]),
@@ -212,7 +233,7 @@ mod tests {
     fn landmarks_land_on_the_template() {
         let mut face = Face::from_box([0.0, 0.0, 50.0, 60.0], 1.0);
         face.landmarks = Some(PTS);
-        let t = template_points(64);
+        let t = Template::Ffhq5.points(64);
         // PTS is not an exact similarity image of the template: the residual is small.
         let sim = estimate(&face, Template::Ffhq5, 64).unwrap();
         let err: f32 = PTS.iter().zip(&t).map(|(p, q)| (sim.apply(*p)[0] - q[0]).hypot(sim.apply(*p)[1] - q[1])).sum();

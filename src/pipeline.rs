@@ -25,7 +25,8 @@ pub struct RestoreConfig {
     /// Model files, or folders whose `*.onnx` files with a profile beside them are all
     /// taken: the model ladder. Each face goes to the model that suits its size best.
     pub models: Vec<PathBuf>,
-    /// Profile file for a single model; None: the TOML beside each model.
+    /// Profile for a single model: a file, a published family's name (`gfpgan-1.4`) or
+    /// `auto`; None: the TOML beside each model, else `auto`.
     pub profile: Option<PathBuf>,
     pub provider: ProviderOptions,
     /// 0: frame untouched, 1: restored face fully replaces the original.
@@ -40,6 +41,9 @@ pub struct RestoreConfig {
     pub max_stretch: f32,
     /// Paste every face, whatever its stretch.
     pub force: bool,
+    /// Fed to models with a fidelity input (CodeFormer's `w`): 0 = strongest restoration,
+    /// 1 = closest to the input.
+    pub fidelity: f32,
 }
 
 impl RestoreConfig {
@@ -61,6 +65,7 @@ impl Default for RestoreConfig {
             background: BackgroundConfig::default(),
             max_stretch: 1.25,
             force: false,
+            fidelity: 0.5,
         }
     }
 }
@@ -162,7 +167,21 @@ impl FaceRestorer {
         }
         let mut rungs = Vec::with_capacity(paths.len());
         for path in &paths {
-            let restorer = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
+            let mut restorer = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
+            if restorer.profile().kind != ModelKind::Face {
+                bail!(
+                    "model {}: profile '{}' is a {:?} model, not a face model{}",
+                    path.display(),
+                    restorer.profile().name,
+                    restorer.profile().kind,
+                    if restorer.profile().kind == ModelKind::Background {
+                        " (give it as the background model)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            restorer.set_fidelity(config.fidelity);
             let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
             rungs.push(Rung { restorer, mask });
         }
@@ -187,6 +206,13 @@ impl FaceRestorer {
 
     pub fn set_strength(&mut self, strength: f32) {
         self.config.strength = strength;
+    }
+
+    pub fn set_fidelity(&mut self, fidelity: f32) {
+        self.config.fidelity = fidelity;
+        for rung in &mut self.rungs {
+            rung.restorer.set_fidelity(fidelity);
+        }
     }
 
     /// Restores `faces` (frame coordinates) in place; needs `upscale` 1.

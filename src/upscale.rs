@@ -11,6 +11,7 @@ use opencv::imgproc;
 use opencv::prelude::*;
 
 use crate::frame::{self, Frame};
+use crate::model::profile::ModelKind;
 use crate::model::{ProviderOptions, Restorer};
 
 /// How the whole frame is enlarged before faces are pasted.
@@ -76,6 +77,14 @@ impl Upscaler {
                 let r = Restorer::load(path, config.profile.as_deref(), provider)
                     .with_context(|| format!("background model {}", path.display()))?;
                 let p = r.profile();
+                if p.kind != ModelKind::Background {
+                    bail!(
+                        "background model {}: profile '{}' is a {:?} model, not a background (whole-frame) one",
+                        path.display(),
+                        p.name,
+                        p.kind
+                    );
+                }
                 if p.output_size != p.input_size * factor as i32 {
                     bail!(
                         "background model {}: its scale is {} ({} -> {} px), the up-scale factor is {factor}",

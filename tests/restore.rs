@@ -225,7 +225,7 @@ fn profile_that_does_not_match_the_model_names_the_mismatch() {
     let size = dir.join("size.toml");
     std::fs::write(&size, text.replace("input_size = 64", "input_size = 128")).unwrap();
     let err = load_err(&faceenhance::paths::default_model(), Some(&size));
-    assert!(err.contains("input shape") && err.contains("128"), "{err}");
+    assert!(err.contains("input 'input' shape") && err.contains("128"), "{err}");
     let name = dir.join("name.toml");
     std::fs::write(&name, text.replace("input = \"input\"", "input = \"image\"")).unwrap();
     let err = load_err(&faceenhance::paths::default_model(), Some(&name));

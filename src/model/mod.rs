@@ -4,6 +4,7 @@
 
 pub mod profile;
 pub mod provider;
+pub mod recognise;
 pub mod restorer;
 pub mod runtime;
 

@@ -1,5 +1,7 @@
 //! How to feed a generator: tensor names, sizes, colour order, value range, alignment
-//! template. One TOML file per model, beside it (`restore-64.onnx` + `restore-64.toml`).
+//! template, extra inputs. One TOML file per model, beside it (`restore-64.onnx` +
+//! `restore-64.toml`); published families have theirs under `models/profiles/`, found by
+//! name (`profile=gfpgan-1.4`); `profile=auto` reads them off the model ([`super::recognise`]).
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +39,12 @@ pub struct Profile {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The image input's name.
+    #[serde(default = "default_input")]
     pub input: String,
+    /// The image output's name; empty: the model's first output (published exports name
+    /// it differently from one converter to the next).
+    #[serde(default)]
     pub output: String,
     /// Side of the square input crop (px).
     pub input_size: i32,
@@ -50,10 +57,27 @@ pub struct Profile {
     pub range: [f32; 2],
     #[serde(default)]
     pub template: Template,
+    /// A scalar input that trades restoration for fidelity to the input (CodeFormer's
+    /// `w`: 0 = strongest restoration, 1 = closest to the input); fed the `fidelity`
+    /// setting.
+    #[serde(default)]
+    pub fidelity_input: Option<String>,
 }
 
 fn unit_range() -> [f32; 2] {
     [0.0, 1.0]
+}
+
+fn default_input() -> String {
+    "input".into()
+}
+
+/// Where a model's profile comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProfileSource {
+    File(PathBuf),
+    /// Recognised from the model's inputs and outputs.
+    Auto,
 }
 
 impl Profile {
@@ -79,23 +103,47 @@ impl Profile {
         model.with_extension("toml")
     }
 
-    /// `explicit` if given, else the profile beside the model.
-    pub fn for_model(model: &Path, explicit: Option<&Path>) -> Result<Self> {
-        let path = match explicit {
-            Some(p) => p.to_path_buf(),
-            None => {
-                let p = Self::beside(model);
-                if !p.is_file() {
-                    bail!(
-                        "model {}: no profile (expected {} beside it, or set profile=FILE)",
-                        model.display(),
-                        p.display()
-                    );
-                }
-                p
-            }
+    /// The folder of the published families' profiles.
+    pub fn families_dir() -> PathBuf {
+        crate::paths::models_dir().join("profiles")
+    }
+
+    /// The published families a profile name can name (`gfpgan-1.4`, ...), sorted.
+    pub fn families() -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(Self::families_dir())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Which profile a model gets: `explicit` (a file, `auto`, or a family name from
+    /// [`Self::families`]) if given, else the TOML beside the model, else `auto`.
+    pub fn source(model: &Path, explicit: Option<&Path>) -> Result<ProfileSource> {
+        let Some(p) = explicit else {
+            let beside = Self::beside(model);
+            return Ok(if beside.is_file() { ProfileSource::File(beside) } else { ProfileSource::Auto });
         };
-        Self::from_file(&path)
+        if p.as_os_str() == "auto" {
+            return Ok(ProfileSource::Auto);
+        }
+        if p.is_file() {
+            return Ok(ProfileSource::File(p.to_path_buf()));
+        }
+        let family = Self::families_dir().join(format!("{}.toml", p.display()));
+        if p.components().count() == 1 && family.is_file() {
+            return Ok(ProfileSource::File(family));
+        }
+        bail!(
+            "profile '{}': no such file, and not one of the published families ({}) or auto",
+            p.display(),
+            Self::families().join(", ")
+        )
     }
 
     /// Output pixels per input pixel.

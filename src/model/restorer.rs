@@ -4,14 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ndarray::{Array4, ArrayView4};
+use half::f16;
+use ndarray::{Array4, ArrayD, ArrayView4, IxDyn};
 use opencv::core::{Mat, Scalar, CV_32FC3};
 use opencv::prelude::*;
 use ort::session::Session;
-use ort::value::{TensorRef, ValueType};
+use ort::value::{DynValue, Tensor, TensorElementType};
 
-use super::profile::{ChannelOrder, Profile};
+use super::profile::{ChannelOrder, Profile, ProfileSource};
 use super::provider::{self, Provider, ProviderOptions};
+use super::recognise::{Recognised, TensorSig};
 use super::runtime;
 
 /// What happened to each provider tried before a session ran.
@@ -33,59 +35,170 @@ impl std::fmt::Display for ProviderReport {
     }
 }
 
+/// How the session's tensors are fed and read, settled once at load.
+struct Io {
+    input: String,
+    output: String,
+    /// Half-precision image input / output (fp16 exports): converted at the boundary.
+    input_f16: bool,
+    output_f16: bool,
+    /// Fixed batch size of the image input, if it has one.
+    fixed_batch: Option<usize>,
+    fidelity: Option<Scalar1>,
+}
+
+/// A one-element input (CodeFormer's fidelity weight) with its element type and shape.
+struct Scalar1 {
+    name: String,
+    elem: TensorElementType,
+    shape: Vec<usize>,
+}
+
+impl Io {
+    /// Binds the names a profile gives (output empty: the first output) to the model's
+    /// tensors and checks their types.
+    fn new(ins: &[TensorSig], outs: &[TensorSig], input: &str, output: &str, fidelity: Option<&str>) -> Result<Self> {
+        let find = |list: &[TensorSig], name: &str, what: &str| -> Result<TensorSig> {
+            list.iter().find(|t| t.name == name).cloned().ok_or_else(|| {
+                let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
+                anyhow!("the profile names {what} '{name}', but the model's {what}s are {names:?}")
+            })
+        };
+        let half = |t: &TensorSig, what: &str| -> Result<bool> {
+            match t.elem {
+                Some(TensorElementType::Float32) => Ok(false),
+                Some(TensorElementType::Float16) => Ok(true),
+                _ => bail!("{what} {t} is not a float32 or float16 tensor"),
+            }
+        };
+        let image_in = find(ins, input, "input")?;
+        let image_out = if output.is_empty() {
+            outs.first().cloned().ok_or_else(|| anyhow!("the model has no output"))?
+        } else {
+            find(outs, output, "output")?
+        };
+        let fidelity = match fidelity {
+            None => None,
+            Some(name) => {
+                let t = find(ins, name, "input")?;
+                let elem = match t.elem {
+                    Some(
+                        e @ (TensorElementType::Float64 | TensorElementType::Float32 | TensorElementType::Float16),
+                    ) => e,
+                    _ => bail!("fidelity input {t} is not a float tensor"),
+                };
+                let shape: Vec<usize> = t.shape.iter().map(|&d| d.max(1) as usize).collect();
+                if shape.iter().product::<usize>() != 1 {
+                    bail!("fidelity input {t} is not a single value");
+                }
+                Some(Scalar1 { name: t.name, elem, shape })
+            }
+        };
+        let fed: Vec<&str> = [Some(input), fidelity.as_ref().map(|f| f.name.as_str())].into_iter().flatten().collect();
+        if let Some(t) = ins.iter().find(|t| !fed.contains(&t.name.as_str())) {
+            bail!("input {t} is not named by the profile (nothing would feed it)");
+        }
+        Ok(Self {
+            input_f16: half(&image_in, "input")?,
+            output_f16: half(&image_out, "output")?,
+            fixed_batch: (image_in.shape.first().copied().unwrap_or(-1) > 0).then(|| image_in.shape[0] as usize),
+            input: image_in.name,
+            output: image_out.name,
+            fidelity,
+        })
+    }
+
+    /// One run: `input` NCHW f32 in the model's range, `fidelity` for the scalar input.
+    fn run(&self, session: &mut Session, input: Array4<f32>, fidelity: f32) -> Result<Array4<f32>> {
+        let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(2);
+        let image = if self.input_f16 {
+            Tensor::from_array(input.mapv(f16::from_f32))?.into_dyn()
+        } else {
+            Tensor::from_array(input)?.into_dyn()
+        };
+        feed.push((self.input.clone(), image));
+        if let Some(f) = &self.fidelity {
+            let shape = IxDyn(&f.shape);
+            let value = match f.elem {
+                TensorElementType::Float64 => Tensor::from_array(ArrayD::from_elem(shape, fidelity as f64))?.into_dyn(),
+                TensorElementType::Float16 => {
+                    Tensor::from_array(ArrayD::from_elem(shape, f16::from_f32(fidelity)))?.into_dyn()
+                }
+                _ => Tensor::from_array(ArrayD::from_elem(shape, fidelity))?.into_dyn(),
+            };
+            feed.push((f.name.clone(), value));
+        }
+        let outputs = session.run(feed)?;
+        let value =
+            outputs.get(&self.output).ok_or_else(|| anyhow!("model output '{}' missing from the run", self.output))?;
+        let arr: ArrayD<f32> = if self.output_f16 {
+            value.try_extract_array::<f16>()?.mapv(f16::to_f32)
+        } else {
+            value.try_extract_array::<f32>()?.to_owned()
+        };
+        arr.into_dimensionality::<ndarray::Ix4>().context("model output is not 4-D")
+    }
+}
+
 pub struct Restorer {
     session: Session,
     profile: Profile,
     path: PathBuf,
     report: ProviderReport,
-    /// Fixed batch size of the model's input, if it has one.
-    fixed_batch: Option<usize>,
+    io: Io,
+    /// Value fed to the profile's fidelity input, if it has one.
+    fidelity: f32,
 }
 
 impl Restorer {
-    /// Loads `model` with its profile (`profile`, or the TOML beside it) on the best
-    /// provider of `opts` that works.
+    /// Loads `model` with its profile (`profile`: a file, a family name or `auto`; None:
+    /// the TOML beside the model, else `auto`) on the best provider of `opts` that works.
     pub fn load(model: &Path, profile: Option<&Path>, opts: &ProviderOptions) -> Result<Self> {
         if !model.is_file() {
             bail!("model {}: no such file", model.display());
         }
-        let profile = Profile::for_model(model, profile)?;
-        let env = runtime::environment()?;
-        let mut skipped = Vec::new();
-        for &p in opts.provider.chain() {
-            let attempt = (|| -> Result<Session> {
-                let mut b = Session::builder(env)?;
-                if opts.threads > 0 {
-                    b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
-                }
-                provider::register(p, opts, &mut b)?;
-                Ok(b.commit_from_file(model)?)
-            })();
-            match attempt {
-                Ok(session) => {
-                    let report = ProviderReport { active: p, skipped };
-                    tracing::info!(model = %model.display(), "{report}");
-                    let fixed_batch =
-                        check_signature(&session, &profile).with_context(|| format!("model {}", model.display()))?;
-                    let mut r = Self { session, profile, path: model.to_path_buf(), report, fixed_batch };
-                    r.warm_up().with_context(|| format!("model {}: the first run failed", model.display()))?;
-                    return Ok(r);
-                }
-                Err(e) if p == Provider::Cpu => {
-                    return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
-                }
-                Err(e) => {
-                    // Expected on a CPU machine under `auto`; worth a warning when asked for.
-                    if opts.provider == Provider::Auto {
-                        tracing::info!(provider = p.name(), "provider unavailable: {e:#}");
-                    } else {
-                        tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+        let ctx = || format!("model {}", model.display());
+        let from_file = match Profile::source(model, profile).with_context(ctx)? {
+            ProfileSource::File(p) => Some(Profile::from_file(&p)?),
+            ProfileSource::Auto => None,
+        };
+        let (mut session, report) = open(model, opts)?;
+        let ins: Vec<TensorSig> = session.inputs().iter().map(TensorSig::of).collect();
+        let outs: Vec<TensorSig> = session.outputs().iter().map(TensorSig::of).collect();
+        let profile = match from_file {
+            Some(p) => p,
+            None => {
+                let ctx = || match profile {
+                    Some(_) => ctx(),
+                    None => format!(
+                        "model {} (no profile {} beside it, so profile=auto was tried)",
+                        model.display(),
+                        Profile::beside(model).display()
+                    ),
+                };
+                let rec = Recognised::from_signature(&ins, &outs).with_context(ctx)?;
+                let probed = match rec.probe_size() {
+                    None => None,
+                    Some(s) => {
+                        let io = Io::new(&ins, &outs, &rec.input, &rec.output, rec.fidelity_input.as_deref())
+                            .with_context(ctx)?;
+                        let out = io
+                            .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5)
+                            .with_context(|| format!("model {}: probe run at {s} px", model.display()))?;
+                        Some(out.shape()[2] as i32)
                     }
-                    skipped.push((p, format!("{e:#}")));
-                }
+                };
+                let p = rec.into_profile(probed).with_context(ctx)?;
+                tracing::info!(model = %model.display(), "{}", p.description);
+                p
             }
-        }
-        unreachable!("every provider chain ends with the CPU")
+        };
+        let io = Io::new(&ins, &outs, &profile.input, &profile.output, profile.fidelity_input.as_deref())
+            .and_then(|io| check_sizes(&ins, &outs, &io, &profile).map(|_| io))
+            .with_context(|| format!("model {} with profile '{}'", model.display(), profile.name))?;
+        let mut r = Self { session, profile, path: model.to_path_buf(), report, io, fidelity: 0.5 };
+        r.warm_up().with_context(|| format!("model {}: the first run failed", model.display()))?;
+        Ok(r)
     }
 
     /// One run on a grey face at start: the first frame is not slowed by ONNX Runtime's
@@ -114,14 +227,20 @@ impl Restorer {
         &self.report
     }
 
+    /// The value fed to a fidelity input (CodeFormer's `w`, 0..1); no effect on models
+    /// without one.
+    pub fn set_fidelity(&mut self, w: f32) {
+        self.fidelity = w.clamp(0.0, 1.0);
+    }
+
     /// Restores aligned BGR u8 crops of `input_size`; returns BGR f32 images in [0, 255] of
     /// `output_size`, one per crop, in order. All crops go in one batch when the model allows.
     pub fn infer(&mut self, crops: &[Mat]) -> Result<Vec<Mat>> {
-        let chunk = self.fixed_batch.unwrap_or(crops.len().max(1));
+        let chunk = self.io.fixed_batch.unwrap_or(crops.len().max(1));
         let mut out = Vec::with_capacity(crops.len());
         for group in crops.chunks(chunk) {
             let mut input = to_tensor(group, &self.profile)?;
-            if let Some(n) = self.fixed_batch {
+            if let Some(n) = self.io.fixed_batch {
                 // Pad a short last group up to the model's fixed batch.
                 if input.shape()[0] < n {
                     let mut padded = Array4::<f32>::zeros((n, 3, input.shape()[2], input.shape()[3]));
@@ -129,13 +248,7 @@ impl Restorer {
                     input = padded;
                 }
             }
-            let outputs =
-                self.session.run(ort::inputs![self.profile.input.as_str() => TensorRef::from_array_view(&input)?])?;
-            let value = outputs
-                .get(&self.profile.output)
-                .ok_or_else(|| anyhow!("model output '{}' missing from the run", self.profile.output))?;
-            let arr = value.try_extract_array::<f32>()?;
-            let arr = arr.into_dimensionality::<ndarray::Ix4>().context("model output is not 4-D")?;
+            let arr = self.io.run(&mut self.session, input, self.fidelity)?;
             for i in 0..group.len() {
                 out.push(from_tensor(arr.slice(ndarray::s![i..i + 1, .., .., ..]), &self.profile)?);
             }
@@ -144,39 +257,57 @@ impl Restorer {
     }
 }
 
-/// Checks that the model's input and output match the profile; returns the fixed batch
-/// size, if the model has one.
-fn check_signature(session: &Session, profile: &Profile) -> Result<Option<usize>> {
-    let find = |list: &[ort::value::Outlet], name: &str, what: &str| -> Result<Vec<i64>> {
-        let names: Vec<&str> = list.iter().map(|o| o.name()).collect();
-        let o = list.iter().find(|o| o.name() == name).ok_or_else(|| {
-            anyhow!("profile '{}' names {what} '{name}', but the model's {what}s are {names:?}", profile.name)
-        })?;
-        match o.dtype() {
-            ValueType::Tensor { ty, shape, .. } => {
-                if *ty != ort::value::TensorElementType::Float32 {
-                    bail!("{what} '{name}' is {ty:?}, expected float32");
-                }
-                Ok(shape.iter().copied().collect())
+/// A session for `model` on the first provider of the chain that takes it.
+fn open(model: &Path, opts: &ProviderOptions) -> Result<(Session, ProviderReport)> {
+    let env = runtime::environment()?;
+    let mut skipped = Vec::new();
+    for &p in opts.provider.chain() {
+        let attempt = (|| -> Result<Session> {
+            let mut b = Session::builder(env)?;
+            if opts.threads > 0 {
+                b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
             }
-            other => bail!("{what} '{name}' is not a tensor ({other:?})"),
+            provider::register(p, opts, &mut b)?;
+            Ok(b.commit_from_file(model)?)
+        })();
+        match attempt {
+            Ok(session) => {
+                let report = ProviderReport { active: p, skipped };
+                tracing::info!(model = %model.display(), "{report}");
+                return Ok((session, report));
+            }
+            Err(e) if p == Provider::Cpu => {
+                return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
+            }
+            Err(e) => {
+                // Expected on a CPU machine under `auto`; worth a warning when asked for.
+                if opts.provider == Provider::Auto {
+                    tracing::info!(provider = p.name(), "provider unavailable: {e:#}");
+                } else {
+                    tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+                }
+                skipped.push((p, format!("{e:#}")));
+            }
         }
-    };
-    let check = |shape: &[i64], size: i32, what: &str| -> Result<()> {
+    }
+    unreachable!("every provider chain ends with the CPU")
+}
+
+/// Checks the image input and output shapes against the profile's sizes.
+fn check_sizes(ins: &[TensorSig], outs: &[TensorSig], io: &Io, profile: &Profile) -> Result<()> {
+    let check = |list: &[TensorSig], name: &str, size: i32, what: &str| -> Result<()> {
+        let shape = &list.iter().find(|t| t.name == name).expect("bound by Io::new").shape;
         let ok = shape.len() == 4
             && (shape[1] == 3 || shape[1] < 0)
             && (shape[2] == size as i64 || shape[2] < 0)
             && (shape[3] == size as i64 || shape[3] < 0);
         if !ok {
-            bail!("{what} shape {shape:?} does not match the profile '{}' ([batch, 3, {size}, {size}])", profile.name);
+            bail!("{what} '{name}' shape {shape:?} does not match the profile ([batch, 3, {size}, {size}])");
         }
         Ok(())
     };
-    let ins = find(session.inputs(), &profile.input, "input")?;
-    check(&ins, profile.input_size, "input")?;
-    let outs = find(session.outputs(), &profile.output, "output")?;
-    check(&outs, profile.output_size, "output")?;
-    Ok((ins[0] > 0).then_some(ins[0] as usize))
+    check(ins, &io.input, profile.input_size, "input")?;
+    check(outs, &io.output, profile.output_size, "output")
 }
 
 /// BGR u8 crops -> NCHW f32 in the profile's channel order and range.
@@ -246,6 +377,7 @@ mod tests {
             channels,
             range,
             template: Template::Ffhq5,
+            fidelity_input: None,
         }
     }
 

@@ -126,15 +126,109 @@ impl Pb {
     }
 }
 
+/// ONNX element types the test models use.
+pub const F32: i64 = 1;
+pub const F16: i64 = 10;
+pub const F64: i64 = 11;
+
 /// ValueInfoProto of a float tensor; a negative dim is symbolic (`batch` first, then `d1`..).
 fn onnx_value(name: &str, dims: &[i64]) -> Pb {
+    onnx_typed_value(name, F32, dims)
+}
+
+/// ValueInfoProto of a tensor of element type `elem`.
+fn onnx_typed_value(name: &str, elem: i64, dims: &[i64]) -> Pb {
     let mut shape = Pb::default();
     for (i, &d) in dims.iter().enumerate() {
         let sym = if i == 0 { "batch".to_string() } else { format!("d{i}") };
         shape = shape.msg(1, if d < 0 { Pb::default().str(2, &sym) } else { Pb::default().int(1, d) });
     }
-    let tensor = Pb::default().int(1, 1).msg(2, shape);
+    let tensor = Pb::default().int(1, elem).msg(2, shape);
     Pb::default().str(1, name).msg(2, Pb::default().msg(1, tensor))
+}
+
+/// A NodeProto; `attrs` are already-built AttributeProtos.
+fn onnx_node(op: &str, inputs: &[&str], output: &str, attrs: Vec<Pb>) -> Pb {
+    let node = inputs.iter().fold(Pb::default(), |p, i| p.str(1, i)).str(2, output).str(3, output).str(4, op);
+    attrs.into_iter().fold(node, |p, a| p.msg(5, a))
+}
+
+/// A float initializer with explicit values.
+fn onnx_floats(name: &str, dims: &[i64], values: &[f32]) -> Pb {
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, F32).str(8, name).bytes(9, &raw)
+}
+
+/// What a published model's inputs and outputs look like (FaceFusion's exports).
+#[derive(Clone, Copy, Debug)]
+pub struct Signature {
+    /// Square input side; negative: dynamic height and width (Real-ESRGAN).
+    pub size: i64,
+    /// Output side / input side.
+    pub scale: i64,
+    /// CodeFormer's extra `weight` input (float64, shape [1]).
+    pub fidelity: bool,
+    /// Half-precision image input and output.
+    pub f16: bool,
+}
+
+/// Per-channel offsets of [`family_model`]'s known-answer function.
+pub const FAMILY_OFFSETS: [f32; 3] = [0.0, 0.2, -0.2];
+
+/// A model with exactly the signature of a published family (`input` [1, 3, S, S], plus
+/// `weight` for CodeFormer; `output` [1, 3, S x scale, ...]) whose function reveals how it
+/// is fed: every output channel c is `0.5 x (input channel 0) + FAMILY_OFFSETS[c]`
+/// (+ `weight` when there is one), in the model's own value range, at every pixel. So the
+/// colour order (channel 0 is red or blue), the value range (the 0.5 does not commute with
+/// a range's offset) and the weight are all visible in the pixels that come back. Writes
+/// `{stem}.onnx` only: the profile is the test's business.
+pub fn family_model(dir: &Path, stem: &str, sig: Signature) -> PathBuf {
+    let k = sig.scale;
+    let c = 3 * k * k;
+    // 1x1 convolution to c channels; with DepthToSpace (DCR) channel o is colour o % 3.
+    let mut w = vec![0.0f32; (c * 3) as usize];
+    for o in 0..c as usize {
+        w[o * 3] = 0.5;
+    }
+    let b: Vec<f32> = (0..c as usize).map(|o| FAMILY_OFFSETS[o % 3]).collect();
+    let img = if sig.size < 0 { vec![1, 3, -1, -1] } else { vec![1, 3, sig.size, sig.size] };
+    let out = if sig.size < 0 { vec![1, 3, -1, -1] } else { vec![1, 3, sig.size * k, sig.size * k] };
+    let elem = if sig.f16 { F16 } else { F32 };
+    let cast = |to: i64| vec![Pb::default().str(1, "to").int(3, to).int(20, 2)];
+    let ints = |name: &str, v: &[i64]| v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x));
+    let mut graph = Pb::default()
+        .str(2, stem)
+        .msg(5, onnx_floats("w", &[c, 3, 1, 1], &w))
+        .msg(5, onnx_floats("b", &[c], &b))
+        .msg(11, onnx_typed_value("input", elem, &img));
+    let mut x = "input".to_string();
+    if sig.f16 {
+        graph = graph.msg(1, onnx_node("Cast", &["input"], "x32", cast(F32)));
+        x = "x32".into();
+    }
+    graph = graph.msg(
+        1,
+        onnx_node("Conv", &[&x, "w", "b"], "y", vec![ints("kernel_shape", &[1, 1]), ints("pads", &[0, 0, 0, 0])]),
+    );
+    let mut y = "y".to_string();
+    if k > 1 {
+        graph = graph.msg(1, onnx_depth_to_space("y", "up", k));
+        y = "up".into();
+    }
+    if sig.fidelity {
+        graph = graph
+            .msg(11, onnx_typed_value("weight", F64, &[1]))
+            .msg(1, onnx_node("Cast", &["weight"], "w32", cast(F32)))
+            .msg(1, onnx_node("Add", &[&y, "w32"], "yw", vec![]));
+        y = "yw".into();
+    }
+    if sig.f16 {
+        graph = graph.msg(1, onnx_node("Cast", &[&y], "output", cast(F16)));
+    } else {
+        graph = graph.msg(1, onnx_node("Identity", &[&y], "output", vec![]));
+    }
+    graph = graph.msg(12, onnx_typed_value("output", elem, &out));
+    write_onnx(dir, stem, graph)
 }
 
 fn onnx_conv(input: &str, weight: &str, output: &str, stride: i64) -> Pb {
@@ -188,11 +282,17 @@ pub fn conv_model(dir: &Path, stem: &str, layers: usize, out_stride: i64) -> Pat
 
 /// Writes `graph` as `{stem}.onnx` (opset 17) and `profile` as `{stem}.toml` into `dir`.
 fn write_model(dir: &Path, stem: &str, graph: Pb, profile: &str) -> PathBuf {
+    let path = write_onnx(dir, stem, graph);
+    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
+    path
+}
+
+/// Writes `graph` as `{stem}.onnx` (opset 17) into `dir`.
+fn write_onnx(dir: &Path, stem: &str, graph: Pb) -> PathBuf {
     let model = Pb::default().int(1, 8).str(2, "faceenhance-tests").msg(7, graph).msg(8, Pb::default().int(2, 17));
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{stem}.onnx"));
     std::fs::write(&path, model.0).unwrap();
-    std::fs::write(dir.join(format!("{stem}.toml")), profile).unwrap();
     path
 }
 
