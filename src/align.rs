@@ -23,11 +23,11 @@ pub const FFHQ_512: [[f32; 2]; 5] = [
 /// The 5-point framing FaceFusion feeds GPEN-BFR-256 with (its `arcface_128_v2`), as
 /// fractions of the crop side: the face sits higher and larger than in FFHQ.
 pub const ARCFACE_128_UNIT: [[f32; 2]; 5] = [
-    [0.36167656, 0.40387734],
-    [0.63696719, 0.40235469],
-    [0.50019687, 0.56044219],
-    [0.38710391, 0.72160547],
-    [0.61507734, 0.72034453],
+    [0.3616766, 0.4038773],
+    [0.6369672, 0.4023547],
+    [0.5001969, 0.5604422],
+    [0.3871039, 0.7216055],
+    [0.6150773, 0.7203445],
 ];
 
 /// How a face is framed in a model's square input.

@@ -207,6 +207,45 @@ fn faceenhance_changes_the_face_and_nothing_far_from_it() {
 }
 
 #[test]
+fn faceenhance_runs_a_published_family_by_name_with_its_fidelity() {
+    // A CodeFormer-signature model whose every output channel c is 0.5 x red + offset c +
+    // w in [-1, 1] (tests/common `family_model`): in 0..255 terms B = R/2 + 38.25 + 127.5 w,
+    // G = R/2 + 89.25 + 127.5 w, R = R/2 + 63.75 + 127.5 w, so the face's centre tells
+    // whether the profile, the colour order, the range and the fidelity property arrived.
+    let dir = std::env::temp_dir().join(format!("faceenhance-family-{}", std::process::id()));
+    let model = family_model(&dir, "codeformer", Signature { size: 512, scale: 1, fidelity: true, f16: false });
+    let img = imread(&astronaut());
+    let (caps, input) = bgrx(&img);
+    for w in [0.0f64, 0.2] {
+        let desc = format!(
+            "faceenhance model={} profile=codeformer fidelity={w} detector-model={} force=true",
+            model.display(),
+            yunet().display()
+        );
+        let r = run(&desc, vec![(caps.clone(), input.clone())]);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let out = data(&r.samples[0]);
+        let (x, y, fw, fh) = faces_on(&r.samples[0])[0];
+        let (cx, cy) = ((x + fw / 2) as usize, (y + fh / 2) as usize);
+        // Means over a 9x9 patch: the warps in and out smooth single pixels.
+        let mean = |buf: &[u8], c: usize| {
+            let mut sum = 0.0;
+            for py in cy - 4..=cy + 4 {
+                for px in cx - 4..=cx + 4 {
+                    sum += buf[(py * 512 + px) * 4 + c] as f64;
+                }
+            }
+            sum / 81.0
+        };
+        let red = mean(&input, 2);
+        let want = [38.25, 89.25, 63.75].map(|k| 0.5 * red + k + 127.5 * w);
+        for (c, want) in want.iter().enumerate() {
+            assert!((mean(&out, c) - want).abs() < 3.0, "w {w}, channel {c}: {} vs {want}", mean(&out, c));
+        }
+    }
+}
+
+#[test]
 fn restore_reports_the_provider_that_runs_and_why_others_did_not() {
     let frame = bgrx(&imread(&astronaut()));
     let r = run("facerestore provider=tensorrt", vec![frame]);

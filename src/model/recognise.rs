@@ -215,9 +215,9 @@ mod tests {
             format!("{:#}", r.and_then(|r| r.into_profile(None)).unwrap_err())
         };
         let img = t("input", F32, &[1, 3, 512, 512]);
-        let e = err(&[img.clone(), t("mask", Int64, &[1, 1, 512, 512])], &[img.clone()]);
+        let e = err(&[img.clone(), t("mask", Int64, &[1, 1, 512, 512])], std::slice::from_ref(&img));
         assert!(e.contains("'mask'") && e.contains("no known role") && e.contains("models/profiles"), "{e}");
-        let e = err(&[t("x", F32, &[1, 1, 64, 64])], &[img.clone()]);
+        let e = err(&[t("x", F32, &[1, 1, 64, 64])], std::slice::from_ref(&img));
         assert!(e.contains("0 image inputs"), "{e}");
         let e = err(&[t("input", F32, &[1, 3, 96, 96])], &[t("output", F32, &[1, 3, 96, 96])]);
         assert!(e.contains("96 px is not one of the published families"), "{e}");

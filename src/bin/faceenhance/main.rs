@@ -53,13 +53,30 @@ enum Command {
 /// The options every enhancing command shares (the elements' main properties).
 #[derive(Args, Clone)]
 pub struct EnhanceOpts {
-    /// Restoration model(s): ONNX files with a profile TOML beside them, or folders of them
-    /// (repeat or separate with commas: the model ladder); default: the shipped models.
+    /// Restoration model(s): ONNX files (profile: the TOML beside each, else recognised),
+    /// or folders of models with profiles beside them (repeat or separate with commas: the
+    /// model ladder); default: the shipped models.
     #[arg(long, value_delimiter = ',')]
     model: Vec<PathBuf>,
+    /// Profile of a single model: a TOML file, a published family (gfpgan-1.4, codeformer,
+    /// gpen-bfr-256, ...: see models/profiles) or auto.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// CodeFormer's w: 0 = strongest restoration .. 1 = closest to the input.
+    #[arg(long, default_value_t = 0.5)]
+    fidelity: f32,
     /// auto, cpu, cuda, tensorrt.
     #[arg(long, default_value = "auto")]
     provider: Provider,
+    /// CUDA / TensorRT device.
+    #[arg(long, default_value_t = 0)]
+    device_id: i32,
+    /// TensorRT: build half-precision engines.
+    #[arg(long)]
+    fp16: bool,
+    /// TensorRT: engine cache folder (the next start reuses the engines).
+    #[arg(long)]
+    trt_cache_dir: Option<PathBuf>,
     /// auto, yunet, centerface, haar.
     #[arg(long, default_value = "auto")]
     detector: DetectorKind,
@@ -91,7 +108,15 @@ impl EnhanceOpts {
     fn enhancer(&self) -> Result<Enhancer> {
         let detect = DetectorConfig { kind: self.detector, model: self.detector_model.clone(), ..Default::default() };
         let mut restore = RestoreConfig {
-            provider: ProviderOptions { provider: self.provider, ..Default::default() },
+            profile: self.profile.clone(),
+            fidelity: self.fidelity,
+            provider: ProviderOptions {
+                provider: self.provider,
+                device_id: self.device_id,
+                fp16: self.fp16,
+                trt_cache_dir: self.trt_cache_dir.clone(),
+                ..Default::default()
+            },
             strength: self.strength,
             upscale: self.upscale,
             background: BackgroundConfig {

@@ -112,6 +112,15 @@ fn build(args: &VideoArgs) -> Result<Graph> {
         enhance.set_property("detector-model", m.to_string_lossy().as_ref());
     }
     enhance.set_property("strength", o.strength);
+    enhance.set_property("fidelity", o.fidelity);
+    enhance.set_property("device-id", o.device_id);
+    enhance.set_property("fp16", o.fp16);
+    if let Some(p) = &o.profile {
+        enhance.set_property("profile", p.to_string_lossy().as_ref());
+    }
+    if let Some(d) = &o.trt_cache_dir {
+        enhance.set_property("trt-cache-dir", d.to_string_lossy().as_ref());
+    }
     enhance.set_property("detect-interval", args.detect_interval);
     // The gallery watches the restored frames: enhance -> [facegallery] -> ...
     let enhanced: gst::Element = match &args.faces {

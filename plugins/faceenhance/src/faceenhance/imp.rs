@@ -12,13 +12,15 @@ use crate::props::{BackgroundChoice, DetectorChoice, ProviderChoice};
 use crate::video;
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 20] = [
+const PROXIED: [(&str, Child, &str); 22] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
     ("device-id", Child::Restore, "device-id"),
     ("fp16", Child::Restore, "fp16"),
+    ("trt-cache-dir", Child::Restore, "trt-cache-dir"),
     ("strength", Child::Restore, "strength"),
+    ("fidelity", Child::Restore, "fidelity"),
     ("max-latency", Child::Restore, "max-latency"),
     ("upscale", Child::Restore, "upscale"),
     ("background", Child::Restore, "background"),

@@ -39,6 +39,7 @@ struct Settings {
     background_model: Option<String>,
     max_stretch: f32,
     force: bool,
+    fidelity: f32,
 }
 
 impl Default for Settings {
@@ -61,6 +62,7 @@ impl Default for Settings {
             background_model: None,
             max_stretch: d.max_stretch,
             force: d.force,
+            fidelity: d.fidelity,
         }
     }
 }
@@ -105,7 +107,12 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecString::builder("profile")
                     .nick("Profile")
-                    .blurb("Model profile (TOML); empty: the one beside the model")
+                    .blurb(
+                        "Model profile: a TOML file, a published family (gfpgan-1.2, gfpgan-1.3, gfpgan-1.4, \
+                         codeformer, gpen-bfr-256, gpen-bfr-512, restoreformer-plus-plus, real-esrgan-x2, \
+                         real-esrgan-x4) or auto (recognised from the model's inputs and outputs); empty: the \
+                         .toml beside the model, else auto",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("provider", d.provider)
@@ -138,6 +145,17 @@ impl ObjectImpl for FaceRestore {
                     .minimum(0.0)
                     .maximum(1.0)
                     .default_value(d.strength)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("fidelity")
+                    .nick("Fidelity")
+                    .blurb(
+                        "For models with a fidelity input (CodeFormer's w): 0 = strongest restoration, \
+                         1 = closest to the input; other models ignore it",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(d.fidelity)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("blend-feather")
@@ -233,6 +251,12 @@ impl ObjectImpl for FaceRestore {
                     r.set_strength(s.strength);
                 }
             }
+            "fidelity" => {
+                s.fidelity = value.get().expect("type checked upstream");
+                if let Some(Engine::InStep(r)) = self.restorer.lock().unwrap().as_mut() {
+                    r.set_fidelity(s.fidelity);
+                }
+            }
             "blend-feather" => s.feather = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
@@ -256,6 +280,7 @@ impl ObjectImpl for FaceRestore {
             "fp16" => s.fp16.to_value(),
             "trt-cache-dir" => s.trt_cache_dir.to_value(),
             "strength" => s.strength.to_value(),
+            "fidelity" => s.fidelity.to_value(),
             "blend-feather" => s.feather.to_value(),
             "threads" => s.threads.to_value(),
             "max-latency" => s.max_latency_ms.to_value(),
@@ -298,6 +323,7 @@ impl BaseTransformImpl for FaceRestore {
             },
             max_stretch: s.max_stretch,
             force: s.force,
+            fidelity: s.fidelity,
         };
         if s.max_latency_ms > 0 && s.upscale != 1 {
             return Err(gst::error_msg!(
