@@ -1,8 +1,11 @@
 //! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, inference per
 //! batch of 1/4/8 faces, blending, and detection + restoration of a whole frame.
 //! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas); and the
-//! 4x up-scaling of a 360p frame.
-//! Run: `cargo bench --bench stages` (results: BENCHMARKS.md).
+//! 4x up-scaling of a 360p frame; faces per second through the generator alone for the
+//! default model and a 512 px GFPGAN-class one, fp32 and fp16, at batch 1 and 8.
+//! Run: `cargo bench --bench stages` (results: BENCHMARKS.md); `FACEENHANCE_PROVIDER=cuda`
+//! (or tensorrt, with `FACEENHANCE_FP16=1` for fp16 engines) runs the faces-per-second
+//! group on a GPU: `cargo bench --bench stages -- faces-per-second`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,7 +14,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use faceenhance::align::{self, Template};
 use faceenhance::blend;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
@@ -181,9 +184,49 @@ fn bench_upscale(c: &mut Criterion) {
     g.finish();
 }
 
+/// The provider the faces-per-second group asks for (`FACEENHANCE_PROVIDER`, default auto).
+fn bench_provider() -> ProviderOptions {
+    let provider = std::env::var("FACEENHANCE_PROVIDER").unwrap_or_else(|_| "auto".into()).parse().unwrap();
+    let fp16 = std::env::var("FACEENHANCE_FP16").is_ok_and(|v| v == "1");
+    ProviderOptions { provider, fp16, ..Default::default() }
+}
+
+/// Faces per second through `Restorer::infer` (tensor conversion included) at batch 1 and
+/// 8: the shipped default model and the 512 px GFPGAN-class stand-in, fp32 and fp16.
+fn bench_faces_per_second(c: &mut Criterion) {
+    let mut img = frame(1280, 720);
+    let face = faces_of(&mut img)[0].clone();
+    let dir = std::env::temp_dir().join("faceenhance-bench-models");
+    let models = [
+        ("restore-64-fp32", faceenhance::paths::default_model()),
+        ("unet512-fp32", common::unet512_model(&dir, "unet512-fp32", false)),
+        ("unet512-fp16", common::unet512_model(&dir, "unet512-fp16", true)),
+    ];
+    let mut g = c.benchmark_group("faces-per-second");
+    for (name, path) in models {
+        let mut r = match Restorer::load(&path, None, &bench_provider()) {
+            Ok(r) => r,
+            // fp16 convolutions have no CPU kernel in ONNX Runtime on x86: say so, go on.
+            Err(e) => {
+                eprintln!("{name}: not run: {e:#}");
+                continue;
+            }
+        };
+        eprintln!("{name}: {}", r.report());
+        let size = r.profile().input_size;
+        let crop = align::crop_face(&img, &face, r.profile().template, size).unwrap();
+        for batch in [1usize, 8] {
+            let crops = vec![crop.clone(); batch];
+            g.throughput(Throughput::Elements(batch as u64));
+            g.bench_function(BenchmarkId::new(name, batch), |b| b.iter(|| black_box(r.infer(&crops).unwrap())));
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = stages;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_detect, bench_align_blend, bench_infer, bench_frame, bench_upscale
+    targets = bench_detect, bench_align_blend, bench_infer, bench_frame, bench_upscale, bench_faces_per_second
 }
 criterion_main!(stages);

@@ -91,7 +91,8 @@ pub(crate) fn register(p: Provider, opts: &ProviderOptions, builder: &mut Sessio
             runtime::preload_gpu_libraries();
             ep::CUDA::default().with_device_id(opts.device_id).register(builder).map_err(|e| {
                 anyhow!(
-                    "{e}; {}",
+                    "{}; {}",
+                    e.to_string().trim_end(),
                     needs(&format!(
                         "needs an NVIDIA driver (libcuda.so.1) and the CUDA 13 + cuDNN 9 libraries on \
                          LD_LIBRARY_PATH or in {} (FACEENHANCE_GPU=1 FACEENHANCE_CUDA=1 scripts/setup.sh)",
@@ -110,7 +111,8 @@ pub(crate) fn register(p: Provider, opts: &ProviderOptions, builder: &mut Sessio
             }
             trt.register(builder).map_err(|e| {
                 anyhow!(
-                    "{e}; {}",
+                    "{}; {}",
+                    e.to_string().trim_end(),
                     needs(&format!(
                         "needs TensorRT 10 (libnvinfer.so.10, libnvonnxparser.so.10) on LD_LIBRARY_PATH or in {}, \
                          besides what CUDA needs (see the README)",

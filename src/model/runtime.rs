@@ -79,7 +79,8 @@ pub fn preload(dir: &Path, names: &[&str]) -> Preloaded {
         }
         match ort::util::preload_dylib(&path) {
             Ok(()) => out.loaded.push(name.to_string()),
-            Err(e) => out.failed.push(format!("{name}: {e}")),
+            // libloading's message is in the error's source.
+            Err(e) => out.failed.push(format!("{name}: {:#}", anyhow::Error::from(e))),
         }
     }
     out

@@ -428,3 +428,58 @@ pub fn compact_sr_model(dir: &Path, stem: &str, factor: i64, tile: i64, feats: i
         .msg(1, onnx_depth_to_space("up", "output", factor));
     write_model(dir, stem, graph, &background_profile(stem, tile, factor))
 }
+
+/// A timing stand-in for a 512 px restorer of GFPGAN's class (random weights, not for
+/// pictures): a U-Net of 3x3 convolutions with ReLU, 32-64-128-256-256 channels down to
+/// 32x32 (stride 2), two convolutions there, and back up by DepthToSpace, about 21 GFLOPs
+/// per face. Input/output `[batch, 3, 512, 512]`; `f16` writes a half-precision copy (all
+/// weights and tensors float16), as an fp16 export would be. Writes a GFPGAN-like profile.
+pub fn unet512_model(dir: &Path, stem: &str, f16: bool) -> PathBuf {
+    let mut seed = 5u64;
+    let elem = if f16 { F16 } else { F32 };
+    let mut weight = |name: &str, o: i64, i: i64| {
+        if !f16 {
+            return onnx_weight(name, [o, i, 3, 3], &mut seed);
+        }
+        let mut raw = Vec::with_capacity((o * i * 9) as usize * 2);
+        for _ in 0..o * i * 9 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let v = ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02;
+            raw.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+        [o, i, 3, 3].iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, F16).str(8, name).bytes(9, &raw)
+    };
+    let relu = |x: &str, y: &str| onnx_node("Relu", &[x], y, vec![]);
+    let mut graph = Pb::default().str(2, stem).msg(11, onnx_typed_value("input", elem, &[-1, 3, 512, 512]));
+    let mut x = "input".to_string();
+    let mut layer = 0;
+    let mut conv = |graph: Pb, x: &str, o: i64, i: i64, stride: i64, act: bool| -> (Pb, String) {
+        layer += 1;
+        let (w, c, y) = (format!("w{layer}"), format!("c{layer}"), format!("h{layer}"));
+        let g = graph.msg(5, weight(&w, o, i)).msg(1, onnx_conv(x, &w, &c, stride));
+        if act {
+            (g.msg(1, relu(&c, &y)), y)
+        } else {
+            (g, c)
+        }
+    };
+    let down = [(32, 3, 1), (64, 32, 2), (128, 64, 2), (256, 128, 2), (256, 256, 2), (256, 256, 1), (256, 256, 1)];
+    for (o, i, stride) in down {
+        (graph, x) = conv(graph, &x, o, i, stride, true);
+    }
+    // Up: 256@32 -> 128@64 -> 64@128 -> 32@256 -> 16@512, each a convolution to 4x the
+    // channels and DepthToSpace by 2.
+    for (i, o) in [(256, 128), (128, 64), (64, 32), (32, 16)] {
+        let (g, c) = conv(graph, &x, 4 * o, i, 1, true);
+        let y = format!("{c}_up");
+        graph = g.msg(1, onnx_depth_to_space(&c, &y, 2));
+        x = y;
+    }
+    let (g, c) = conv(graph, &x, 3, 16, 1, false);
+    graph = g
+        .msg(1, onnx_node("Identity", &[&c], "output", vec![]))
+        .msg(12, onnx_typed_value("output", elem, &[-1, 3, 512, 512]));
+    let profile =
+        format!("name = \"{stem}\"\ninput_size = 512\noutput_size = 512\nrange = [-1.0, 1.0]\ntemplate = \"ffhq5\"\n");
+    write_model(dir, stem, graph, &profile)
+}
