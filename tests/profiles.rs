@@ -57,46 +57,32 @@ const fn face(size: i64, fidelity: bool) -> Signature {
     Signature { size, scale: 1, fidelity, f16: false }
 }
 
+/// The face restorers: RGB in [-1, 1], square input, 1x.
+const fn restorer(profile: &'static str, size: i64, fidelity: bool, template: fn(f64) -> [[f64; 2]; 5]) -> Family {
+    Family { profile, sig: face(size, fidelity), range: (-1.0, 1.0), kind: ModelKind::Face, template }
+}
+
+/// Real-ESRGAN: dynamic height and width, RGB in [0, 1], whole frames.
+const fn background(profile: &'static str, scale: i64) -> Family {
+    Family {
+        profile,
+        sig: Signature { size: -1, scale, fidelity: false, f16: false },
+        range: (0.0, 1.0),
+        kind: ModelKind::Background,
+        template: ffhq,
+    }
+}
+
 const FAMILIES: [Family; 9] = [
-    Family { profile: "gfpgan-1.2", sig: face(512, false), range: (-1.0, 1.0), kind: ModelKind::Face, template: ffhq },
-    Family { profile: "gfpgan-1.3", sig: face(512, false), range: (-1.0, 1.0), kind: ModelKind::Face, template: ffhq },
-    Family { profile: "gfpgan-1.4", sig: face(512, false), range: (-1.0, 1.0), kind: ModelKind::Face, template: ffhq },
-    Family { profile: "codeformer", sig: face(512, true), range: (-1.0, 1.0), kind: ModelKind::Face, template: ffhq },
-    Family {
-        profile: "gpen-bfr-256",
-        sig: face(256, false),
-        range: (-1.0, 1.0),
-        kind: ModelKind::Face,
-        template: arcface,
-    },
-    Family {
-        profile: "gpen-bfr-512",
-        sig: face(512, false),
-        range: (-1.0, 1.0),
-        kind: ModelKind::Face,
-        template: ffhq,
-    },
-    Family {
-        profile: "restoreformer-plus-plus",
-        sig: face(512, false),
-        range: (-1.0, 1.0),
-        kind: ModelKind::Face,
-        template: ffhq,
-    },
-    Family {
-        profile: "real-esrgan-x2",
-        sig: Signature { size: -1, scale: 2, fidelity: false, f16: false },
-        range: (0.0, 1.0),
-        kind: ModelKind::Background,
-        template: ffhq,
-    },
-    Family {
-        profile: "real-esrgan-x4",
-        sig: Signature { size: -1, scale: 4, fidelity: false, f16: false },
-        range: (0.0, 1.0),
-        kind: ModelKind::Background,
-        template: ffhq,
-    },
+    restorer("gfpgan-1.2", 512, false, ffhq),
+    restorer("gfpgan-1.3", 512, false, ffhq),
+    restorer("gfpgan-1.4", 512, false, ffhq),
+    restorer("codeformer", 512, true, ffhq),
+    restorer("gpen-bfr-256", 256, false, arcface),
+    restorer("gpen-bfr-512", 512, false, ffhq),
+    restorer("restoreformer-plus-plus", 512, false, ffhq),
+    background("real-esrgan-x2", 2),
+    background("real-esrgan-x4", 4),
 ];
 
 fn temp_dir(name: &str) -> PathBuf {
