@@ -345,7 +345,9 @@ fn facedraw_draws_on_the_face_box_only() {
 /// The main job as users type it: a real compressed clip through gst-launch-1.0.
 #[test]
 fn gst_launch_enhances_a_real_clip() {
-    let plugin_dir = repo().join("target").join(if cfg!(debug_assertions) { "debug" } else { "release" });
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let plugin_dir = target.join(if cfg!(debug_assertions) { "debug" } else { "release" });
     assert!(plugin_dir.join("libgstfaceenhance.so").is_file(), "plugin not built in {}", plugin_dir.display());
     let out = std::env::temp_dir().join(format!("faceenhance-launch-{}.mp4", std::process::id()));
     let clip = cached("data/carphone_distorted.mp4");
