@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{family_model, Signature, FAMILY_OFFSETS};
+use common::{family_answer, family_model, Signature};
 use faceenhance::align;
 use faceenhance::detect::Face;
 use faceenhance::frame::frame_from_mat;
@@ -98,16 +98,9 @@ fn cpu() -> ProviderOptions {
 /// The test colour, B, G, R.
 const BGR: [f64; 3] = [10.0, 50.0, 200.0];
 
-/// What `family_model` returns for a pixel of colour `BGR` fed RGB in `range`, with
-/// weight `w`: channel c = 0.5 x red + offset c + w, mapped back to 0..255 and clipped,
-/// as B, G, R.
-fn known_answer((lo, hi): (f64, f64), w: f64) -> [f64; 3] {
-    let red = lo + (hi - lo) * BGR[2] / 255.0;
-    let rgb: Vec<f64> = FAMILY_OFFSETS
-        .iter()
-        .map(|&k| ((0.5 * red + k as f64 + w - lo) * 255.0 / (hi - lo)).clamp(0.0, 255.0))
-        .collect();
-    [rgb[2], rgb[1], rgb[0]]
+/// What `family_model` returns for a pixel of colour `BGR` fed in `range` with weight `w`.
+fn known_answer(range: (f64, f64), w: f64) -> [f64; 3] {
+    family_answer(BGR[2], range, w)
 }
 
 fn solid(side: i32) -> Mat {

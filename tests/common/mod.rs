@@ -147,6 +147,16 @@ fn onnx_typed_value(name: &str, elem: i64, dims: &[i64]) -> Pb {
     Pb::default().str(1, name).msg(2, Pb::default().msg(1, tensor))
 }
 
+/// AttributeProto of a list of ints.
+fn onnx_ints(name: &str, v: &[i64]) -> Pb {
+    v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x))
+}
+
+/// AttributeProto of one int.
+fn onnx_int(name: &str, v: i64) -> Pb {
+    Pb::default().str(1, name).int(3, v).int(20, 2)
+}
+
 /// A NodeProto; `attrs` are already-built AttributeProtos.
 fn onnx_node(op: &str, inputs: &[&str], output: &str, attrs: Vec<Pb>) -> Pb {
     let node = inputs.iter().fold(Pb::default(), |p, i| p.str(1, i)).str(2, output).str(3, output).str(4, op);
@@ -173,7 +183,17 @@ pub struct Signature {
 }
 
 /// Per-channel offsets of [`family_model`]'s known-answer function.
-pub const FAMILY_OFFSETS: [f32; 3] = [0.0, 0.2, -0.2];
+const FAMILY_OFFSETS: [f32; 3] = [0.0, 0.2, -0.2];
+
+/// What [`family_model`] gives back, as B, G, R in 0..255, for a pixel whose red is `red`
+/// (0..255), fed RGB in `range` with weight `w`: channel c = 0.5 x red + offset c + w in
+/// the model's range, mapped back to 0..255 and clipped. Written from the published
+/// conventions, not from the code under test.
+pub fn family_answer(red: f64, (lo, hi): (f64, f64), w: f64) -> [f64; 3] {
+    let red = lo + (hi - lo) * red / 255.0;
+    let rgb = FAMILY_OFFSETS.map(|k| ((0.5 * red + k as f64 + w - lo) * 255.0 / (hi - lo)).clamp(0.0, 255.0));
+    [rgb[2], rgb[1], rgb[0]]
+}
 
 /// A model with exactly the signature of a published family (`input` [1, 3, S, S], plus
 /// `weight` for CodeFormer; `output` [1, 3, S x scale, ...]) whose function reveals how it
@@ -194,8 +214,7 @@ pub fn family_model(dir: &Path, stem: &str, sig: Signature) -> PathBuf {
     let img = if sig.size < 0 { vec![1, 3, -1, -1] } else { vec![1, 3, sig.size, sig.size] };
     let out = if sig.size < 0 { vec![1, 3, -1, -1] } else { vec![1, 3, sig.size * k, sig.size * k] };
     let elem = if sig.f16 { F16 } else { F32 };
-    let cast = |to: i64| vec![Pb::default().str(1, "to").int(3, to).int(20, 2)];
-    let ints = |name: &str, v: &[i64]| v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x));
+    let cast = |to: i64| vec![onnx_int("to", to)];
     let mut graph = Pb::default()
         .str(2, stem)
         .msg(5, onnx_floats("w", &[c, 3, 1, 1], &w))
@@ -208,7 +227,12 @@ pub fn family_model(dir: &Path, stem: &str, sig: Signature) -> PathBuf {
     }
     graph = graph.msg(
         1,
-        onnx_node("Conv", &[&x, "w", "b"], "y", vec![ints("kernel_shape", &[1, 1]), ints("pads", &[0, 0, 0, 0])]),
+        onnx_node(
+            "Conv",
+            &[&x, "w", "b"],
+            "y",
+            vec![onnx_ints("kernel_shape", &[1, 1]), onnx_ints("pads", &[0, 0, 0, 0])],
+        ),
     );
     let mut y = "y".to_string();
     if k > 1 {
@@ -231,28 +255,35 @@ pub fn family_model(dir: &Path, stem: &str, sig: Signature) -> PathBuf {
     write_onnx(dir, stem, graph)
 }
 
+/// A 3x3 convolution, padding 1.
 fn onnx_conv(input: &str, weight: &str, output: &str, stride: i64) -> Pb {
-    let ints = |name: &str, v: &[i64]| v.iter().fold(Pb::default().str(1, name).int(20, 7), |p, &x| p.int(8, x));
-    Pb::default()
-        .str(1, input)
-        .str(1, weight)
-        .str(2, output)
-        .str(3, output)
-        .str(4, "Conv")
-        .msg(5, ints("pads", &[1, 1, 1, 1]))
-        .msg(5, ints("kernel_shape", &[3, 3]))
-        .msg(5, ints("strides", &[stride, stride]))
+    let attrs = vec![
+        onnx_ints("pads", &[1, 1, 1, 1]),
+        onnx_ints("kernel_shape", &[3, 3]),
+        onnx_ints("strides", &[stride, stride]),
+    ];
+    onnx_node("Conv", &[input, weight], output, attrs)
 }
 
+/// A float32 initializer of small pseudo-random values (uniform in +-0.01) from `seed`.
 fn onnx_weight(name: &str, dims: [i64; 4], seed: &mut u64) -> Pb {
+    onnx_typed_weight(name, dims, F32, seed)
+}
+
+/// The same values as [`onnx_weight`] stored as `elem` (F32 or F16).
+fn onnx_typed_weight(name: &str, dims: [i64; 4], elem: i64, seed: &mut u64) -> Pb {
     let n: i64 = dims.iter().product();
     let mut raw = Vec::with_capacity(n as usize * 4);
     for _ in 0..n {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let v = ((*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02;
-        raw.extend_from_slice(&v.to_le_bytes());
+        if elem == F16 {
+            raw.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        } else {
+            raw.extend_from_slice(&v.to_le_bytes());
+        }
     }
-    dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, 1).str(8, name).bytes(9, &raw)
+    dims.iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, elem).str(8, name).bytes(9, &raw)
 }
 
 /// A convolutional generator with the restore-64 input: `layers` 3x3 convolutions of 64
@@ -298,13 +329,8 @@ fn write_onnx(dir: &Path, stem: &str, graph: Pb) -> PathBuf {
 
 /// DepthToSpace (DCR) by `factor`: the sub-pixel up-sampling of Real-ESRGAN-shaped models.
 fn onnx_depth_to_space(input: &str, output: &str, factor: i64) -> Pb {
-    Pb::default()
-        .str(1, input)
-        .str(2, output)
-        .str(3, output)
-        .str(4, "DepthToSpace")
-        .msg(5, Pb::default().str(1, "blocksize").int(3, factor).int(20, 2))
-        .msg(5, Pb::default().str(1, "mode").bytes(4, b"DCR").int(20, 3))
+    let mode = Pb::default().str(1, "mode").bytes(4, b"DCR").int(20, 3);
+    onnx_node("DepthToSpace", &[input], output, vec![onnx_int("blocksize", factor), mode])
 }
 
 /// The profile of a whole-frame (background) model whose tiles are `tile` px.
@@ -418,10 +444,9 @@ pub fn compact_sr_model(dir: &Path, stem: &str, factor: i64, tile: i64, feats: i
         .msg(12, onnx_value("output", &[-1, 3, -1, -1]))
         .msg(1, onnx_conv("input", "w_in", "h0", 1));
     for i in 1..=convs {
-        graph = graph.msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("c{i}"), 1)).msg(
-            1,
-            Pb::default().str(1, &format!("c{i}")).str(2, &format!("h{i}")).str(3, &format!("relu{i}")).str(4, "Relu"),
-        );
+        graph = graph
+            .msg(1, onnx_conv(&format!("h{}", i - 1), "w", &format!("c{i}"), 1))
+            .msg(1, onnx_node("Relu", &[&format!("c{i}")], &format!("h{i}"), vec![]));
     }
     graph = graph
         .msg(1, onnx_conv(&format!("h{convs}"), "w_out", "up", 1))
@@ -437,18 +462,7 @@ pub fn compact_sr_model(dir: &Path, stem: &str, factor: i64, tile: i64, feats: i
 pub fn unet512_model(dir: &Path, stem: &str, f16: bool) -> PathBuf {
     let mut seed = 5u64;
     let elem = if f16 { F16 } else { F32 };
-    let mut weight = |name: &str, o: i64, i: i64| {
-        if !f16 {
-            return onnx_weight(name, [o, i, 3, 3], &mut seed);
-        }
-        let mut raw = Vec::with_capacity((o * i * 9) as usize * 2);
-        for _ in 0..o * i * 9 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let v = ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02;
-            raw.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
-        }
-        [o, i, 3, 3].iter().fold(Pb::default(), |p, &d| p.int(1, d)).int(2, F16).str(8, name).bytes(9, &raw)
-    };
+    let mut weight = |name: &str, o: i64, i: i64| onnx_typed_weight(name, [o, i, 3, 3], elem, &mut seed);
     let relu = |x: &str, y: &str| onnx_node("Relu", &[x], y, vec![]);
     let mut graph = Pb::default().str(2, stem).msg(11, onnx_typed_value("input", elem, &[-1, 3, 512, 512]));
     let mut x = "input".to_string();
