@@ -75,29 +75,19 @@ pub(crate) fn register(p: Provider, opts: &ProviderOptions, builder: &mut Sessio
             Err(e) => bail!("{name}: {e}"),
         }
     };
-    // What a host needs, said with the loader's own complaint.
-    let needs = |what: &str| {
-        let pre = runtime::preload_gpu_libraries();
-        format!(
-            "{what} ({} preloaded from the cache{})",
-            pre.loaded.len(),
-            if pre.failed.is_empty() { String::new() } else { format!(", failed: {}", pre.failed.join("; ")) }
-        )
-    };
     match p {
         Provider::Cpu => ep::CPU::default().with_arena_allocator(true).register(builder)?,
         Provider::Cuda => {
             available("CUDAExecutionProvider", ep::CUDA::is_available())?;
             runtime::preload_gpu_libraries();
             ep::CUDA::default().with_device_id(opts.device_id).register(builder).map_err(|e| {
-                anyhow!(
-                    "{}; {}",
-                    e.to_string().trim_end(),
-                    needs(&format!(
+                gpu_failed(
+                    &e,
+                    format!(
                         "needs an NVIDIA driver (libcuda.so.1) and the CUDA 13 + cuDNN 9 libraries on \
                          LD_LIBRARY_PATH or in {} (FACEENHANCE_GPU=1 FACEENHANCE_CUDA=1 scripts/setup.sh)",
                         runtime::cuda_library_dir().display()
-                    ))
+                    ),
                 )
             })?
         }
@@ -110,18 +100,25 @@ pub(crate) fn register(p: Provider, opts: &ProviderOptions, builder: &mut Sessio
                 trt = trt.with_engine_cache(true).with_engine_cache_path(dir.display()).with_timing_cache(true);
             }
             trt.register(builder).map_err(|e| {
-                anyhow!(
-                    "{}; {}",
-                    e.to_string().trim_end(),
-                    needs(&format!(
+                gpu_failed(
+                    &e,
+                    format!(
                         "needs TensorRT 10 (libnvinfer.so.10, libnvonnxparser.so.10) on LD_LIBRARY_PATH or in {}, \
                          besides what CUDA needs (see the README)",
                         runtime::tensorrt_library_dir().display()
-                    ))
+                    ),
                 )
             })?
         }
         Provider::Auto => bail!("auto is a chain, not a provider"),
     }
     Ok(())
+}
+
+/// A GPU provider that would not register: the loader's own complaint, what the host
+/// needs, and what the cache preload did.
+fn gpu_failed(e: &dyn std::fmt::Display, needs: String) -> anyhow::Error {
+    let pre = runtime::preload_gpu_libraries();
+    let failed = if pre.failed.is_empty() { String::new() } else { format!(", failed: {}", pre.failed.join("; ")) };
+    anyhow!("{}; {needs} ({} preloaded from the cache{failed})", e.to_string().trim_end(), pre.loaded.len())
 }
