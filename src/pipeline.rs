@@ -168,19 +168,11 @@ impl FaceRestorer {
         let mut rungs = Vec::with_capacity(paths.len());
         for path in &paths {
             let mut restorer = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
-            if restorer.profile().kind != ModelKind::Face {
-                bail!(
-                    "model {}: profile '{}' is a {:?} model, not a face model{}",
-                    path.display(),
-                    restorer.profile().name,
-                    restorer.profile().kind,
-                    if restorer.profile().kind == ModelKind::Background {
-                        " (give it as the background model)"
-                    } else {
-                        ""
-                    }
-                );
-            }
+            let kind = restorer.profile().kind;
+            restorer.profile().ensure_kind(ModelKind::Face).with_context(|| match kind {
+                ModelKind::Background => format!("model {}: give it as the background model", path.display()),
+                _ => format!("model {}", path.display()),
+            })?;
             restorer.set_fidelity(config.fidelity);
             let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
             rungs.push(Rung { restorer, mask });

@@ -77,14 +77,7 @@ impl Upscaler {
                 let r = Restorer::load(path, config.profile.as_deref(), provider)
                     .with_context(|| format!("background model {}", path.display()))?;
                 let p = r.profile();
-                if p.kind != ModelKind::Background {
-                    bail!(
-                        "background model {}: profile '{}' is a {:?} model, not a background (whole-frame) one",
-                        path.display(),
-                        p.name,
-                        p.kind
-                    );
-                }
+                p.ensure_kind(ModelKind::Background).with_context(|| format!("background model {}", path.display()))?;
                 if p.output_size != p.input_size * factor as i32 {
                     bail!(
                         "background model {}: its scale is {} ({} -> {} px), the up-scale factor is {factor}",

@@ -31,6 +31,17 @@ pub enum ModelKind {
     Degradation,
 }
 
+impl std::fmt::Display for ModelKind {
+    /// As the profile's `kind` spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Face => "face",
+            Self::Background => "background",
+            Self::Degradation => "degradation",
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -144,6 +155,14 @@ impl Profile {
             p.display(),
             Self::families().join(", ")
         )
+    }
+
+    /// An error unless the profile is of `kind`, saying what it is instead.
+    pub fn ensure_kind(&self, kind: ModelKind) -> Result<()> {
+        if self.kind != kind {
+            bail!("profile '{}' is a {} model, not a {kind} one", self.name, self.kind);
+        }
+        Ok(())
     }
 
     /// Output pixels per input pixel.
