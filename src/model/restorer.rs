@@ -165,8 +165,13 @@ impl Restorer {
         let (mut session, report) = open(model, opts)?;
         let ins: Vec<TensorSig> = session.inputs().iter().map(TensorSig::of).collect();
         let outs: Vec<TensorSig> = session.outputs().iter().map(TensorSig::of).collect();
-        let profile = match from_file {
-            Some(p) => p,
+        let with_profile = |p: &Profile| format!("model {} with profile '{}'", model.display(), p.name);
+        let (profile, io) = match from_file {
+            Some(p) => {
+                let io = Io::new(&ins, &outs, &p.input, &p.output, p.fidelity_input.as_deref())
+                    .with_context(|| with_profile(&p))?;
+                (p, io)
+            }
             None => {
                 let ctx = || match profile {
                     Some(_) => ctx(),
@@ -177,11 +182,11 @@ impl Restorer {
                     ),
                 };
                 let rec = Recognised::from_signature(&ins, &outs).with_context(ctx)?;
+                let io =
+                    Io::new(&ins, &outs, &rec.input, &rec.output, rec.fidelity_input.as_deref()).with_context(ctx)?;
                 let probed = match rec.probe_size() {
                     None => None,
                     Some(s) => {
-                        let io = Io::new(&ins, &outs, &rec.input, &rec.output, rec.fidelity_input.as_deref())
-                            .with_context(ctx)?;
                         let out = io
                             .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5)
                             .with_context(|| format!("model {}: probe run at {s} px", model.display()))?;
@@ -190,12 +195,10 @@ impl Restorer {
                 };
                 let p = rec.into_profile(probed).with_context(ctx)?;
                 tracing::info!(model = %model.display(), "{}", p.description);
-                p
+                (p, io)
             }
         };
-        let io = Io::new(&ins, &outs, &profile.input, &profile.output, profile.fidelity_input.as_deref())
-            .and_then(|io| check_sizes(&ins, &outs, &io, &profile).map(|_| io))
-            .with_context(|| format!("model {} with profile '{}'", model.display(), profile.name))?;
+        check_sizes(&ins, &outs, &io, &profile).with_context(|| with_profile(&profile))?;
         let mut r = Self { session, profile, path: model.to_path_buf(), report, io, fidelity: 0.5 };
         r.warm_up().with_context(|| format!("model {}: the first run failed", model.display()))?;
         Ok(r)
