@@ -20,7 +20,8 @@ export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
 
 echo "[demo] enhancing $IN"
 gst-launch-1.0 -q filesrc location="$IN" ! decodebin ! videoconvert ! faceenhance max-stretch=1.5 ! videoconvert \
-  ! x264enc speed-preset=medium quantizer=16 pass=quant ! mp4mux ! filesink location="$OUT/enhanced.mp4"
+  ! video/x-raw,format=I420 ! x264enc speed-preset=medium quantizer=16 pass=quant ! video/x-h264,profile=high \
+  ! mp4mux ! filesink location="$OUT/enhanced.mp4"
 
 # One frame from the middle of the clip, before and after, next to each other.
 frames=$(mktemp -d)

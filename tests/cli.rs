@@ -109,6 +109,50 @@ fn video_enhances_a_real_clip_into_a_playable_mp4() {
     assert_eq!((p.frames, p.width, p.height), (120, 176, 144), "{p:?}");
 }
 
+/// The caps `h264parse` gives the video of an MP4: profile and chroma-format among them.
+fn h264_caps(path: &Path) -> gst::Structure {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch("filesrc name=src ! qtdemux ! h264parse name=parse ! fakesink")
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    pipeline.by_name("src").unwrap().set_property("location", path.to_str().unwrap());
+    pipeline.set_state(gst::State::Paused).unwrap();
+    let (done, ..) = pipeline.state(gst::ClockTime::from_seconds(30));
+    let caps = pipeline.by_name("parse").unwrap().static_pad("src").unwrap().current_caps();
+    pipeline.set_state(gst::State::Null).unwrap();
+    done.unwrap_or_else(|e| panic!("{} does not preroll: {e:?}", path.display()));
+    caps.unwrap_or_else(|| panic!("{}: no H.264 caps", path.display())).structure(0).unwrap().to_owned()
+}
+
+#[test]
+fn video_writes_high_profile_420_unless_444_is_asked_for() {
+    // An odd frame size: 4:2:0 needs even sides, so the last column and row are cropped.
+    let input = temp("odd-444.mp4");
+    let desc = format!(
+        "videotestsrc num-buffers=25 ! video/x-raw,width=177,height=145,framerate=25/1 ! videoconvert \
+         ! video/x-raw,format=Y444 ! x264enc ! mp4mux ! filesink location={}",
+        input.display()
+    );
+    let out = Command::new("gst-launch-1.0").args(["-q", "-e"]).args(desc.split_whitespace()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cases = [(&[][..], "high", "4:2:0", (176, 144)), (&["--chroma", "444"][..], "high-4:4:4", "4:4:4", (177, 145))];
+    for (args, profile, chroma, (width, height)) in cases {
+        let out = temp(&format!("chroma-{}.mp4", chroma.replace(':', "")));
+        ok(cli()
+            .args(["video", input.to_str().unwrap(), "--no-progress", "-o"])
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap());
+        let caps = h264_caps(&out);
+        assert_eq!(caps.get::<&str>("profile").unwrap(), profile, "{args:?}: {caps}");
+        assert_eq!(caps.get::<&str>("chroma-format").unwrap(), chroma, "{args:?}: {caps}");
+        let p = probe(&out);
+        assert_eq!((p.frames, p.width, p.height), (25, width, height), "{args:?}");
+    }
+}
+
 #[test]
 fn audio_passes_through_or_is_reencoded() {
     // AAC into MP4 and Opus into MKV: the containers take them as they are.

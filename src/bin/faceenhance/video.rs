@@ -1,4 +1,5 @@
-//! `faceenhance video`: decodebin -> faceenhance -> x264 -> MP4/MKV, audio passed through
+//! `faceenhance video`: decodebin -> faceenhance -> x264 (4:2:0 High profile unless
+//! `--chroma 444`) -> MP4/MKV, audio passed through
 //! when the container takes it (else re-encoded), a progress bar, Ctrl-C -> EOS so the
 //! file is finalised and playable.
 
@@ -20,6 +21,28 @@ pub enum Compare {
     SideBySide,
 }
 
+/// Chroma subsampling of the H.264 written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Chroma {
+    /// 4:2:0 (I420, High profile): what players, browsers and phones decode.
+    #[value(name = "420")]
+    C420,
+    /// 4:4:4 (Y444, High 4:4:4 Predictive profile): full colour resolution, but many
+    /// players and hardware decoders refuse it.
+    #[value(name = "444")]
+    C444,
+}
+
+impl Chroma {
+    /// The raw format fed to x264 and the H.264 profile asked of it.
+    fn formats(self) -> (&'static str, &'static str) {
+        match self {
+            Chroma::C420 => ("I420", "high"),
+            Chroma::C444 => ("Y444", "high-4:4:4"),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct VideoArgs {
     input: PathBuf,
@@ -31,6 +54,10 @@ pub struct VideoArgs {
     /// x264 constant quality: 0 lossless .. 51 worst.
     #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u32).range(0..=51))]
     quality: u32,
+    /// Chroma subsampling: 420 (High profile, plays everywhere) or 444 (High 4:4:4, full
+    /// colour resolution, which many players cannot decode).
+    #[arg(long, value_enum, default_value = "420")]
+    chroma: Chroma,
     /// Write the input and the output next to each other.
     #[arg(long, value_enum)]
     compare: Option<Compare>,
@@ -131,13 +158,40 @@ fn build(args: &VideoArgs) -> Result<Graph> {
             gallery
         }
     };
+    // x264 takes 4:2:0 at even sizes only: an odd last column or row is cropped off
+    // (right and bottom set from the caps as they arrive; 0 and 0 pass frames through).
+    let crop = make("videocrop")?;
+    if args.chroma == Chroma::C420 {
+        let crop_weak = crop.downgrade();
+        crop.static_pad("sink").unwrap().add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                if let gst::EventView::Caps(c) = ev.view() {
+                    if let (Ok(vi), Some(crop)) = (gst_video::VideoInfo::from_caps(c.caps()), crop_weak.upgrade()) {
+                        crop.set_property("right", (vi.width() % 2) as i32);
+                        crop.set_property("bottom", (vi.height() % 2) as i32);
+                    }
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let convert_out = make("videoconvert")?;
+    // x264 encodes whatever it is fed: RGB or Y444 would give High 4:4:4, which most
+    // players do not decode. Ask for the chroma format and the profile explicitly.
+    let (raw_format, profile) = args.chroma.formats();
+    let raw = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("format", raw_format).build())
+        .build()?;
     let encode = make("x264enc")?;
     encode.set_property_from_str("pass", "qual");
     encode.set_property("quantizer", args.quality);
     encode.set_property_from_str("speed-preset", "medium");
+    let coded = gst::ElementFactory::make("capsfilter")
+        .property("caps", gst::Caps::builder("video/x-h264").field("profile", profile).build())
+        .build()?;
     let vqueue = make("queue")?;
-    pipeline.add_many([&src, &decode, &convert_in, &enhance, &convert_out, &encode, &vqueue, &mux, &sink])?;
+    pipeline.add_many([&src, &decode, &convert_in, &enhance])?;
+    pipeline.add_many([&crop, &convert_out, &raw, &encode, &coded, &vqueue, &mux, &sink])?;
     if enhanced != enhance {
         pipeline.add(&enhanced)?;
         enhance.link(&enhanced)?;
@@ -146,7 +200,7 @@ fn build(args: &VideoArgs) -> Result<Graph> {
     match args.compare {
         None => {
             convert_in.link(&enhance)?;
-            enhanced.link(&convert_out)?;
+            enhanced.link(&crop)?;
         }
         Some(Compare::SideBySide) => {
             let tee = make("tee")?;
@@ -188,10 +242,10 @@ fn build(args: &VideoArgs) -> Result<Graph> {
                 }
                 gst::PadProbeReturn::Ok
             });
-            gst::Element::link_many([&mix, &shape, &convert_out])?;
+            gst::Element::link_many([&mix, &shape, &crop])?;
         }
     }
-    gst::Element::link_many([&convert_out, &encode, &vqueue, &mux, &sink])?;
+    gst::Element::link_many([&crop, &convert_out, &raw, &encode, &coded, &vqueue, &mux, &sink])?;
 
     let frames = Arc::new(AtomicU64::new(0));
     let counter = frames.clone();
