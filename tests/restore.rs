@@ -246,6 +246,28 @@ fn model_whose_output_size_is_not_the_profiles_is_refused() {
 }
 
 #[test]
+fn model_giving_back_the_wrong_batch_or_channels_is_an_error_not_a_panic() {
+    use faceenhance::model::{Provider, ProviderOptions, Restorer};
+    let dir = temp_dir("badshape");
+    let cpu = ProviderOptions { provider: Provider::Cpu, ..Default::default() };
+    let grey =
+        || Mat::new_rows_cols_with_default(64, 64, opencv::core::CV_8UC3, opencv::core::Scalar::all(128.0)).unwrap();
+    // One image back whatever the batch: one face runs (the start-up run passes), two do not.
+    let model = misshapen_model(&dir, "onebatch", Misshapen::OneImage);
+    let mut r = Restorer::load(&model, None, &cpu).unwrap();
+    assert_eq!(r.infer(&[grey()]).unwrap().len(), 1);
+    let err = format!("{:#}", r.infer(&[grey(), grey()]).expect_err("a batch of 2 gave 1 image back"));
+    assert!(err.contains("onebatch") && err.contains("batch 1 instead of 2"), "{err}");
+    // [3, batch, ...]: one channel for one face. Refused at load, by the start-up run.
+    let model = misshapen_model(&dir, "transposed", Misshapen::Transposed);
+    let err = match Restorer::load(&model, None, &cpu) {
+        Ok(_) => panic!("a model giving back 1 channel loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("transposed") && err.contains("channel count 1 instead of 3"), "{err}");
+}
+
+#[test]
 fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
     let img = imread(&astronaut());
     // Frames that differ: the face moves right by 4 px per frame.

@@ -131,12 +131,16 @@ impl Io {
         let outputs = session.run(feed)?;
         let value =
             outputs.get(&self.output).ok_or_else(|| anyhow!("model output '{}' missing from the run", self.output))?;
+        let declared = if self.output_f16 { "float16" } else { "float32" };
+        let wrong_type = || format!("output '{}' is not the {declared} tensor the model declares", self.output);
         let arr: ArrayD<f32> = if self.output_f16 {
-            value.try_extract_array::<f16>()?.mapv(f16::to_f32)
+            value.try_extract_array::<f16>().with_context(wrong_type)?.mapv(f16::to_f32)
         } else {
-            value.try_extract_array::<f32>()?.to_owned()
+            value.try_extract_array::<f32>().with_context(wrong_type)?.to_owned()
         };
-        arr.into_dimensionality::<ndarray::Ix4>().context("model output is not 4-D")
+        let shape = arr.shape().to_vec();
+        arr.into_dimensionality::<ndarray::Ix4>()
+            .map_err(|_| anyhow!("output '{}' has shape {shape:?}, not [batch, 3, height, width]", self.output))
     }
 }
 
@@ -251,13 +255,39 @@ impl Restorer {
                     input = padded;
                 }
             }
+            let batch = input.shape()[0];
             let arr = self.io.run(&mut self.session, input, self.fidelity)?;
+            // Slicing and indexing below trust this shape: a model that gives back fewer
+            // images or channels than it was fed is an error here, not a panic there.
+            let side = self.profile.output_size as usize;
+            let want = [batch, 3, side, side];
+            if arr.shape() != want {
+                bail!(
+                    "model '{}' ({}): output '{}' has shape {:?} for a batch of {batch}, expected {want:?} \
+                     ({batch} images, 3 channels, {side}x{side} per the profile){}",
+                    self.profile.name,
+                    self.path.display(),
+                    self.io.output,
+                    arr.shape(),
+                    mismatch(arr.shape(), &want)
+                );
+            }
             for i in 0..group.len() {
                 out.push(from_tensor(arr.slice(ndarray::s![i..i + 1, .., .., ..]), &self.profile)?);
             }
         }
         Ok(out)
     }
+}
+
+/// What differs between an output's shape and the expected one, in words.
+fn mismatch(got: &[usize], want: &[usize; 4]) -> String {
+    let what = ["batch", "channel count", "height", "width"];
+    let diffs: Vec<String> = (0..4)
+        .filter(|&i| got[i] != want[i])
+        .map(|i| format!("{} {} instead of {}", what[i], got[i], want[i]))
+        .collect();
+    format!(": {}", diffs.join(", "))
 }
 
 /// A session for `model` on the first provider of the chain that takes it.

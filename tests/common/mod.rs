@@ -311,6 +311,36 @@ pub fn conv_model(dir: &Path, stem: &str, layers: usize, out_stride: i64) -> Pat
     write_model(dir, stem, graph, &profile)
 }
 
+/// Models whose output is not what they declare, only a run shows it (ONNX Runtime's
+/// shape inference, which the load checks see, finds nothing wrong with the channels).
+#[derive(Clone, Copy, Debug)]
+pub enum Misshapen {
+    /// The mean over the batch (ReduceMean, keepdims): one image back whatever the batch.
+    OneImage,
+    /// Batch and channels swapped (Transpose): `[3, batch, 64, 64]`, so one channel back
+    /// for one face.
+    Transposed,
+}
+
+/// A restore-64-shaped model (input `[batch, 3, 64, 64]`, restore-64-like profile,
+/// output declared `[batch, c, 64, 64]`) that gives back the wrong shape as `how` says.
+pub fn misshapen_model(dir: &Path, stem: &str, how: Misshapen) -> PathBuf {
+    let node = match how {
+        Misshapen::OneImage => {
+            onnx_node("ReduceMean", &["input"], "output", vec![onnx_ints("axes", &[0]), onnx_int("keepdims", 1)])
+        }
+        Misshapen::Transposed => onnx_node("Transpose", &["input"], "output", vec![onnx_ints("perm", &[1, 0, 2, 3])]),
+    };
+    let graph = Pb::default()
+        .str(2, stem)
+        .msg(11, onnx_value("input", &[-1, 3, 64, 64]))
+        .msg(12, onnx_value("output", &[-1, -1, 64, 64]))
+        .msg(1, node);
+    let profile =
+        format!("name = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n");
+    write_model(dir, stem, graph, &profile)
+}
+
 /// Writes `graph` as `{stem}.onnx` (opset 17) and `profile` as `{stem}.toml` into `dir`.
 fn write_model(dir: &Path, stem: &str, graph: Pb, profile: &str) -> PathBuf {
     let path = write_onnx(dir, stem, graph);
