@@ -541,3 +541,72 @@ fn live_mode_with_upscale_is_refused_with_a_reason() {
     let err = r.error.expect("max-latency with upscale must fail at start");
     assert!(err.contains("max-latency") && err.contains("upscale 1 only"), "{err}");
 }
+
+/// A sync bus handler that calls back into the element posting an error (reads every
+/// property, sets again the ones settable while playing: strength and fidelity take
+/// facerestore's restorer lock) must not deadlock: errors are posted after the element's
+/// own locks are released.
+#[test]
+fn a_sync_bus_handler_may_call_back_into_a_failing_element() {
+    init();
+    let dir = std::env::temp_dir().join(format!("faceenhance-sync-{}", std::process::id()));
+    // facerestore: a model that gives one image back for two faces fails while restoring.
+    let model = misshapen_model(&dir, "onebatch", Misshapen::OneImage);
+    let (caps, data) = bgrx(&resize(&imread(&astronaut()), 256, 256));
+    let mut two_faces = gst::Buffer::from_mut_slice(data);
+    for rect in [(40, 40, 60, 60), (150, 120, 60, 60)] {
+        gst_video::VideoRegionOfInterestMeta::add(two_faces.make_mut(), "face", rect);
+    }
+    // facedetector: a buffer shorter than its caps say cannot be mapped.
+    let short = gst::Buffer::from_mut_slice(vec![0u8; 1000]);
+    let cases = [
+        (format!("facerestore name=failing force=true model={}", model.display()), two_faces, "restoration failed"),
+        (format!("facedetector name=failing {}", yunet_prop()), short, "detection failed"),
+    ];
+    for (element, buffer, reason) in cases {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let caps = caps.clone();
+        let desc = element.clone();
+        std::thread::spawn(move || {
+            let pipeline = gst::parse::launch(&format!("appsrc name=src format=time ! {desc} ! fakesink"))
+                .unwrap()
+                .downcast::<gst::Pipeline>()
+                .unwrap();
+            let tx = std::sync::Mutex::new(tx);
+            pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
+                if let gst::MessageView::Error(e) = msg.view() {
+                    let element = msg.src().and_then(|s| s.downcast_ref::<gst::Element>()).unwrap();
+                    let mut read = 0;
+                    for p in element.list_properties() {
+                        if !p.flags().contains(gst::glib::ParamFlags::READABLE) {
+                            continue;
+                        }
+                        let value = element.property_value(p.name());
+                        read += 1;
+                        if p.flags().contains(gst::glib::ParamFlags::WRITABLE | gst::PARAM_FLAG_MUTABLE_PLAYING) {
+                            element.set_property_from_value(p.name(), &value);
+                        }
+                    }
+                    let text = format!("{} ({})", e.error(), e.debug().unwrap_or_default());
+                    let _ = tx.lock().unwrap().send((element.name().to_string(), text, read));
+                }
+                gst::BusSyncReply::Pass
+            });
+            let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+            src.set_caps(Some(&caps));
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let _ = src.push_buffer(buffer);
+            let _ = src.end_of_stream();
+            let bus = pipeline.bus().unwrap();
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Error, gst::MessageType::Eos]);
+            pipeline.set_state(gst::State::Null).unwrap();
+        });
+        let (name, error, read) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{element}: no error handled within 60 s (deadlocked in the bus handler?)"));
+        assert_eq!(name, "failing", "{error}");
+        assert!(error.contains(reason), "{element}: {error}");
+        assert!(read > 5, "{element}: {read} properties read");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

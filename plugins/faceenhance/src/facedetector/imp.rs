@@ -229,9 +229,11 @@ impl BaseTransformImpl for FaceDetector {
             state.interval = interval;
         }
         let stream = &mut state.faces;
-        let (faces, analysed) = video::with_frame(buf, &info, |frame| stream.next(frame))
-            .map_err(|e| video::stream_failed(self, "face detection failed", e))?;
+        let result = video::with_frame(buf, &info, |frame| stream.next(frame));
+        // Errors are posted after the lock is released: a sync bus handler may call back
+        // into the element.
         drop(guard);
+        let (faces, analysed) = result.map_err(|e| video::stream_failed(self, "face detection failed", e))?;
         meta::attach(buf, &faces, info.width(), info.height());
         if analysed && post {
             self.post_faces(buf, &faces);

@@ -123,8 +123,10 @@ impl BaseTransformImpl for FaceGallery {
             return Ok(gst::FlowSuccess::Ok);
         }
         let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;
-        video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns))
-            .map_err(|e| video::stream_failed(self, "face gallery", e))?;
+        let result = video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns));
+        // Posted after the lock is released: a sync bus handler may call back in.
+        drop(state);
+        result.map_err(|e| video::stream_failed(self, "face gallery", e))?;
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -384,15 +384,17 @@ impl BaseTransformImpl for FaceRestore {
         let info = self.info.get()?;
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let (stats, late) = video::with_frame_mut(buf, &info, |frame| match restorer {
+        let result = video::with_frame_mut(buf, &info, |frame| match restorer {
             Engine::InStep(r) => Ok((r.restore(frame, &faces)?, false)),
             Engine::Live(r) => Ok(match r.restore(frame, &faces)? {
                 LiveOutcome::Restored(stats) => (stats, false),
                 LiveOutcome::Late => (RestoreStats { faces: faces.len(), ..Default::default() }, true),
             }),
-        })
-        .map_err(|e| self.fail(e))?;
+        });
+        // Posted after the lock is released: a sync bus handler may set properties, and
+        // strength and fidelity take this lock.
         drop(guard);
+        let (stats, late) = result.map_err(|e| self.fail(e))?;
         self.label(buf, &faces, &stats, 1, &info);
         self.post_stats(buf.pts(), &stats, late);
         Ok(gst::FlowSuccess::Ok)
@@ -405,13 +407,13 @@ impl BaseTransformImpl for FaceRestore {
         let Some(Engine::InStep(restorer)) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
-        let stats = video::with_frame(inbuf, &info, |src| {
+        let result = video::with_frame(inbuf, &info, |src| {
             video::with_frame_mut(outbuf, &out_info, |dst| restorer.restore_into(src, dst, &faces))
                 .map_err(anyhow::Error::msg)
-        })
-        .map_err(|e| self.fail(e))?;
+        });
         let k = restorer.upscale();
         drop(guard);
+        let stats = result.map_err(|e| self.fail(e))?;
         self.label(outbuf, &faces, &stats, k, &out_info);
         self.post_stats(inbuf.pts(), &stats, false);
         Ok(gst::FlowSuccess::Ok)
@@ -446,9 +448,8 @@ impl FaceRestore {
         if !self.settings.lock().unwrap().post_messages {
             return;
         }
-        let names = self.names.lock().unwrap();
         let mut per_model = gst::Structure::new_empty("models");
-        for (name, n) in names.iter().zip(&stats.per_model) {
+        for (name, n) in self.names.lock().unwrap().iter().zip(&stats.per_model) {
             per_model.set(name.as_str(), *n as i32);
         }
         let s = gst::Structure::builder("facerestore")
