@@ -65,7 +65,17 @@ impl Run {
 /// Runs `appsrc name=src ! {middle} ! appsink name=sink`, pushing `frames` (each with its
 /// caps, so caps may change mid-stream), then EOS. `between(i, &appsrc)` runs before
 /// frame i. Fails the test if the pipeline neither ends nor errors within a minute.
-fn run_with(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>, mut between: impl FnMut(usize, &gst::Pipeline)) -> Run {
+fn run_with(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>, between: impl FnMut(usize, &gst::Pipeline)) -> Run {
+    let buffers = frames.into_iter().map(|(caps, data)| (caps, gst::Buffer::from_mut_slice(data))).collect();
+    run_buffers(middle, buffers, between)
+}
+
+/// [`run_with`] on buffers made by the caller (with metas of their own).
+fn run_buffers(
+    middle: &str,
+    frames: Vec<(gst::Caps, gst::Buffer)>,
+    mut between: impl FnMut(usize, &gst::Pipeline),
+) -> Run {
     init();
     let desc = format!("appsrc name=src format=time ! {middle} ! appsink name=sink sync=false");
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
@@ -88,11 +98,10 @@ fn run_with(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>, mut between: impl F
     let mut messages = Vec::new();
     let mut error = None;
     if pipeline.set_state(gst::State::Playing).is_ok() {
-        for (i, (caps, data)) in frames.into_iter().enumerate() {
+        for (i, (caps, mut buf)) in frames.into_iter().enumerate() {
             between(i, &pipeline);
             src.set_caps(Some(&caps));
-            let mut buf = gst::Buffer::from_mut_slice(data);
-            buf.get_mut().unwrap().set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
+            buf.make_mut().set_pts(gst::ClockTime::from_mseconds(40 * i as u64));
             if src.push_buffer(buf).is_err() {
                 break;
             }
@@ -540,6 +549,72 @@ fn live_mode_with_upscale_is_refused_with_a_reason() {
     let r = run("facerestore upscale=2 max-latency=40", vec![(caps, input)]);
     let err = r.error.expect("max-latency with upscale must fail at start");
     assert!(err.contains("max-latency") && err.contains("upscale 1 only"), "{err}");
+}
+
+/// The BGRx pixels of `sample` as packed rows (its own row stride, from its video meta
+/// if it has one, taken out).
+fn packed_bgrx(sample: &gst::Sample) -> Vec<u8> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().unwrap(), &info).unwrap();
+    let stride = gst_video::prelude::VideoFrameExt::plane_stride(&frame)[0] as usize;
+    let row = info.width() as usize * 4;
+    let plane = frame.plane_data(0).unwrap();
+    (0..info.height() as usize).flat_map(|y| plane[y * stride..][..row].to_vec()).collect()
+}
+
+/// Upstream that pads its rows and says so in a `GstVideoMeta` (decoders, hardware
+/// allocators): faces are read and written at the meta's stride, so the output is that of
+/// the same picture without padding, inside and outside the faces, and the padding is not
+/// touched.
+#[test]
+fn padded_rows_announced_by_a_video_meta_are_read_at_their_stride() {
+    let dir = std::env::temp_dir().join(format!("faceenhance-stride-{}", std::process::id()));
+    let model = conv_model(&dir, "conv", 1, 1);
+    let img = resize(&imread(&astronaut()), 256, 256);
+    let (caps, packed) = bgrx(&img);
+    // The astronaut's face at half size, as facedetector would attach it.
+    let face = (89, 29, 46, 58);
+    let with_face = |mut buf: gst::Buffer| {
+        gst_video::VideoRegionOfInterestMeta::add(buf.make_mut(), "face", face);
+        buf
+    };
+    let (row, stride, pad) = (256 * 4, 256 * 4 + 96, 7u8);
+    let mut padded = vec![pad; stride * 256];
+    for y in 0..256 {
+        padded[y * stride..][..row].copy_from_slice(&packed[y * row..][..row]);
+    }
+    let mut padded_buf = gst::Buffer::from_mut_slice(padded);
+    gst_video::VideoMeta::add_full(
+        padded_buf.make_mut(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Bgrx,
+        256,
+        256,
+        &[0],
+        &[stride as i32],
+    )
+    .unwrap();
+    let frames =
+        vec![(caps.clone(), with_face(gst::Buffer::from_mut_slice(packed.clone()))), (caps, with_face(padded_buf))];
+    let r = run_buffers(&format!("facerestore force=true model={}", model.display()), frames, |_, _| {});
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 2);
+    let (plain, from_padded) = (packed_bgrx(&r.samples[0]), packed_bgrx(&r.samples[1]));
+    // The face was restored (the test model changes it), so there is something to compare.
+    let changed = plain.iter().zip(&packed).filter(|(a, b)| a != b).count();
+    assert!(changed > 1000, "face not restored ({changed} bytes changed)");
+    let differ: Vec<usize> =
+        (0..256 * 256).filter(|p| plain[p * 4..p * 4 + 4] != from_padded[p * 4..p * 4 + 4]).collect();
+    assert!(
+        differ.is_empty(),
+        "{} pixels differ between the padded and the packed frame, first at {:?}",
+        differ.len(),
+        differ.first().map(|p| (p % 256, p / 256))
+    );
+    let out = r.samples[1].buffer().unwrap().map_readable().unwrap();
+    assert_eq!(out.len(), stride * 256, "the padded buffer went through in place");
+    assert!((0..256).all(|y| out[y * stride + row..(y + 1) * stride].iter().all(|&b| b == pad)), "padding written");
+    std::fs::remove_dir_all(dir).ok();
 }
 
 /// A sync bus handler that calls back into the element posting an error (reads every

@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 
 use faceenhance::{Frame, PixelFormat};
+use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
 
 pub const FORMATS: [VideoFormat; 6] =
@@ -25,9 +26,17 @@ pub fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
     PixelFormat::from_name(f.to_str().as_str())
 }
 
-fn layout(info: &VideoInfo) -> Result<(u32, u32, usize, PixelFormat), String> {
+fn layout(info: &VideoInfo) -> Result<(u32, u32, PixelFormat), String> {
     let format = pixel_format(info.format()).ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
-    Ok((info.width(), info.height(), info.stride()[0] as usize, format))
+    Ok((info.width(), info.height(), format))
+}
+
+/// The row stride of a mapped frame: the buffer's `GstVideoMeta` where upstream attached
+/// one (padded rows, e.g. from a decoder or a hardware allocator), else the caps' layout.
+/// The negotiated caps' stride is only right for buffers without a meta.
+fn mapped_stride<T>(vf: &VideoFrameRef<T>) -> Result<usize, String> {
+    let stride = vf.plane_stride()[0];
+    usize::try_from(stride).ok().filter(|&s| s > 0).ok_or_else(|| format!("unsupported row stride {stride}"))
 }
 
 /// Runs `f` on a read-only view of `buf`.
@@ -36,8 +45,9 @@ pub fn with_frame<R>(
     info: &VideoInfo,
     f: impl FnOnce(&Frame) -> anyhow::Result<R>,
 ) -> Result<R, String> {
-    let (w, h, stride, format) = layout(info)?;
+    let (w, h, format) = layout(info)?;
     let vf = VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|e| format!("cannot map buffer: {e}"))?;
+    let stride = mapped_stride(&vf)?;
     let data = vf.plane_data(0).map_err(|e| e.to_string())?;
     let frame = Frame::new_readonly(data, w, h, stride, format).map_err(|e| format!("{e:#}"))?;
     f(&frame).map_err(|e| format!("{e:#}"))
@@ -49,8 +59,9 @@ pub fn with_frame_mut<R>(
     info: &VideoInfo,
     f: impl FnOnce(&mut Frame) -> anyhow::Result<R>,
 ) -> Result<R, String> {
-    let (w, h, stride, format) = layout(info)?;
+    let (w, h, format) = layout(info)?;
     let mut vf = VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|e| format!("cannot map buffer: {e}"))?;
+    let stride = mapped_stride(&vf)?;
     let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
     let mut frame = Frame::new(data, w, h, stride, format).map_err(|e| format!("{e:#}"))?;
     f(&mut frame).map_err(|e| format!("{e:#}"))
