@@ -4,7 +4,7 @@
 //! so a model sees at run time exactly the framing it learned on.
 
 use anyhow::{bail, Result};
-use opencv::core::{Mat, Scalar, Size, BORDER_REPLICATE, CV_64F};
+use opencv::core::{Mat, Scalar, Size, ToInputArray, BORDER_REPLICATE, CV_64F};
 use opencv::imgproc;
 use opencv::prelude::*;
 use serde::Deserialize;
@@ -180,7 +180,7 @@ pub fn estimate(face: &Face, template: Template, size: i32) -> Result<Similarity
 
 /// Warps `src` (any channel count) into a `size` x `size` crop. Pixels outside the source
 /// repeat its edge, so faces cut by the frame border still fill the crop.
-pub fn warp(src: &Mat, sim: &Similarity, size: i32) -> Result<Mat> {
+pub fn warp(src: &impl ToInputArray, sim: &Similarity, size: i32) -> Result<Mat> {
     let mut out = Mat::default();
     imgproc::warp_affine(
         src,

@@ -5,7 +5,8 @@
 //! or through an OpenCV header over the caller's memory ([`Frame::mat`]).
 
 use anyhow::{bail, ensure, Result};
-use opencv::core::{Mat, Size, CV_8UC3, CV_8UC4};
+use opencv::boxed_ref::{BoxedRef, BoxedRefMut};
+use opencv::core::{Mat, Size, ToInputArray, CV_8UC3, CV_8UC4};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -126,27 +127,79 @@ impl<'a> Frame<'a> {
         }
     }
 
-    /// An OpenCV header over the frame's memory (no copy). OpenCV must only read it.
-    pub fn mat(&self) -> Result<Mat> {
-        let typ = if self.format.channels() == 3 { CV_8UC3 } else { CV_8UC4 };
-        // SAFETY: the header borrows `self.data`, which outlives every use inside this crate
-        // (callers drop the Mat before the frame); size and stride were checked in `new`.
+    /// An OpenCV header over the frame's memory (no copy), borrowed from the frame: it
+    /// cannot outlive it, and OpenCV can only read through it.
+    ///
+    /// ```
+    /// use faceenhance::frame::{Frame, PixelFormat};
+    /// use opencv::core::Vec3b;
+    /// use opencv::prelude::*;
+    /// // 1x2 BGR, rows padded to 4 bytes.
+    /// let data = [1u8, 2, 3, 0, 4, 5, 6, 0];
+    /// let frame = Frame::new_readonly(&data, 1, 2, 4, PixelFormat::Bgr).unwrap();
+    /// let mat = frame.mat().unwrap();
+    /// assert_eq!(*mat.at_2d::<Vec3b>(1, 0).unwrap(), Vec3b::from([4, 5, 6]));
+    /// ```
+    ///
+    /// The view cannot outlive the frame's memory:
+    ///
+    /// ```compile_fail,E0597
+    /// use faceenhance::frame::{Frame, PixelFormat};
+    /// let mat = {
+    ///     let data = [1u8, 2, 3, 0, 4, 5, 6, 0];
+    ///     let frame = Frame::new_readonly(&data, 1, 2, 4, PixelFormat::Bgr).unwrap();
+    ///     frame.mat().unwrap()
+    /// };
+    /// ```
+    ///
+    /// and cannot be written through:
+    ///
+    /// ```compile_fail,E0599
+    /// use faceenhance::frame::{Frame, PixelFormat};
+    /// use opencv::core::Vec3b;
+    /// use opencv::prelude::*;
+    /// let data = [1u8, 2, 3, 0, 4, 5, 6, 0];
+    /// let frame = Frame::new_readonly(&data, 1, 2, 4, PixelFormat::Bgr).unwrap();
+    /// let mut mat = frame.mat().unwrap();
+    /// *mat.at_2d_mut::<Vec3b>(1, 0).unwrap() = Vec3b::from([9, 9, 9]);
+    /// ```
+    pub fn mat(&self) -> Result<BoxedRef<'_, Mat>> {
+        let data = self.data();
+        // SAFETY: the header points into `data`, which `check` (in the constructors) showed
+        // holds `height` rows of `stride` bytes (the last one at least a row of pixels);
+        // the BoxedRef borrows `self`, so the memory outlives the header, and it exposes
+        // only OpenCV's read-only traits.
         let m = unsafe {
             Mat::new_rows_cols_with_data_unsafe(
                 self.height,
                 self.width,
-                typ,
-                self.data().as_ptr() as *mut std::ffi::c_void,
+                self.mat_type(),
+                data.as_ptr() as *mut std::ffi::c_void,
                 self.stride,
             )?
         };
-        Ok(m)
+        Ok(BoxedRef::from(m))
     }
 
-    /// A writable OpenCV header over the frame's memory (drawing).
-    pub fn mat_mut(&mut self) -> Result<Mat> {
-        self.data_mut()?;
-        self.mat()
+    /// A writable OpenCV header over the frame's memory (drawing, pasting), mutably
+    /// borrowed from the frame. Fails on read-only frames.
+    pub fn mat_mut(&mut self) -> Result<BoxedRefMut<'_, Mat>> {
+        let (rows, cols, typ, stride) = (self.height, self.width, self.mat_type(), self.stride);
+        let data = self.data_mut()?;
+        // SAFETY: as in `mat`, and `data` is the frame's writable memory, borrowed
+        // mutably for as long as the header lives.
+        let m = unsafe {
+            Mat::new_rows_cols_with_data_unsafe(rows, cols, typ, data.as_mut_ptr() as *mut std::ffi::c_void, stride)?
+        };
+        Ok(BoxedRefMut::from(m))
+    }
+
+    fn mat_type(&self) -> i32 {
+        if self.format.channels() == 3 {
+            CV_8UC3
+        } else {
+            CV_8UC4
+        }
     }
 
     /// A BGR copy scaled so that its longer side is `side` (0 or the frame's own: no
@@ -182,8 +235,8 @@ fn check(len: usize, width: u32, height: u32, stride: usize, format: PixelFormat
     Ok(())
 }
 
-/// Converts a Mat in `format` to an owned BGR Mat.
-pub fn to_bgr(m: &Mat, format: PixelFormat) -> Result<Mat> {
+/// Converts a Mat in `format` (owned, or a [`Frame::mat`] view) to an owned BGR Mat.
+pub fn to_bgr(m: &(impl MatTraitConst + ToInputArray), format: PixelFormat) -> Result<Mat> {
     match format.to_bgr_code() {
         None => Ok(m.try_clone()?),
         Some(code) => {
@@ -221,4 +274,51 @@ pub fn frame_from_mat(m: &mut Mat) -> Result<Frame<'_>> {
     let (w, h) = (m.cols() as u32, m.rows() as u32);
     let stride = m.mat_step().first().copied().unwrap_or(0);
     Frame::new(m.data_bytes_mut()?, w, h, stride, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opencv::core::{Rect, Scalar, Vec4b};
+
+    /// A 3x2 BGRx frame with rows padded to 16 bytes; pixel (x, y) is [x, y, 10 x + y, 0],
+    /// padding bytes 99.
+    fn padded() -> Vec<u8> {
+        let mut data = vec![99u8; 16 * 2];
+        for y in 0..2 {
+            for x in 0..3 {
+                data[y * 16 + x * 4..][..4].copy_from_slice(&[x as u8, y as u8, (10 * x + y) as u8, 0]);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn mat_reads_rows_at_the_frames_stride() {
+        let data = padded();
+        let frame = Frame::new_readonly(&data, 3, 2, 16, PixelFormat::Bgrx).unwrap();
+        let m = frame.mat().unwrap();
+        assert_eq!((m.cols(), m.rows(), m.mat_step().first().copied()), (3, 2, Some(16)));
+        for (x, y) in [(0, 0), (2, 0), (0, 1), (2, 1)] {
+            let want = Vec4b::from([x as u8, y as u8, (10 * x + y) as u8, 0]);
+            assert_eq!(*m.at_2d::<Vec4b>(y, x).unwrap(), want, "pixel {x},{y}");
+        }
+    }
+
+    #[test]
+    fn mat_mut_writes_the_frame_and_read_only_frames_refuse_it() {
+        let mut data = padded();
+        let mut frame = Frame::new(&mut data, 3, 2, 16, PixelFormat::Bgrx).unwrap();
+        {
+            let mut m = frame.mat_mut().unwrap();
+            imgproc::rectangle(&mut m, Rect::new(1, 1, 1, 1), Scalar::all(200.0), -1, imgproc::LINE_8, 0).unwrap();
+        }
+        assert_eq!(&data[16 + 4..][..4], &[200; 4], "pixel 1,1 written in place");
+        assert_eq!(&data[12..16], &[99; 4], "padding untouched");
+        assert_eq!(&data[16..20], &[0, 1, 1, 0], "pixel 0,1 untouched");
+
+        let copy = padded();
+        let mut ro = Frame::new_readonly(&copy, 3, 2, 16, PixelFormat::Bgrx).unwrap();
+        assert!(ro.mat_mut().unwrap_err().to_string().contains("read-only"));
+    }
 }
