@@ -539,7 +539,12 @@ fn the_ladder_sends_a_small_face_to_the_sr_model_and_labels_it() {
     let per_model = stats.get::<gst::Structure>("models").unwrap();
     assert_eq!(per_model.get::<i32>("sr-x4-64").unwrap(), 1, "{stats}");
     assert_eq!(per_model.get::<i32>("restore-64").unwrap(), 0, "{stats}");
-    let meta = r.samples[0].buffer().unwrap().iter_meta::<gst_video::VideoRegionOfInterestMeta>().next().unwrap();
+    let meta = r.samples[0]
+        .buffer()
+        .unwrap()
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .find(|m| m.roi_type() == "face")
+        .unwrap();
     assert_eq!(meta.param("face").unwrap().get::<String>("model").unwrap(), "sr-x4-64");
 }
 
@@ -684,4 +689,32 @@ fn a_sync_bus_handler_may_call_back_into_a_failing_element() {
         assert!(read > 5, "{element}: {read} properties read");
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `facedetector ! videoscale`: the face meta's rectangle is rescaled by videoscale, and
+/// the landmarks and sub-pixel box, stored relative to it, follow: read back after the
+/// scale they land on the scaled face.
+#[test]
+fn landmarks_follow_the_face_through_videoscale() {
+    let frame = bgrx(&imread(&astronaut()));
+    let full = run(&format!("facedetector {}", yunet_prop()), vec![frame.clone()]);
+    let half =
+        run(&format!("facedetector {} ! videoscale ! video/x-raw,width=256,height=256", yunet_prop()), vec![frame]);
+    assert!(full.error.is_none() && half.error.is_none(), "{:?} {:?}", full.error, half.error);
+    let original = gstfaceenhance::meta::read(full.samples[0].buffer().unwrap());
+    let scaled = gstfaceenhance::meta::read(half.samples[0].buffer().unwrap());
+    assert_eq!((original.len(), scaled.len()), (1, 1));
+    let (a, b) = (&original[0], &scaled[0]);
+    let (la, lb) = (a.landmarks.expect("YuNet gives landmarks"), b.landmarks.expect("landmarks kept"));
+    for (p, q) in la.iter().zip(&lb) {
+        let (dx, dy) = (q[0] - p[0] / 2.0, q[1] - p[1] / 2.0);
+        assert!(
+            dx.abs() < 2.0 && dy.abs() < 2.0,
+            "landmark {p:?} at half size is {q:?}, not near {:?}",
+            [p[0] / 2.0, p[1] / 2.0]
+        );
+    }
+    for i in 0..4 {
+        assert!((b.bbox[i] - a.bbox[i] / 2.0).abs() < 2.0, "box {:?} at half size is {:?}", a.bbox, b.bbox);
+    }
 }
