@@ -124,9 +124,12 @@ fn add_points(buf: &mut gst::BufferRef, kind: &str, parent: i32, points: &[[f32;
     }
 }
 
+/// An ROI meta as [`points`] looks at it: type, id, parent id, rectangle.
+type Roi<'a> = (&'a str, i32, i32, (u32, u32, u32, u32));
+
 /// The points of `kind` under the face ROI `parent` (`n` of them, pixel centres), if the
 /// buffer has them all and `parent` names one face only.
-fn points(rois: &[(&str, i32, i32, (u32, u32, u32, u32))], kind: &str, parent: i32, n: usize) -> Option<Vec<[f32; 2]>> {
+fn points(rois: &[Roi], kind: &str, parent: i32, n: usize) -> Option<Vec<[f32; 2]>> {
     if rois.iter().filter(|r| r.0 == ROI_TYPE && r.1 == parent).count() != 1 {
         return None;
     }
@@ -164,7 +167,7 @@ pub fn models(buf: &gst::BufferRef) -> Vec<Option<String>> {
 
 /// The faces on a buffer, as `facedetector` attached them (or from bare rectangles).
 pub fn read(buf: &gst::BufferRef) -> Vec<Face> {
-    let rois: Vec<_> =
+    let rois: Vec<Roi> =
         buf.iter_meta::<VideoRegionOfInterestMeta>().map(|m| (m.roi_type(), m.id(), m.parent_id(), m.rect())).collect();
     buf.iter_meta::<VideoRegionOfInterestMeta>()
         .filter(|m| m.roi_type() == ROI_TYPE)
