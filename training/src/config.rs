@@ -16,6 +16,41 @@ pub enum AdvKind {
     Relativistic,
 }
 
+/// One source of training crops in patch mode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Source {
+    /// Cache written by `prepare`.
+    pub cache: PathBuf,
+    /// Relative share of the batch drawn from this source.
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Each crop is area-resized by a factor drawn log-uniformly from this range before the
+    /// patch is cut (never below the patch size): faces at many pixel scales.
+    #[serde(default = "unit_range")]
+    pub scale: [f64; 2],
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn unit_range() -> [f64; 2] {
+    [1.0, 1.0]
+}
+
+/// Random similarity applied to each clean crop before degradation, so the model learns on
+/// faces framed as loosely as a detector frames them (standard deviations).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Jitter {
+    /// Shift, as a fraction of the crop side.
+    pub shift: f64,
+    /// Scale, as the standard deviation of its natural log.
+    pub scale: f64,
+    /// Rotation in degrees.
+    pub rotate: f64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -27,8 +62,14 @@ pub struct TrainConfig {
     pub out_dir: PathBuf,
     pub seed: u64,
     pub generator: GeneratorConfig,
-    /// Output size (px) = crop size of the cache.
+    /// Output size (px) the model trains at: the crop size of the cache, or the patch size
+    /// when `sources` are given.
     pub output_size: usize,
+    /// Patch mode (fully convolutional models): when non-empty, training batches are
+    /// `output_size` px patches cut from these caches at random scales; `cache` then only
+    /// gives the validation split, run at its own crop size.
+    pub sources: Vec<Source>,
+    pub jitter: Jitter,
     pub batch_size: usize,
     pub steps: usize,
     pub lr: f64,
@@ -37,6 +78,8 @@ pub struct TrainConfig {
     pub d_lr: f64,
     pub pixel_weight: f64,
     pub charbonnier_eps: f64,
+    /// Weight of the L1 loss between Laplacians of output and target (`loss::laplacian_l1`).
+    pub hf_weight: f64,
     pub adv: AdvKind,
     pub adv_weight: f64,
     pub fm_weight: f64,
@@ -64,6 +107,8 @@ impl Default for TrainConfig {
             seed: 1,
             generator: GeneratorConfig::Restore(RestoreConfig::default()),
             output_size: 64,
+            sources: Vec::new(),
+            jitter: Jitter::default(),
             batch_size: 16,
             steps: 4000,
             lr: 2e-3,
@@ -72,6 +117,7 @@ impl Default for TrainConfig {
             d_lr: 1e-4,
             pixel_weight: 1.0,
             charbonnier_eps: 1e-3,
+            hf_weight: 0.0,
             adv: AdvKind::Lsgan,
             adv_weight: 0.003,
             fm_weight: 0.01,

@@ -16,6 +16,9 @@ use crate::image::Img;
 pub struct SplitManifest {
     pub files: Vec<String>,
     pub no_face: Vec<String>,
+    /// Left out by `prepare --min-sharpness`.
+    #[serde(default)]
+    pub too_soft: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -103,7 +103,16 @@ mod tests {
 
     #[test]
     fn restore_export_matches_burn_through_ort() {
-        parity(GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1 }), 32, "restore");
+        parity(GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 }), 32, "restore");
+    }
+
+    #[test]
+    fn half_resolution_restore_export_matches_burn_through_ort() {
+        parity(
+            GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2 }),
+            32,
+            "restore-stem2",
+        );
     }
 
     #[test]

@@ -105,6 +105,17 @@ impl Img {
         Self::from_mat_f32(&dst)
     }
 
+    /// The `w` x `h` window at (`x0`, `y0`).
+    pub fn crop(&self, x0: usize, y0: usize, w: usize, h: usize) -> Self {
+        assert!(x0 + w <= self.w && y0 + h <= self.h, "crop outside the image");
+        let mut out = Self::new(w, h);
+        for y in 0..h {
+            let src = ((y0 + y) * self.w + x0) * 3;
+            out.data[y * w * 3..(y + 1) * w * 3].copy_from_slice(&self.data[src..src + w * 3]);
+        }
+        out
+    }
+
     /// Bicubic resize (OpenCV `INTER_CUBIC`), the baseline up-scaler.
     pub fn bicubic(&self, w: usize, h: usize) -> Result<Self> {
         Ok(self.resize(w, h, opencv::imgproc::INTER_CUBIC)?.clamp())

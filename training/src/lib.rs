@@ -4,6 +4,8 @@
 //! Everything runs on the CPU through burn's `flex` backend (autodiff on top); exported
 //! models are checked against ONNX Runtime, the library the pipeline loads.
 
+#[cfg(feature = "core")]
+pub mod align_error;
 pub mod config;
 pub mod data;
 pub mod degrade;

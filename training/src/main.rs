@@ -77,6 +77,30 @@ enum Cmd {
         paired_out: Option<PathBuf>,
         #[arg(long, default_value_t = 16)]
         paired_size: i32,
+        /// The images are already aligned faces (UTKFace): resize each whole image to
+        /// --size instead of detecting and cropping.
+        #[arg(long, conflicts_with = "paired_input")]
+        whole: bool,
+        /// Leave out images whose luma Laplacian variance (at --size) is below this: soft,
+        /// up-sampled photos teach a model to paint blur.
+        #[arg(long, default_value_t = 0.0)]
+        min_sharpness: f64,
+    },
+    #[cfg(feature = "core")]
+    /// Measure the detector's framing error against full resolution at each crop size
+    /// (the jitter a model of that size should train with); prints JSON.
+    AlignError {
+        /// Folder of large, clean face photos (e.g. london-faces).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "16,24,32,48,64,96,128,192,256,512")]
+        sizes: Vec<i32>,
+        #[arg(long, default_value = "yunet")]
+        detector: faceenhance::detect::DetectorKind,
+        #[arg(long)]
+        detector_model: Option<PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
     /// Train (or resume) a generator from a TOML config.
     Train {
@@ -123,6 +147,10 @@ enum Cmd {
         config: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Output size of the exported graph (default: the config's `output_size`); a fully
+        /// convolutional generator exports one rung per size from the same weights.
+        #[arg(long)]
+        size: Option<usize>,
     },
     /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
     Eval {
@@ -176,6 +204,8 @@ fn main() -> Result<()> {
             paired_input,
             paired_out,
             paired_size,
+            whole,
+            min_sharpness,
         } => {
             let m = prepare::run(&prepare::PrepareArgs {
                 input,
@@ -186,15 +216,29 @@ fn main() -> Result<()> {
                 val_fraction,
                 limit,
                 paired: paired_input.zip(paired_out).map(|(i, o)| (i, o, paired_size)),
+                whole,
+                min_sharpness,
             })?;
             tracing::info!(
                 train = m.train.files.len(),
                 train_no_face = m.train.no_face.len(),
                 val = m.val.files.len(),
                 val_no_face = m.val.no_face.len(),
+                too_soft = m.train.too_soft.len() + m.val.too_soft.len(),
                 "cache written to {}",
                 out.display()
             );
+        }
+        #[cfg(feature = "core")]
+        Cmd::AlignError { input, sizes, detector, detector_model, limit } => {
+            let r = faceenhance_train::align_error::run(&faceenhance_train::align_error::AlignErrorArgs {
+                input,
+                sizes,
+                detector,
+                detector_model,
+                limit,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
         }
         Cmd::Train { run } => {
             let cfg = TrainConfig::load(&run.config)?;
@@ -233,11 +277,13 @@ fn main() -> Result<()> {
                 std::fs::write(p, s)?;
             }
         }
-        Cmd::Export { config, out } => {
+        Cmd::Export { config, out, size } => {
             let cfg = TrainConfig::load(&config)?;
             let device = Device::flex();
             let g = train::load_ema(&cfg, &device)?;
-            export::export_generator(&g, cfg.input_size(), &out)?;
+            let size = size.unwrap_or(cfg.output_size);
+            anyhow::ensure!(size % cfg.generator.scale() == 0, "size {size} is not a multiple of the scale");
+            export::export_generator(&g, size / cfg.generator.scale(), &out)?;
             tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
         }
         Cmd::Eval {

@@ -92,12 +92,34 @@ pub fn uqi_y(a: &Img, b: &Img) -> f64 {
     windowed(&ya, &yb, a.w, a.h, &win)
 }
 
-/// Running means of the three metrics.
+/// High-frequency energy of `out` over that of `gt`: the sums of squared 4-neighbour
+/// Laplacians of their luma. Near 1 means as much fine detail as the ground truth; a blur
+/// that scores well in PSNR sits well below 1, invented noise above it.
+pub fn hf_ratio(out: &Img, gt: &Img) -> f64 {
+    fn energy(img: &Img) -> f64 {
+        let y = img.clone().clamp().luma();
+        let (w, h) = (img.w, img.h);
+        let mut e = 0.0f64;
+        for r in 1..h.saturating_sub(1) {
+            for c in 1..w.saturating_sub(1) {
+                let i = r * w + c;
+                let l = 4.0 * y[i] - y[i - 1] - y[i + 1] - y[i - w] - y[i + w];
+                e += (l as f64) * (l as f64);
+            }
+        }
+        e
+    }
+    energy(out) / energy(gt).max(1e-9)
+}
+
+/// Running means of the metrics.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Scores {
     pub psnr: f64,
     pub ssim: f64,
     pub uqi: f64,
+    /// Mean of `hf_ratio` (output over ground truth; 0.85-1.15 is the target band).
+    pub hf: f64,
     pub n: usize,
 }
 
@@ -110,11 +132,12 @@ impl Scores {
     pub fn add_fast(&mut self, out: &Img, gt: &Img) {
         self.psnr += psnr_y(out, gt, 0);
         self.ssim += ssim_y(out, gt);
+        self.hf += hf_ratio(out, gt);
         self.n += 1;
     }
     pub fn mean(&self) -> Scores {
         let n = self.n.max(1) as f64;
-        Scores { psnr: self.psnr / n, ssim: self.ssim / n, uqi: self.uqi / n, n: self.n }
+        Scores { psnr: self.psnr / n, ssim: self.ssim / n, uqi: self.uqi / n, hf: self.hf / n, n: self.n }
     }
 }
 
@@ -145,6 +168,23 @@ mod tests {
         // Y differs by (65.481 + 128.553 + 24.966) * 10 / 219 = 10.0
         let p = psnr_y(&a, &b, 0);
         assert!((p - 20.0 * (255.0f64 / 10.0).log10()).abs() < 1e-3, "{p}");
+    }
+
+    #[test]
+    fn hf_ratio_falls_with_blur_and_rises_with_noise() {
+        let mut a = Img::new(48, 48);
+        for (i, v) in a.data.iter_mut().enumerate() {
+            let (x, y) = ((i / 3 % 48) as f32, (i / 3 / 48) as f32);
+            *v = 0.5 + 0.1 * (0.7 * x).sin() * (0.7 * y).cos();
+        }
+        assert!((hf_ratio(&a, &a) - 1.0).abs() < 1e-9);
+        let blurred = crate::degrade::gaussian_blur(&a, 1.5, 1.5, 0.0).unwrap();
+        assert!(hf_ratio(&blurred, &a) < 0.5, "{}", hf_ratio(&blurred, &a));
+        let mut noisy = a.clone();
+        for (i, v) in noisy.data.iter_mut().enumerate() {
+            *v += if (i / 3 + i / 144) % 2 == 0 { 0.05 } else { -0.05 };
+        }
+        assert!(hf_ratio(&noisy, &a) > 1.5, "{}", hf_ratio(&noisy, &a));
     }
 
     #[test]

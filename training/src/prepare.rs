@@ -26,6 +26,21 @@ pub struct PrepareArgs {
     /// output cache and a crop size. Each twin is cropped with the face detected on the
     /// clean image (the same landmarks), so the two caches are pixel-aligned pairs.
     pub paired: Option<(PathBuf, PathBuf, i32)>,
+    /// The images are aligned faces already: resize the whole image, detect nothing.
+    pub whole: bool,
+    /// Minimum luma Laplacian variance of a kept crop (0: keep all).
+    pub min_sharpness: f64,
+}
+
+/// Variance of the Laplacian of the crop's gray image: the usual sharpness score.
+pub fn sharpness(bgr: &opencv::core::Mat) -> Result<f64> {
+    let mut gray = opencv::core::Mat::default();
+    opencv::imgproc::cvt_color_def(bgr, &mut gray, opencv::imgproc::COLOR_BGR2GRAY)?;
+    let mut lap = opencv::core::Mat::default();
+    opencv::imgproc::laplacian_def(&gray, &mut lap, opencv::core::CV_64F)?;
+    let (mut mean, mut sd) = (opencv::core::Scalar::default(), opencv::core::Scalar::default());
+    opencv::core::mean_std_dev_def(&lap, &mut mean, &mut sd)?;
+    Ok(sd[0] * sd[0])
 }
 
 /// Picks the largest face with landmarks.
@@ -104,6 +119,18 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
             m.no_face.push(name);
             continue;
         }
+        if args.whole {
+            let mut crop = opencv::core::Mat::default();
+            let sz = opencv::core::Size::new(args.size, args.size);
+            opencv::imgproc::resize(&bgr, &mut crop, sz, 0.0, 0.0, opencv::imgproc::INTER_AREA)?;
+            if sharpness(&crop)? < args.min_sharpness {
+                m.too_soft.push(name);
+                continue;
+            }
+            bytes.extend_from_slice(&Img::from_mat_bgr8(&crop)?.to_rgb8());
+            m.files.push(name);
+            continue;
+        }
         let Some(face) = best_face(det.detect(&bgr)?) else {
             m.no_face.push(name);
             continue;
@@ -119,6 +146,10 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
             }
         }
         let crop = crop_face(&bgr, &face, Template::Ffhq5, args.size)?;
+        if args.min_sharpness > 0.0 && sharpness(&crop)? < args.min_sharpness {
+            m.too_soft.push(name);
+            continue;
+        }
         bytes.extend_from_slice(&Img::from_mat_bgr8(&crop)?.to_rgb8());
         m.files.push(name);
     }
@@ -128,8 +159,12 @@ pub fn run(args: &PrepareArgs) -> Result<Manifest> {
     let manifest = Manifest {
         source: args.input.display().to_string(),
         size: args.size as usize,
-        template: "ffhq5".into(),
-        detector: format!("YuNet ({})", args.detector_model.display()),
+        template: if args.whole { "whole image".into() } else { "ffhq5".into() },
+        detector: if args.whole {
+            format!("none (whole images; Laplacian variance >= {})", args.min_sharpness)
+        } else {
+            format!("YuNet ({}); Laplacian variance >= {}", args.detector_model.display(), args.min_sharpness)
+        },
         train,
         val,
         split_rule,

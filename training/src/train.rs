@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AdvKind, TrainConfig};
+use crate::config::{AdvKind, Jitter, Source, TrainConfig};
 use crate::data::{CropSet, Split};
 use crate::degrade::{degrade_restore, degrade_sr, DegradeConfig};
 use crate::image::{from_tensor, to_tensor, Img};
@@ -64,9 +64,113 @@ pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (step as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
+/// Where clean training crops come from: the whole crops of one cache, or (patch mode)
+/// `patch` px patches of several caches at random scales.
+pub struct TrainData {
+    sets: Vec<(CropSet, Source)>,
+    /// 0: whole crops.
+    patch: usize,
+}
+
+impl TrainData {
+    /// The caches a config names, checked against its sizes.
+    pub fn load(cfg: &TrainConfig) -> Result<Self> {
+        if cfg.sources.is_empty() {
+            let set = CropSet::load(&cfg.cache, Split::Train)?;
+            anyhow::ensure!(
+                set.size == cfg.output_size,
+                "cache crops are {} px, config wants {}",
+                set.size,
+                cfg.output_size
+            );
+            let src = Source { cache: cfg.cache.clone(), weight: 1.0, scale: [1.0, 1.0] };
+            return Ok(Self { sets: vec![(set, src)], patch: 0 });
+        }
+        let mut sets = Vec::new();
+        for src in &cfg.sources {
+            let set = CropSet::load(&src.cache, Split::Train)?;
+            anyhow::ensure!(!set.is_empty(), "{}: no training crops", src.cache.display());
+            anyhow::ensure!(
+                set.size >= cfg.output_size,
+                "{}: {} px crops cannot give {} px patches",
+                src.cache.display(),
+                set.size,
+                cfg.output_size
+            );
+            sets.push((set, src.clone()));
+        }
+        Ok(Self { sets, patch: cfg.output_size })
+    }
+
+    pub fn from_set(set: CropSet) -> Self {
+        Self { sets: vec![(set, Source { cache: "memory".into(), weight: 1.0, scale: [1.0, 1.0] })], patch: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.iter().map(|(s, _)| s.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One clean crop or patch, drawn from `rng` (whole-crop mode draws exactly the crop
+    /// index, as before patch mode existed).
+    pub fn sample<R: Rng>(&self, rng: &mut R) -> Result<Img> {
+        let k = if self.sets.len() == 1 {
+            0
+        } else {
+            let total: f64 = self.sets.iter().map(|(_, s)| s.weight).sum();
+            let mut u = rng.gen::<f64>() * total;
+            self.sets
+                .iter()
+                .position(|(_, s)| {
+                    u -= s.weight;
+                    u < 0.0
+                })
+                .unwrap_or(self.sets.len() - 1)
+        };
+        let (set, src) = &self.sets[k];
+        let img = set.get(rng.gen_range(0..set.len()));
+        if self.patch == 0 {
+            return Ok(img);
+        }
+        let [lo, hi] = src.scale;
+        let s = if hi > lo { (lo.ln() + rng.gen::<f64>() * (hi.ln() - lo.ln())).exp() } else { lo };
+        let side = ((set.size as f64 * s).round() as usize).clamp(self.patch, set.size);
+        let img = if side < set.size { img.resize(side, side, opencv::imgproc::INTER_AREA)?.clamp() } else { img };
+        let (x0, y0) = (rng.gen_range(0..=side - self.patch), rng.gen_range(0..=side - self.patch));
+        Ok(img.crop(x0, y0, self.patch, self.patch))
+    }
+}
+
+/// `img` moved by a random similarity (see `Jitter`), edges replicated as `crop_face` does.
+pub fn jitter<R: Rng>(img: &Img, j: &Jitter, rng: &mut R) -> Result<Img> {
+    use opencv::core::{Mat, Point2f, Scalar, Size, BORDER_REPLICATE};
+    use opencv::prelude::MatTrait;
+    let n = |rng: &mut R, sd: f64| rng.sample::<f64, _>(rand_distr::StandardNormal) * sd;
+    let (dx, dy) = (n(rng, j.shift) * img.w as f64, n(rng, j.shift) * img.h as f64);
+    let (scale, angle) = (n(rng, j.scale).exp(), n(rng, j.rotate));
+    let centre = Point2f::new(img.w as f32 / 2.0, img.h as f32 / 2.0);
+    let mut m = opencv::imgproc::get_rotation_matrix_2d(centre, angle, scale)?;
+    *m.at_2d_mut::<f64>(0, 2)? += dx;
+    *m.at_2d_mut::<f64>(1, 2)? += dy;
+    let mut out = Mat::default();
+    opencv::imgproc::warp_affine(
+        &img.to_mat_f32()?,
+        &mut out,
+        &m,
+        Size::new(img.w as i32, img.h as i32),
+        opencv::imgproc::INTER_LINEAR,
+        BORDER_REPLICATE,
+        Scalar::default(),
+    )?;
+    Img::from_mat_f32(&out)
+}
+
 /// The batch of `step`: a pure function of (seed, step), so a resumed run sees the same data.
 pub fn batch_for_step(
-    set: &CropSet,
+    data: &TrainData,
     cfg: &TrainConfig,
     step: usize,
     learned: Option<&LearnedDegrader>,
@@ -74,9 +178,12 @@ pub fn batch_for_step(
     let mut rng = step_rng(cfg.seed, step);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for _ in 0..cfg.batch_size {
-        let mut clean = set.get(rng.gen_range(0..set.len()));
+        let mut clean = data.sample(&mut rng)?;
         if rng.gen_bool(0.5) {
             clean = flip(&clean);
+        }
+        if cfg.jitter != Jitter::default() {
+            clean = jitter(&clean, &cfg.jitter, &mut rng)?;
         }
         let (x, y) = make_pair(&clean, cfg.generator.scale(), &cfg.degrade, learned, &mut rng)?;
         xs.push(x);
@@ -250,14 +357,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     let device = Device::flex();
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
-    let train_set = CropSet::load(&cfg.cache, Split::Train)?;
+    let train_set = TrainData::load(cfg)?;
     let val_set = CropSet::load(&cfg.cache, Split::Val)?;
-    anyhow::ensure!(
-        train_set.size == cfg.output_size,
-        "cache crops are {} px, config wants {}",
-        train_set.size,
-        cfg.output_size
-    );
     let scale = cfg.generator.scale();
     let out = &cfg.out_dir;
     std::fs::create_dir_all(out)?;
@@ -295,6 +396,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     );
 
     let val_pairs = validation_pairs(&val_set, scale, &cfg.degrade, cfg.val_seed, cfg.val_count)?;
+    let val_size = val_set.size;
     let stop_at = opts.stop_at.unwrap_or(cfg.steps).min(cfg.steps);
     let steps_per_epoch = (train_set.len() as f64 / cfg.batch_size as f64).max(1.0);
     let chunk_start = Instant::now();
@@ -318,6 +420,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         let fake = g.forward(x);
         let pix = loss::charbonnier(fake.clone(), y.clone(), cfg.charbonnier_eps);
         let mut total = pix.clone().mul_scalar(cfg.pixel_weight);
+        if cfg.hf_weight > 0.0 {
+            total = total + loss::laplacian_l1(fake.clone(), y.clone()).mul_scalar(cfg.hf_weight);
+        }
         let (mut adv_v, mut fm_v) = (0.0, 0.0);
         if gan {
             let (fl, ff) = d.forward(fake.clone());
@@ -389,12 +494,13 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         let done =
             state.step == stop_at || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
         if state.step % cfg.val_every == 0 || state.step == cfg.steps {
-            let (ms, bs) = validate(&ema, &val_pairs, cfg.output_size, &device)?;
+            let (ms, bs) = validate(&ema, &val_pairs, val_size, &device)?;
             state.best_val_psnr = state.best_val_psnr.max(ms.psnr);
             tracing::info!(
                 step = state.step,
                 psnr = format!("{:.3}", ms.psnr),
                 ssim = format!("{:.4}", ms.ssim),
+                hf = format!("{:.3}", ms.hf),
                 base_psnr = format!("{:.3}", bs.psnr),
                 base_ssim = format!("{:.4}", bs.ssim),
                 "validation (EMA generator, {} crops)",
@@ -402,9 +508,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             );
             append_csv(
                 &out.join("val.csv"),
-                "step,epoch,psnr,ssim,baseline_psnr,baseline_ssim,n,elapsed_s",
+                "step,epoch,psnr,ssim,baseline_psnr,baseline_ssim,n,elapsed_s,hf",
                 &format!(
-                    "{},{:.4},{:.4},{:.5},{:.4},{:.5},{},{:.1}",
+                    "{},{:.4},{:.4},{:.5},{:.4},{:.5},{},{:.1},{:.4}",
                     state.step,
                     state.step as f64 / steps_per_epoch,
                     ms.psnr,
@@ -412,7 +518,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
                     bs.psnr,
                     bs.ssim,
                     ms.n,
-                    state.elapsed_s
+                    state.elapsed_s,
+                    ms.hf
                 ),
             )?;
             if let Err(e) = crate::plot::plot_run(out) {
@@ -455,7 +562,7 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         let ad = device.clone().autodiff();
-        let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1 });
+        let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 });
         let mut g = gen_cfg.init(&ad);
         let mut d = PatchDiscriminator::new(8, &ad);
         let dcfg = DegradeConfig {
@@ -508,6 +615,62 @@ mod tests {
     }
 
     #[test]
+    fn patches_come_from_every_source_at_their_scales() {
+        let dir = std::env::temp_dir().join(format!("fe-train-patch-{}", std::process::id()));
+        // two caches: 64 px crops of a constant 0.2 image and 96 px crops of a constant 0.8
+        for (name, size, v) in [("a", 64usize, 0.2f32), ("b", 96, 0.8)] {
+            let d = dir.join(name);
+            crate::data::Manifest {
+                source: "test".into(),
+                size,
+                template: "ffhq5".into(),
+                detector: "none".into(),
+                train: crate::data::SplitManifest { files: vec!["0.png".into()], ..Default::default() },
+                val: crate::data::SplitManifest::default(),
+                split_rule: "test".into(),
+            }
+            .save(&d)
+            .unwrap();
+            std::fs::write(d.join("train.u8"), Img::filled(size, size, [v; 3]).to_rgb8()).unwrap();
+            std::fs::write(d.join("val.u8"), []).unwrap();
+        }
+        let src = |n: &str, weight: f64, scale: [f64; 2]| Source { cache: dir.join(n), weight, scale };
+        let cfg = TrainConfig {
+            output_size: 48,
+            sources: vec![src("a", 1.0, [0.5, 1.0]), src("b", 3.0, [0.25, 1.0])],
+            ..Default::default()
+        };
+        let data = TrainData::load(&cfg).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut from_b = 0;
+        for _ in 0..200 {
+            let p = data.sample(&mut rng).unwrap();
+            assert_eq!((p.w, p.h), (48, 48));
+            from_b += usize::from(p.data[0] > 0.5);
+        }
+        // weights 1 : 3
+        assert!((120..180).contains(&from_b), "{from_b} of 200 from the second source");
+        // a patch larger than a cache's crops is refused with the reason
+        let big = TrainConfig { output_size: 80, ..cfg };
+        let err = TrainData::load(&big).err().unwrap().to_string();
+        assert!(err.contains("cannot give 80 px patches"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn jitter_moves_the_crop_and_none_is_the_identity() {
+        let img = crate::image::test_pattern(64, 3, 0.4);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let same = jitter(&img, &Jitter::default(), &mut rng).unwrap();
+        let diff = |a: &Img, b: &Img| {
+            a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.data.len() as f32
+        };
+        assert!(diff(&same, &img) < 1e-4);
+        let moved = jitter(&img, &Jitter { shift: 0.05, scale: 0.05, rotate: 3.0 }, &mut rng).unwrap();
+        assert!(diff(&moved, &img) > 1e-3, "{}", diff(&moved, &img));
+    }
+
+    #[test]
     fn batches_are_a_function_of_seed_and_step() {
         let dir = std::env::temp_dir().join(format!("fe-train-batch-{}", std::process::id()));
         let imgs: Vec<Img> = (0..5).map(|k| smooth(64, k)).collect();
@@ -516,7 +679,11 @@ mod tests {
             size: 64,
             template: "ffhq5".into(),
             detector: "none".into(),
-            train: crate::data::SplitManifest { files: (0..5).map(|i| format!("{i}.png")).collect(), no_face: vec![] },
+            train: crate::data::SplitManifest {
+                files: (0..5).map(|i| format!("{i}.png")).collect(),
+                no_face: vec![],
+                too_soft: vec![],
+            },
             val: crate::data::SplitManifest::default(),
             split_rule: "test".into(),
         };
@@ -524,7 +691,7 @@ mod tests {
         let bytes: Vec<u8> = imgs.iter().flat_map(|i| i.to_rgb8()).collect();
         std::fs::write(dir.join("train.u8"), bytes).unwrap();
         std::fs::write(dir.join("val.u8"), []).unwrap();
-        let set = CropSet::load(&dir, Split::Train).unwrap();
+        let set = TrainData::from_set(CropSet::load(&dir, Split::Train).unwrap());
         assert_eq!(set.len(), 5);
         let cfg = TrainConfig { batch_size: 3, ..Default::default() };
         let a = batch_for_step(&set, &cfg, 7, None).unwrap();
