@@ -80,6 +80,8 @@ pub struct TrainConfig {
     pub charbonnier_eps: f64,
     /// Weight of the L1 loss between Laplacians of output and target (`loss::laplacian_l1`).
     pub hf_weight: f64,
+    /// Weight of the high-frequency energy gap (`loss::hf_energy_gap`).
+    pub hf_energy_weight: f64,
     pub adv: AdvKind,
     pub adv_weight: f64,
     pub fm_weight: f64,
@@ -118,6 +120,7 @@ impl Default for TrainConfig {
             pixel_weight: 1.0,
             charbonnier_eps: 1e-3,
             hf_weight: 0.0,
+            hf_energy_weight: 0.0,
             adv: AdvKind::Lsgan,
             adv_weight: 0.003,
             fm_weight: 0.01,

@@ -36,6 +36,12 @@ pub struct EvalArgs {
     /// Real pairs: the validation split of this cache holds the inputs (e.g. the
     /// `prepare --paired-out` crops of a distorted video) for the targets in `cache`.
     pub paired_inputs: Option<PathBuf>,
+    /// Side of each grid cell (px).
+    pub grid_cell: usize,
+    /// Real low-quality pictures without ground truth (e.g. real-lq's aligned 512 px faces):
+    /// each is area-resized to the model's input and written, with the model's output, as
+    /// one row of `real_grid`.
+    pub real: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,8 +54,9 @@ pub struct EvalReport {
     pub gain_ssim: f64,
     /// Mean PSNR after 1..=N run-throughs of the model on its own output.
     pub drift_psnr: Vec<f64>,
-    /// ms per face at batch 1 and at batch 8, with `threads` intra-op threads.
+    /// ms per face at batch 1, 4 and 8, with `threads` intra-op threads.
     pub ms_per_face_b1: f64,
+    pub ms_per_face_b4: f64,
     pub ms_per_face_b8: f64,
     pub threads: usize,
     pub onnx_bytes: u64,
@@ -65,6 +72,24 @@ fn time_per_face(m: &mut OrtModel, in_size: usize, batch: usize, runs: usize) ->
         m.run(&imgs)?;
     }
     Ok(t.elapsed().as_secs_f64() * 1000.0 / (runs * batch) as f64)
+}
+
+/// Rows of (input, output) for up to `rows` pictures of `dir`, sorted by name.
+fn real_grid(m: &mut OrtModel, dir: &std::path::Path, in_size: usize, cell: usize, rows: usize, out: &std::path::Path) -> Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut grid_rows = Vec::new();
+    for f in files.iter().take(rows) {
+        let bgr = opencv::imgcodecs::imread(f, opencv::imgcodecs::IMREAD_COLOR)?;
+        if opencv::prelude::MatTraitConst::empty(&bgr) {
+            continue;
+        }
+        let x = Img::from_mat_bgr8(&bgr)?.resize(in_size, in_size, opencv::imgproc::INTER_AREA)?.clamp();
+        let y = m.run(std::slice::from_ref(&x))?.remove(0).clamp();
+        grid_rows.push(vec![x, y]);
+    }
+    anyhow::ensure!(!grid_rows.is_empty(), "no pictures in {}", dir.display());
+    grid(&grid_rows, cell, 4).save_png(out)
 }
 
 pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
@@ -128,17 +153,21 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
         cur = next;
     }
     if let Some(path) = &a.grid {
-        let cell = 128;
-        let rows: Vec<Vec<Img>> = pairs
+            let rows: Vec<Vec<Img>> = pairs
             .iter()
             .zip(&outs)
             .take(a.grid_rows)
             .map(|((x, y), o)| Ok(vec![x.clone(), baseline(x, out_size)?, o.clone(), y.clone()]))
             .collect::<Result<_>>()?;
-        grid(&rows, cell, 4).save_png(path)?;
+        grid(&rows, a.grid_cell, 4).save_png(path)?;
     }
-    let b1 = time_per_face(&mut m, in_size, 1, 200)?;
-    let b8 = time_per_face(&mut m, in_size, 8, 50)?;
+    if let Some((dir, path)) = &a.real {
+        real_grid(&mut m, dir, in_size, a.grid_cell, a.grid_rows, path)?;
+    }
+    let runs = (200.0 * (64.0 / in_size as f64).powi(2)).clamp(10.0, 200.0) as usize;
+    let b1 = time_per_face(&mut m, in_size, 1, runs)?;
+    let b4 = time_per_face(&mut m, in_size, 4, runs.div_ceil(4).max(3))?;
+    let b8 = time_per_face(&mut m, in_size, 8, runs.div_ceil(8).max(3))?;
     let (ms, bs) = (ms.mean(), bs.mean());
     Ok(EvalReport {
         model: a.model.display().to_string(),
@@ -149,6 +178,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
         baseline: bs,
         drift_psnr: drift,
         ms_per_face_b1: b1,
+        ms_per_face_b4: b4,
         ms_per_face_b8: b8,
         threads: a.threads,
         onnx_bytes: std::fs::metadata(&a.model)?.len(),

@@ -183,6 +183,14 @@ enum Cmd {
         /// Write the report as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        grid_cell: usize,
+        /// Real pictures without ground truth (a folder) ...
+        #[arg(long, requires = "real_grid")]
+        real: Option<PathBuf>,
+        /// ... and the PNG their (input, output) rows go to.
+        #[arg(long)]
+        real_grid: Option<PathBuf>,
     },
 }
 
@@ -299,6 +307,9 @@ fn main() -> Result<()> {
             cache,
             paired_inputs,
             json,
+            grid_cell,
+            real,
+            real_grid,
         } => {
             let cfg = TrainConfig::load(&config)?;
             let r = eval::evaluate(&eval::EvalArgs {
@@ -315,6 +326,8 @@ fn main() -> Result<()> {
                 threads,
                 learned: learned_model,
                 paired_inputs,
+                grid_cell,
+                real: real.zip(real_grid),
             })?;
             let s = serde_json::to_string_pretty(&r)?;
             println!("{s}");

@@ -423,6 +423,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         if cfg.hf_weight > 0.0 {
             total = total + loss::laplacian_l1(fake.clone(), y.clone()).mul_scalar(cfg.hf_weight);
         }
+        if cfg.hf_energy_weight > 0.0 {
+            total = total + loss::hf_energy_gap(fake.clone(), y.clone()).mul_scalar(cfg.hf_energy_weight);
+        }
         let (mut adv_v, mut fm_v) = (0.0, 0.0);
         if gan {
             let (fl, ff) = d.forward(fake.clone());
