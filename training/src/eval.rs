@@ -75,7 +75,14 @@ fn time_per_face(m: &mut OrtModel, in_size: usize, batch: usize, runs: usize) ->
 }
 
 /// Rows of (input, output) for up to `rows` pictures of `dir`, sorted by name.
-fn real_grid(m: &mut OrtModel, dir: &std::path::Path, in_size: usize, cell: usize, rows: usize, out: &std::path::Path) -> Result<()> {
+fn real_grid(
+    m: &mut OrtModel,
+    dir: &std::path::Path,
+    in_size: usize,
+    cell: usize,
+    rows: usize,
+    out: &std::path::Path,
+) -> Result<()> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
     let mut grid_rows = Vec::new();
@@ -153,7 +160,7 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
         cur = next;
     }
     if let Some(path) = &a.grid {
-            let rows: Vec<Vec<Img>> = pairs
+        let rows: Vec<Vec<Img>> = pairs
             .iter()
             .zip(&outs)
             .take(a.grid_rows)
