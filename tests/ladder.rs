@@ -1,0 +1,195 @@
+//! The shipped ladder with the defaults: a model for every face size, and a measured gain on
+//! faces the models never trained on (held-out London people, real photos).
+
+mod common;
+#[path = "common/truth.rs"]
+mod truth;
+
+use common::*;
+use faceenhance::align;
+use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
+use faceenhance::frame::frame_from_mat;
+use faceenhance::pipeline::{pick_model, Enhancer, FaceRestorer, RestoreConfig};
+use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC3};
+use opencv::imgproc;
+use opencv::prelude::*;
+use truth::ground_truth;
+
+/// (input size, output size) of every model of the default ladder.
+fn default_ladder() -> Vec<(i32, i32)> {
+    let restorer = FaceRestorer::new(RestoreConfig::default()).unwrap();
+    restorer.restorers().map(|r| (r.profile().input_size, r.profile().output_size)).collect()
+}
+
+#[test]
+fn no_face_from_16_to_600_px_is_skipped_for_want_of_a_model() {
+    let sizes = default_ladder();
+    let max_stretch = RestoreConfig::default().max_stretch as f64;
+    for upscale in [1.0, 2.0, 4.0] {
+        // every aligned crop whose output is 16-600 px
+        let mut s_in = 16.0 / upscale;
+        while s_in * upscale <= 600.0 {
+            let (rung, stretch) = pick_model(&sizes, s_in, upscale).unwrap();
+            assert!(
+                stretch <= max_stretch,
+                "a {s_in:.1} px crop at upscale {upscale}: best model {:?} stretches it {stretch:.2}x (ladder {sizes:?})",
+                sizes[rung]
+            );
+            s_in *= 1.02;
+        }
+    }
+    // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one
+    for (s_in, upscale) in [(32.0, 4.0), (64.0, 2.0)] {
+        let (rung, stretch) = pick_model(&sizes, s_in, upscale).unwrap();
+        assert_eq!(sizes[rung].1, 128, "{s_in} px at x{upscale}: {:?}", sizes[rung]);
+        assert!((stretch - 1.0).abs() < 1e-9);
+    }
+}
+
+/// The validation people of `london-faces` (the last 10 % of the sorted files, as the
+/// training crate's `prepare` splits them): no model saw them.
+fn london_validation() -> Vec<Mat> {
+    let dir = shared().join("data/london-faces");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let n_val = (files.len() as f64 * 0.1).round() as usize;
+    files[files.len() - n_val..].iter().map(|p| imread(p)).collect()
+}
+
+/// A 1280x720 frame with three faces whose aligned crops are 96, 192 and 384 px, on a smooth
+/// background, and the boxes of the faces.
+fn three_sizes(people: &[Mat], det: &mut Detector) -> (Mat, Vec<[i32; 4]>) {
+    let mut canvas = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(0.0)).unwrap();
+    for y in 0..720 {
+        for x in 0..1280 {
+            *canvas.at_2d_mut::<opencv::core::Vec3b>(y, x).unwrap() =
+                opencv::core::Vec3b::from([(70 + 100 * x / 1280) as u8, (100 + 50 * y / 720) as u8, 150]);
+        }
+    }
+    let mut boxes = Vec::new();
+    let mut left = 10;
+    for (src, crop) in people.iter().zip([96.0, 192.0, 384.0]) {
+        let mut s = src.clone();
+        let faces = det.detect_frame(&frame_from_mat(&mut s).unwrap()).unwrap();
+        let face = faces.iter().max_by(|a, b| a.bbox[2].total_cmp(&b.bbox[2])).expect("a face").clone();
+        let unit = align::estimate(&face, align::Template::Ffhq5, 512).unwrap();
+        let k = crop / (512.0 / unit.scale());
+        let scaled = resize(src, (src.cols() as f64 * k).round() as i32, (src.rows() as f64 * k).round() as i32);
+        let [fx, fy, fw, fh] = face.scaled(k as f32).bbox;
+        let cell = (crop * 1.3) as i32;
+        let (cx, cy) = ((fx + fw / 2.0) as i32, (fy + fh / 2.0) as i32);
+        let (x0, y0) = ((cx - cell / 2).clamp(0, scaled.cols() - cell), (cy - cell / 2).clamp(0, scaled.rows() - cell));
+        let patch = roi(&scaled, x0, y0, cell, cell);
+        let top = 360 - cell / 2;
+        let mut dst = Mat::roi_mut(&mut canvas, Rect::new(left, top, cell, cell)).unwrap();
+        patch.copy_to(&mut dst).unwrap();
+        boxes.push([left + (fx as i32 - x0), top + (fy as i32 - y0), fw as i32, fh as i32]);
+        left += cell + 20;
+    }
+    (canvas, boxes)
+}
+
+/// Blur (sigma 1), 2x down and back up, Gaussian noise (sigma 6), JPEG at quality 40: an
+/// archive scan or a call frame.
+fn degrade(clean: &Mat) -> Mat {
+    let mut blurred = Mat::default();
+    imgproc::gaussian_blur(clean, &mut blurred, Size::new(0, 0), 1.0, 1.0, opencv::core::BORDER_REFLECT_101).unwrap();
+    let half = resize(&blurred, clean.cols() / 2, clean.rows() / 2);
+    let mut up = Mat::default();
+    imgproc::resize(&half, &mut up, clean.size().unwrap(), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
+    let mut noise =
+        Mat::new_rows_cols_with_default(up.rows(), up.cols(), opencv::core::CV_16SC3, Scalar::all(0.0)).unwrap();
+    opencv::core::set_rng_seed(7).unwrap();
+    opencv::core::randn(&mut noise, &Scalar::all(0.0), &Scalar::all(6.0)).unwrap();
+    let mut wide = Mat::default();
+    up.convert_to(&mut wide, opencv::core::CV_16SC3, 1.0, 0.0).unwrap();
+    let mut sum = Mat::default();
+    opencv::core::add(&wide, &noise, &mut sum, &opencv::core::no_array(), -1).unwrap();
+    let mut noisy = Mat::default();
+    sum.convert_to(&mut noisy, CV_8UC3, 1.0, 0.0).unwrap();
+    let mut buf = opencv::core::Vector::<u8>::new();
+    let params = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 40]);
+    opencv::imgcodecs::imencode(".jpg", &noisy, &mut buf, &params).unwrap();
+    opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR).unwrap()
+}
+
+fn crop(m: &Mat, b: [i32; 4]) -> Mat {
+    roi(m, b[0], b[1], b[2], b[3])
+}
+
+#[test]
+fn default_ladder_restores_unseen_faces_at_three_sizes() {
+    let people = london_validation();
+    assert!(people.len() >= 6, "{} validation photos", people.len());
+    let mut det =
+        Detector::new(DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() })
+            .unwrap();
+    // The defaults a user gets: detector auto, the shipped ladder, never worse on.
+    let mut e = Enhancer::new(DetectorConfig::default(), RestoreConfig::default()).unwrap();
+    let (mut gains, mut n_restored) = (Vec::new(), 0);
+    // neutral photos of different people (files alternate neutral / smiling)
+    let neutral: Vec<Mat> = people.iter().step_by(2).cloned().collect();
+    for group in neutral.chunks(3).filter(|g| g.len() == 3) {
+        let (clean, boxes) = three_sizes(group, &mut det);
+        let input = degrade(&clean);
+        let mut out = input.clone();
+        let (faces, stats) = e.process_image(&mut frame_from_mat(&mut out).unwrap()).unwrap();
+        n_restored += stats.restored;
+        // Far from the faces (outside every pasted region), the frame is untouched.
+        let mut far = Mat::new_rows_cols_with_default(out.rows(), out.cols(), CV_8UC3, Scalar::all(255.0)).unwrap();
+        for r in &stats.regions {
+            imgproc::rectangle(&mut far, Rect::new(r[0], r[1], r[2], r[3]), Scalar::all(0.0), -1, 8, 0).unwrap();
+        }
+        let (mut a, mut b) = (Mat::default(), Mat::default());
+        opencv::core::bitwise_and(&out, &far, &mut a, &opencv::core::no_array()).unwrap();
+        opencv::core::bitwise_and(&input, &far, &mut b, &opencv::core::no_array()).unwrap();
+        let mut d = Mat::default();
+        opencv::core::absdiff(&a, &b, &mut d).unwrap();
+        assert_eq!(
+            opencv::core::count_non_zero(&d.reshape(1, 0).unwrap()).unwrap(),
+            0,
+            "pixels far from faces changed"
+        );
+        for (b, crop_px) in boxes.iter().zip([96, 192, 384]) {
+            let found = faces.iter().any(|f: &Face| iou(f.bbox, b.map(|v| v as f32)) > 0.3);
+            let (p_in, p_out) =
+                (psnr_y(&crop(&input, *b), &crop(&clean, *b)), psnr_y(&crop(&out, *b), &crop(&clean, *b)));
+            println!(
+                "{crop_px} px crop: detected {found}, PSNR degraded {p_in:.2} dB, restored {p_out:.2} dB ({:+.2}); models {:?}",
+                p_out - p_in,
+                stats.per_model
+            );
+            gains.push(p_out - p_in);
+        }
+    }
+    let mean = gains.iter().sum::<f64>() / gains.len() as f64;
+    let worst = gains.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("{} faces, {n_restored} restored: mean gain {mean:+.2} dB, worst {worst:+.2} dB", gains.len());
+    assert!(n_restored == gains.len(), "{n_restored} of {} faces restored", gains.len());
+    assert!(mean >= 1.0, "mean gain inside faces {mean:+.2} dB (target +1.0)");
+    assert!(worst >= -0.3, "a face lost {worst:+.2} dB");
+}
+
+#[test]
+fn default_ladder_changes_the_hand_marked_faces_of_real_photos() {
+    let mut e = Enhancer::new(DetectorConfig::default(), RestoreConfig::default()).unwrap();
+    let (mut changed, mut total) = (0, 0);
+    for (path, truth) in ground_truth() {
+        let before = imread(&path);
+        let mut after = before.clone();
+        e.process_image(&mut frame_from_mat(&mut after).unwrap()).unwrap();
+        for t in &truth {
+            // the centre half of the marked box
+            let b = [(t[0] + t[2] / 4.0) as i32, (t[1] + t[3] / 4.0) as i32, (t[2] / 2.0) as i32, (t[3] / 2.0) as i32];
+            let mut d = Mat::default();
+            opencv::core::absdiff(&crop(&before, b), &crop(&after, b), &mut d).unwrap();
+            let mean = opencv::core::mean_def(&d).unwrap();
+            let m = (mean[0] + mean[1] + mean[2]) / 3.0;
+            println!("{} {t:?}: mean change {m:.2}", path.display());
+            total += 1;
+            changed += usize::from(m > 0.5);
+        }
+    }
+    println!("{changed} of {total} hand-marked faces changed");
+    assert!(changed * 10 >= total * 9, "{changed} of {total} hand-marked faces changed");
+}
