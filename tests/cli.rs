@@ -314,3 +314,95 @@ fn missing_onnx_runtime_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ONNX Runtime library") && err.contains("/nonexistent/libonnxruntime.so.1"), "{err}");
 }
+
+/// `scripts/install.sh PREFIX` (what it built taken as is), then the installed plugin and
+/// command line in a clean environment (PATH and HOME only: ONNX Runtime comes from the
+/// cache) from a folder outside the source tree: the plugin is found through
+/// GST_PLUGIN_PATH alone, and both run on the models installed beside them, not on the
+/// source tree's. With the installed models gone, the default is still not the source tree.
+#[test]
+fn the_installed_plugin_and_command_line_run_on_the_installed_models() {
+    let root = temp("install");
+    std::fs::remove_dir_all(&root).ok();
+    let (prefix, elsewhere) = (root.join("prefix"), root.join("elsewhere"));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let built = Path::new(env!("CARGO_BIN_EXE_faceenhance")).parent().unwrap();
+    ok(Command::new("bash")
+        .arg(repo().join("scripts/install.sh"))
+        .args(["--no-build", prefix.to_str().unwrap()])
+        .env("FACEENHANCE_BUILD_DIR", built)
+        .output()
+        .unwrap());
+    let plugins = prefix.join("lib/gstreamer-1.0");
+    let models = prefix.join("share/faceenhance/models");
+    assert!(plugins.join("libgstfaceenhance.so").is_file() && prefix.join("bin/faceenhance").is_file());
+    // Whatever models/ holds now: every .onnx and .toml, and the published profiles.
+    let shipped = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "onnx" || x == "toml"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let source = repo().join("models");
+    assert!(shipped(&source).iter().any(|n| n.ends_with(".onnx")));
+    assert_eq!(shipped(&models), shipped(&source));
+    assert_eq!(shipped(&models.join("profiles")), shipped(&source.join("profiles")));
+    for name in shipped(&source) {
+        let len = |d: &Path| std::fs::metadata(d.join(&name)).unwrap().len();
+        assert_eq!(len(&models), len(&source), "{name} copied whole");
+    }
+
+    let clean = |program: &Path| {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", std::env::var_os("HOME").unwrap())
+            .env("GST_PLUGIN_PATH", &plugins)
+            .env("GST_REGISTRY", root.join("registry.bin"))
+            .env("NO_COLOR", "1")
+            .current_dir(&elsewhere);
+        c
+    };
+    let inspect = |what: &str| ok(clean(Path::new("gst-inspect-1.0")).args(what.split(' ')).output().unwrap());
+    // `faceenhance` alone is the bin; the plugin has the same name.
+    let plugin = inspect("--plugin faceenhance");
+    assert!(plugin.contains(&plugins.join("libgstfaceenhance.so").display().to_string()), "{plugin}");
+    for element in ["facedetector", "facerestore", "facedraw", "faceenhance", "facegallery"] {
+        assert!(plugin.contains(&format!("  {element}: ")), "{element} missing:\n{plugin}");
+    }
+    let installed_default = format!("Default: \"{}\"", models.display());
+    assert!(inspect("facerestore").contains(&installed_default), "{}", inspect("facerestore"));
+    assert!(inspect("faceenhance").contains(&installed_default));
+
+    // The astronaut's face through the installed bin, on the installed ladder.
+    let launch = ok(clean(Path::new("gst-launch-1.0"))
+        .args(["-m", "filesrc", &format!("location={}", astronaut().display()), "!", "pngdec", "!", "videoconvert"])
+        .args(["!", "faceenhance", "force=true", "post-messages=true", "!", "fakesink"])
+        .output()
+        .unwrap());
+    assert!(launch.contains(&format!("model=(string){},", models.display())), "{launch}");
+    let stats: Vec<&str> = launch.lines().filter(|l| l.contains("facerestore, timestamp")).collect();
+    assert!(stats.len() == 1 && stats[0].contains("restored=(int)1"), "{launch}");
+
+    // The installed command line (statically registered elements) finds them too.
+    let out = elsewhere.join("stills");
+    let text = ok(clean(&prefix.join("bin/faceenhance"))
+        .env("RUST_LOG", "info")
+        .args(["image", astronaut().to_str().unwrap(), "--force", "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(text.contains(&format!("model={}", models.join("restore-64.onnx").display())), "{text}");
+    assert!(text.contains("1 faces, 1 restored"), "{text}");
+    assert!(out.join("astronaut.png").is_file());
+
+    // A broken install: the default is not the build machine's source tree.
+    std::fs::rename(&models, prefix.join("share/faceenhance/moved")).unwrap();
+    let broken = inspect("facerestore");
+    let default = broken.lines().find(|l| l.contains("Default: \"/")).expect("a path default").to_string();
+    assert!(!default.contains(&source.display().to_string()) && !default.contains(&installed_default), "{default}");
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -20,6 +20,11 @@ mod video;
 pub use props::{DetectorChoice, ProviderChoice};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // Loaded from a file (not registered statically into an application): the models
+    // installed beside that file are the default ones.
+    if let Some(file) = plugin.filename() {
+        ::faceenhance::paths::set_library_path(file);
+    }
     facedetector::register(plugin)?;
     facerestore::register(plugin)?;
     facedraw::register(plugin)?;
