@@ -718,3 +718,123 @@ fn landmarks_follow_the_face_through_videoscale() {
         assert!((b.bbox[i] - a.bbox[i] / 2.0).abs() < 2.0, "box {:?} at half size is {:?}", a.bbox, b.bbox);
     }
 }
+
+/// The folder cargo built the plugin into (gst-launch loads it from there).
+fn built_plugin_dir() -> std::path::PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let dir = target.join(if cfg!(debug_assertions) { "debug" } else { "release" });
+    assert!(dir.join("libgstfaceenhance.so").is_file(), "plugin not built in {}", dir.display());
+    dir
+}
+
+/// gst-launch-1.0 with the built plugin and `GST_DEBUG=debug`: its stderr (the debug log).
+fn launch_log(debug: &str, pipeline: &str) -> String {
+    let out = Command::new("gst-launch-1.0")
+        .args(pipeline.split(' '))
+        .env("GST_PLUGIN_PATH", built_plugin_dir())
+        .env("GST_DEBUG", debug)
+        .env("GST_DEBUG_NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}\n{log}", String::from_utf8_lossy(&out.stdout));
+    log
+}
+
+/// The core's `tracing` events reach GST_DEBUG in the `faceenhance` category at the mapped
+/// levels (info: the provider choice; debug: the ladder's choice per face), tagged with the
+/// element that called the core; facedraw and the bin log in their own categories.
+#[test]
+fn core_tracing_events_reach_gst_debug() {
+    let pipeline = format!(
+        "filesrc location={} ! pngdec ! videoconvert ! faceenhance name=fe force=true detector-model={} ! facedraw \
+         ! fakesink",
+        astronaut().display(),
+        yunet().display()
+    );
+    let log = launch_log("faceenhance*:6,facedraw:6", &pipeline);
+    let lines = |category: &str, level: &str, text: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                words.get(3) == Some(&level) && words.get(4) == Some(&category) && l.contains(text)
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let provider = lines("faceenhance", "INFO", "running on cpu");
+    assert!(!provider.is_empty(), "no provider choice in the log:\n{log}");
+    assert!(provider.iter().all(|l| l.contains("<restore> running on cpu") && l.contains("model=")), "{provider:?}");
+    let ladder = lines("faceenhance", "DEBUG", "<restore> ladder face=0");
+    assert_eq!(ladder.len(), 1, "one face, one ladder choice:\n{log}");
+    assert!(ladder[0].contains(" model="), "{}", ladder[0]);
+    assert!(!lines("facedraw", "LOG", "1 faces to draw").is_empty(), "{log}");
+    assert!(!lines("faceenhance-bin", "DEBUG", "built detect ! queue ! restore").is_empty(), "{log}");
+    // Warnings only: the info and debug events are filtered out.
+    let quiet = launch_log("faceenhance:2", &pipeline);
+    assert!(!quiet.contains("running on cpu") && !quiet.contains("ladder"), "{quiet}");
+}
+
+/// The bin proxies the children's threads, blend-feather, nms-threshold and (the
+/// detector's) post-messages: same types and defaults, and setting them sets the child.
+#[test]
+fn the_bin_proxies_threads_feather_nms_and_both_post_messages() {
+    init();
+    let bin = gst::ElementFactory::make("faceenhance").build().unwrap().downcast::<gst::Bin>().unwrap();
+    let (detect, restore) = (bin.by_name("detect").unwrap(), bin.by_name("restore").unwrap());
+    let cases: [(&str, &gst::Element, &str, gst::glib::Value); 5] = [
+        ("threads", &restore, "threads", 3u32.to_value()),
+        ("blend-feather", &restore, "blend-feather", 0.25f32.to_value()),
+        ("nms-threshold", &detect, "nms-threshold", 0.45f32.to_value()),
+        ("post-messages", &restore, "post-messages", true.to_value()),
+        ("detector-post-messages", &detect, "post-messages", false.to_value()),
+    ];
+    for (name, child, prop, value) in cases {
+        let spec = bin.find_property(name).unwrap_or_else(|| panic!("bin has no {name}"));
+        let child_spec = child.find_property(prop).unwrap();
+        assert_eq!(spec.value_type(), child_spec.value_type(), "{name}");
+        let (d, cd) = (spec.default_value(), child_spec.default_value());
+        assert_eq!(format!("{d:?}"), format!("{cd:?}"), "{name}: the child's default");
+        assert_eq!(format!("{:?}", bin.property_value(name)), format!("{cd:?}"), "{name}");
+        bin.set_property_from_value(name, &value);
+        assert_eq!(format!("{:?}", child.property_value(prop)), format!("{value:?}"), "{name} -> {prop}");
+    }
+    // As gst-inspect shows them, with their defaults.
+    let out =
+        Command::new("gst-inspect-1.0").arg("faceenhance").env("GST_PLUGIN_PATH", built_plugin_dir()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (name, default) in [
+        ("threads", "Default: 0"),
+        ("blend-feather", "Default: 0.1"),
+        ("nms-threshold", "Default: 0.3"),
+        ("post-messages", "Default: false"),
+        ("detector-post-messages", "Default: true"),
+    ] {
+        let block: Vec<&str> =
+            text.lines().skip_while(|l| l.split(':').next().map(str::trim) != Some(name)).take(4).collect();
+        let block = block.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(block.contains(&format!("{default} ")) || block.ends_with(default), "{name} {default}: {block}");
+    }
+}
+
+/// The plugin's description names exactly the elements it registers, and its licence is
+/// the one the crate grants.
+#[test]
+fn the_plugin_describes_its_real_elements_and_licence() {
+    init();
+    let plugin = gst::Registry::get().find_plugin("faceenhance").unwrap();
+    let features = gst::Registry::get().features_by_plugin("faceenhance");
+    let names: Vec<String> = features.iter().map(|f| f.name().to_string()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let description = plugin.description().to_string();
+    let named: Vec<&str> =
+        description.split(|c: char| !c.is_alphanumeric()).filter(|w| w.starts_with("face")).collect();
+    let mut named_sorted = named.clone();
+    named_sorted.sort();
+    let mut names_sorted = names.clone();
+    names_sorted.sort();
+    assert_eq!(named_sorted, names_sorted, "{description}");
+    assert_eq!(plugin.license(), "MIT/X11");
+    assert!(env!("CARGO_PKG_LICENSE").split(" OR ").any(|l| l == "MIT"), "{}", env!("CARGO_PKG_LICENSE"));
+}

@@ -13,6 +13,7 @@ mod facedraw;
 mod faceenhance;
 mod facegallery;
 mod facerestore;
+mod log;
 pub mod meta;
 mod props;
 mod video;
@@ -25,6 +26,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     if let Some(file) = plugin.filename() {
         ::faceenhance::paths::set_library_path(file);
     }
+    log::install();
     facedetector::register(plugin)?;
     facerestore::register(plugin)?;
     facedraw::register(plugin)?;
@@ -38,6 +40,8 @@ gst::plugin_define!(
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    // The crate is "MIT OR Apache-2.0"; GStreamer's licence list has no Apache-2.0, and
+    // MIT/X11 is the licence the dual licence grants to everyone.
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),

@@ -182,6 +182,7 @@ impl BaseTransformImpl for FaceDetector {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let _span = crate::log::element_span(&*self.obj()).entered();
         let s = self.settings.lock().unwrap().clone();
         let config = DetectorConfig {
             kind: s.detector.into(),
@@ -229,7 +230,8 @@ impl BaseTransformImpl for FaceDetector {
             state.interval = interval;
         }
         let stream = &mut state.faces;
-        let result = video::with_frame(buf, &info, |frame| stream.next(frame));
+        let result = crate::log::element_span(&*self.obj())
+            .in_scope(|| video::with_frame(buf, &info, |frame| stream.next(frame)));
         // Errors are posted after the lock is released: a sync bus handler may call back
         // into the element.
         drop(guard);

@@ -1,6 +1,8 @@
 //! `facedraw`: draws the face meta (boxes, landmarks, track ids and scores) onto the
 //! frame, for looking at what `facedetector` found.
 
+use std::sync::LazyLock;
+
 use faceenhance::Face;
 use gst::glib;
 use gst::subclass::prelude::*;
@@ -9,6 +11,9 @@ use opencv::core::{Point, Rect, Scalar};
 use opencv::imgproc;
 
 use crate::{meta, video};
+
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("facedraw", gst::DebugColorFlags::empty(), Some("Face drawing")));
 
 #[derive(Default)]
 pub struct FaceDraw {
@@ -72,6 +77,7 @@ impl BaseTransformImpl for FaceDraw {
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(buf);
+        gst::log!(CAT, imp = self, "{} faces to draw", faces.len());
         if faces.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }

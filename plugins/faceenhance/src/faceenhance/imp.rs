@@ -11,8 +11,12 @@ use gst::subclass::prelude::*;
 use crate::props::{BackgroundChoice, DetectorChoice, ProviderChoice};
 use crate::video;
 
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("faceenhance-bin", gst::DebugColorFlags::empty(), Some("Face enhancer bin"))
+});
+
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 22] = [
+const PROXIED: [(&str, Child, &str); 26] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -28,6 +32,8 @@ const PROXIED: [(&str, Child, &str); 22] = [
     ("max-stretch", Child::Restore, "max-stretch"),
     ("force", Child::Restore, "force"),
     ("post-messages", Child::Restore, "post-messages"),
+    ("blend-feather", Child::Restore, "blend-feather"),
+    ("threads", Child::Restore, "threads"),
     ("detector", Child::Detect, "detector"),
     ("detector-model", Child::Detect, "model"),
     ("detect-interval", Child::Detect, "detect-interval"),
@@ -35,6 +41,8 @@ const PROXIED: [(&str, Child, &str); 22] = [
     ("max-faces", Child::Detect, "max-faces"),
     ("score-threshold", Child::Detect, "score-threshold"),
     ("smoothing", Child::Detect, "smoothing"),
+    ("nms-threshold", Child::Detect, "nms-threshold"),
+    ("detector-post-messages", Child::Detect, "post-messages"),
 ];
 
 #[derive(Clone, Copy)]
@@ -103,7 +111,9 @@ impl ObjectImpl for FaceEnhance {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let (c, p) = Self::route(pspec.name());
-        self.child(c).set_property_from_value(p, value);
+        let child = self.child(c);
+        gst::debug!(CAT, imp = self, "{} -> {}:{p} = {value:?}", pspec.name(), child.name());
+        child.set_property_from_value(p, value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -131,6 +141,7 @@ impl ObjectImpl for FaceEnhance {
         };
         ghost("sink", &self.detect, "sink");
         ghost("src", &self.restore, "src");
+        gst::debug!(CAT, imp = self, "built {} ! {} ! {}", self.detect.name(), queue.name(), self.restore.name());
     }
 }
 

@@ -302,6 +302,7 @@ impl BaseTransformImpl for FaceRestore {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let _span = crate::log::element_span(&*self.obj()).entered();
         let s = self.settings.lock().unwrap().clone();
         let config = RestoreConfig {
             models: s.model.split(',').map(str::trim).filter(|m| !m.is_empty()).map(PathBuf::from).collect(),
@@ -382,6 +383,8 @@ impl BaseTransformImpl for FaceRestore {
             return Ok(gst::FlowSuccess::Ok);
         }
         let info = self.info.get()?;
+        let span = crate::log::element_span(&*self.obj());
+        let _entered = span.enter();
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let result = video::with_frame_mut(buf, &info, |frame| match restorer {
@@ -403,6 +406,8 @@ impl BaseTransformImpl for FaceRestore {
     fn transform(&self, inbuf: &gst::Buffer, outbuf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(inbuf);
         let (info, out_info) = (self.info.get()?, self.out_info.get()?);
+        let span = crate::log::element_span(&*self.obj());
+        let _entered = span.enter();
         let mut guard = self.restorer.lock().unwrap();
         let Some(Engine::InStep(restorer)) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
