@@ -131,15 +131,21 @@ struct Rung {
 /// `s_in x upscale` output pixels: the model whose output size is nearest (in log scale)
 /// to the face's output size, and whose input size is nearest to the face's input size,
 /// where shrinking the crop into a smaller input (detail thrown away) costs twice what
-/// enlarging it does. Returns the index and the stretch of the model's output onto the
-/// face (output size / model output size).
-pub fn pick_model(sizes: &[(i32, i32)], s_in: f64, upscale: f64) -> Option<(usize, f64)> {
+/// enlarging it does. Models that would stretch their output more than `max_stretch` onto
+/// the face come last: a face is left alone only when no model fits it. Returns the index
+/// and the stretch of the model's output onto the face (output size / model output size).
+pub fn pick_model(sizes: &[(i32, i32)], s_in: f64, upscale: f64, max_stretch: f64) -> Option<(usize, f64)> {
     let s_out = s_in * upscale;
     let cost = |&(i, o): &(i32, i32)| {
         let shrink = (s_in / i as f64).ln();
-        (s_out / o as f64).ln().abs() + if shrink > 0.0 { shrink } else { -0.5 * shrink }
+        let fits = s_out / o as f64 <= max_stretch;
+        let c = (s_out / o as f64).ln().abs() + if shrink > 0.0 { shrink } else { -0.5 * shrink };
+        (!fits, c)
     };
-    let best = (0..sizes.len()).min_by(|&a, &b| cost(&sizes[a]).total_cmp(&cost(&sizes[b])))?;
+    let best = (0..sizes.len()).min_by(|&a, &b| {
+        let (ca, cb) = (cost(&sizes[a]), cost(&sizes[b]));
+        ca.0.cmp(&cb.0).then(ca.1.total_cmp(&cb.1))
+    })?;
     Some((best, s_out / sizes[best].1 as f64))
 }
 
@@ -249,7 +255,8 @@ impl FaceRestorer {
             // The crop side in input pixels, from the template at a unit crop size.
             let unit = align::estimate(face, self.rungs[0].restorer.profile().template, 512)?;
             let s_in = 512.0 / unit.scale();
-            let Some((rung, stretch)) = pick_model(&sizes, s_in, k) else { continue };
+            let max_stretch = self.config.max_stretch as f64;
+            let Some((rung, stretch)) = pick_model(&sizes, s_in, k, max_stretch) else { continue };
             tracing::debug!(face = i, s_in, model = rung, stretch, "ladder");
             if stretch > self.config.max_stretch as f64 && !self.config.force {
                 skipped += 1;

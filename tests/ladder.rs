@@ -29,7 +29,7 @@ fn no_face_from_16_to_600_px_is_skipped_for_want_of_a_model() {
         // every aligned crop whose output is 16-600 px
         let mut s_in = 16.0 / upscale;
         while s_in * upscale <= 600.0 {
-            let (rung, stretch) = pick_model(&sizes, s_in, upscale).unwrap();
+            let (rung, stretch) = pick_model(&sizes, s_in, upscale, max_stretch).unwrap();
             assert!(
                 stretch <= max_stretch,
                 "a {s_in:.1} px crop at upscale {upscale}: best model {:?} stretches it {stretch:.2}x (ladder {sizes:?})",
@@ -39,8 +39,9 @@ fn no_face_from_16_to_600_px_is_skipped_for_want_of_a_model() {
         }
     }
     // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one
+    let max_stretch = RestoreConfig::default().max_stretch as f64;
     for (s_in, upscale) in [(32.0, 4.0), (64.0, 2.0)] {
-        let (rung, stretch) = pick_model(&sizes, s_in, upscale).unwrap();
+        let (rung, stretch) = pick_model(&sizes, s_in, upscale, max_stretch).unwrap();
         assert_eq!(sizes[rung].1, 128, "{s_in} px at x{upscale}: {:?}", sizes[rung]);
         assert!((stretch - 1.0).abs() < 1e-9);
     }
