@@ -838,3 +838,83 @@ fn the_plugin_describes_its_real_elements_and_licence() {
     assert_eq!(plugin.license(), "MIT/X11");
     assert!(env!("CARGO_PKG_LICENSE").split(" OR ").any(|l| l == "MIT"), "{}", env!("CARGO_PKG_LICENSE"));
 }
+
+/// Downstream offers lists of sizes: facerestore's caps transform halves every entry that
+/// has a half (201 and 601 have none and leave their lists), so videotestsrc can only
+/// make 500x300 and the output is 1000x600. (GStreamer's negotiation also gets there with
+/// the lists passed through unscaled: the unit test `scale_caps_scales_lists_of_sizes_and_ranges`
+/// is the one that pins the list transform itself.)
+#[test]
+fn upscale_negotiates_through_a_list_of_sizes() {
+    init();
+    let desc = "videotestsrc num-buffers=2 ! facerestore upscale=2 ! capsfilter \
+                caps=video/x-raw,width=(int){201,1000},height=(int){601,600} ! appsink name=sink sync=false";
+    let pipeline = gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (bus, deadline) = (pipeline.bus().unwrap(), std::time::Instant::now() + Duration::from_secs(60));
+    let mut sizes = Vec::new();
+    // appsink posts EOS only once its samples are taken: take them as they come.
+    while !sink.is_eos() {
+        assert!(std::time::Instant::now() < deadline, "no EOS within 60 s ({sizes:?})");
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            let gst::MessageView::Error(e) = msg.view() else { unreachable!() };
+            panic!("{} ({:?})", e.error(), e.debug());
+        }
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+            sizes.push((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()));
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let src_caps = pipeline.by_name("videotestsrc0").unwrap().static_pad("src").unwrap().current_caps();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes.iter().all(|&size| size == (1000, 600)), "{sizes:?} from {src_caps:?}");
+}
+
+/// A face box `facedetector` reported: (x, y, width, height, id).
+type TrackedBox = (i32, i32, i32, i32, u64);
+
+/// The face boxes `facedetector` reported, frame by frame.
+fn boxes(r: &Run) -> Vec<Vec<TrackedBox>> {
+    r.element_messages("facedetector")
+        .iter()
+        .map(|m| {
+            m.get::<gst::List>("boxes")
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    let b = b.get::<gst::Structure>().unwrap();
+                    let i = |f: &str| b.get::<i32>(f).unwrap();
+                    (i("x"), i("y"), i("width"), i("height"), b.get::<u64>("id").unwrap())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A resolution change mid-stream starts tracking afresh: the first face after it is the
+/// detector's box in the new frame (a new track, not smoothed towards where the face was
+/// in the old frame's coordinates).
+#[test]
+fn a_resolution_change_resets_tracking() {
+    let img = imread(&astronaut());
+    // The same face 32 px left and 16 px up in a smaller frame: it overlaps its old box
+    // enough for the tracker to take it as the same face.
+    let crop = roi(&img, 32, 16, 448, 448);
+    let desc = format!("facedetector {}", yunet_prop());
+    let alone = boxes(&run(&desc, vec![bgrx(&crop)]));
+    let fresh = alone[0][0];
+    let r = run(&desc, [vec![bgrx(&img); 3], vec![bgrx(&crop); 2]].concat());
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let seen = boxes(&r);
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|f| f.len() == 1), "{seen:?}");
+    let (before, after) = (seen[2][0], seen[3][0]);
+    let at = |b: TrackedBox| [b.0 as f32, b.1 as f32, b.2 as f32, b.3 as f32];
+    assert!(iou(at(before), at(after)) > 0.3, "the boxes overlap: {before:?} {after:?}");
+    assert_ne!(after.4, before.4, "a new track after the size change: {seen:?}");
+    for (a, b) in [(after.0, fresh.0), (after.1, fresh.1), (after.2, fresh.2), (after.3, fresh.3)] {
+        assert!((a - b).abs() <= 1, "not smoothed: {after:?} vs the detector's {fresh:?}");
+    }
+}

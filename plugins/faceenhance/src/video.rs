@@ -135,39 +135,22 @@ macro_rules! in_place_video_filter {
 pub(crate) use in_place_video_filter;
 
 /// Caps `factor` times larger (towards the source pad) or smaller (towards the sink pad):
-/// widths and heights, fixed or ranges, are scaled; a fixed size that does not divide by
-/// the factor has no counterpart and its structure is dropped.
+/// widths and heights, fixed, ranges or lists of either, are scaled. Enlarged ranges step
+/// by the factor (only multiples have a counterpart); a fixed size that does not divide by
+/// the factor has no counterpart: it leaves its list, and a structure left without a size
+/// is dropped.
 pub fn scale_caps(caps: &gst::Caps, factor: u32, up: bool) -> gst::Caps {
     let k = factor.max(1) as i32;
-    let map = |v: i32| -> Option<i32> {
-        if up {
-            v.checked_mul(k)
-        } else {
-            (v % k == 0).then_some(v / k)
-        }
-    };
     let mut out = gst::Caps::new_empty();
     let out_mut = out.get_mut().expect("new caps are writable");
     for (s, features) in caps.iter_with_features() {
         let mut s = s.to_owned();
         let mut ok = true;
         for field in ["width", "height"] {
-            if let Ok(v) = s.get::<i32>(field) {
-                match map(v) {
-                    Some(v) => s.set(field, v),
-                    None => ok = false,
-                }
-            } else if let Ok(r) = s.get::<gst::IntRange<i32>>(field) {
-                let (lo, hi) = if up {
-                    (r.min().saturating_mul(k), r.max().saturating_mul(k))
-                } else {
-                    ((r.min() + k - 1) / k, r.max() / k)
-                };
-                if lo > hi {
-                    ok = false;
-                } else {
-                    s.set(field, gst::IntRange::new(lo.max(1), hi.max(1)));
-                }
+            let Ok(v) = s.value(field) else { continue };
+            match scale_value(v, k, up) {
+                Some(v) => s.set_value(field, v),
+                None => ok = false,
             }
         }
         if ok {
@@ -175,4 +158,125 @@ pub fn scale_caps(caps: &gst::Caps, factor: u32, up: bool) -> gst::Caps {
         }
     }
     out
+}
+
+/// One size value `k` times larger or smaller; None: nothing in it has a counterpart.
+/// Values of other types are kept as they are.
+fn scale_value(v: &gst::glib::SendValue, k: i32, up: bool) -> Option<gst::glib::SendValue> {
+    use gst::prelude::*;
+    if let Ok(n) = v.get::<i32>() {
+        let n = if up { n.checked_mul(k)? } else { (n % k == 0).then_some(n / k)? };
+        return Some(n.to_send_value());
+    }
+    if let Ok(r) = v.get::<gst::IntRange<i32>>() {
+        let range = if up {
+            let (lo, hi) = (r.min().max(1).min(i32::MAX / k), r.max().min(i32::MAX / k));
+            if lo > hi {
+                return None;
+            }
+            if k == 1 {
+                gst::IntRange::new(lo, hi)
+            } else {
+                gst::IntRange::with_step(lo * k, hi * k, k)
+            }
+        } else {
+            let (lo, hi) = ((r.min() + k - 1) / k, r.max() / k);
+            if lo.max(1) > hi {
+                return None;
+            }
+            gst::IntRange::new(lo.max(1), hi)
+        };
+        return Some(range.to_send_value());
+    }
+    if let Ok(list) = v.get::<gst::List>() {
+        let mut items: Vec<gst::glib::SendValue> = list.iter().filter_map(|v| scale_value(v, k, up)).collect();
+        return match items.len() {
+            0 => None,
+            1 => items.pop(),
+            _ => Some(gst::List::from_values(items).to_send_value()),
+        };
+    }
+    Some(v.clone())
+}
+
+/// Fixates `othercaps` (the other pad's possible caps) for an element whose output is
+/// `factor` times its input: the size nearest to `caps`' size times `factor` (towards the
+/// source pad, `up`) or divided by it, and the same format, then the rest as GStreamer
+/// would.
+pub fn fixate_scaled(caps: &gst::Caps, mut othercaps: gst::Caps, factor: u32, up: bool) -> gst::Caps {
+    othercaps.truncate();
+    let k = factor.max(1) as i32;
+    if let (Some(known), Some(other)) = (caps.structure(0), othercaps.make_mut().structure_mut(0)) {
+        for field in ["width", "height"] {
+            if let Ok(n) = known.get::<i32>(field) {
+                other.fixate_field_nearest_int(field, if up { n.saturating_mul(k) } else { n / k });
+            }
+        }
+        if let Ok(format) = known.get::<&str>("format") {
+            other.fixate_field_str("format", format);
+        }
+    }
+    othercaps.fixate();
+    othercaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn scale_caps_scales_lists_of_sizes_and_ranges() {
+        // Compared as text: GStreamer's own caps equality trips over lists mixing values
+        // and ranges (g_value_get_int on a range).
+        let c = caps("video/x-raw, width=(int){ 64, 65, [ 10, 20 ] }, height=(int)[ 9, 31 ]");
+        assert_eq!(
+            scale_caps(&c, 2, true).to_string(),
+            caps("video/x-raw, width=(int){ 128, 130, [ 20, 40, 2 ] }, height=(int)[ 18, 62, 2 ]").to_string()
+        );
+        // 65 has no half: it leaves the list.
+        assert_eq!(
+            scale_caps(&c, 2, false).to_string(),
+            caps("video/x-raw, width=(int){ 32, [ 5, 10 ] }, height=(int)[ 5, 15 ]").to_string()
+        );
+        // Nothing divides: the structure goes, the next stays.
+        let c = caps("video/x-raw, width=(int){ 63, 65 }, height=(int)64; video/x-raw, width=(int)66, height=(int)64");
+        assert_eq!(
+            scale_caps(&c, 2, false).to_string(),
+            caps("video/x-raw, width=(int)33, height=(int)32").to_string()
+        );
+        // A single survivor is a plain value; an open range stays valid.
+        let c = caps("video/x-raw, width=(int){ 63, 64 }, height=(int)[ 1, 2147483647 ]");
+        assert_eq!(
+            scale_caps(&c, 4, true).to_string(),
+            caps("video/x-raw, width=(int){ 252, 256 }, height=(int)[ 4, 2147483644, 4 ]").to_string()
+        );
+        assert_eq!(
+            scale_caps(&c, 2, false).to_string(),
+            caps("video/x-raw, width=(int)32, height=(int)[ 1, 1073741823 ]").to_string()
+        );
+        assert_eq!(scale_caps(&c, 1, true).to_string(), c.to_string());
+    }
+
+    #[test]
+    fn fixate_scaled_picks_the_scaled_size_and_the_same_format() {
+        let input = caps("video/x-raw, format=(string)RGBx, width=(int)64, height=(int)48, framerate=(fraction)25/1");
+        let other = caps(
+            "video/x-raw, format=(string){ BGRx, RGBx }, width=(int)[ 1, 4000 ], height=(int)[ 1, 4000 ], \
+             framerate=(fraction)[ 0/1, 100/1 ]; video/x-raw, format=(string)BGR, width=(int)1, height=(int)1",
+        );
+        let fixed = fixate_scaled(&input, other.clone(), 3, true);
+        assert!(fixed.is_fixed());
+        let s = fixed.structure(0).unwrap();
+        assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (192, 144));
+        assert_eq!(s.get::<&str>("format").unwrap(), "RGBx");
+        let output = caps("video/x-raw, format=(string)BGRx, width=(int)192, height=(int)144");
+        let s = fixate_scaled(&output, other, 3, false).structure(0).unwrap().to_owned();
+        assert_eq!((s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap()), (64, 48));
+        assert_eq!(s.get::<&str>("format").unwrap(), "BGRx");
+    }
 }

@@ -244,7 +244,29 @@ impl BaseTransformImpl for FaceDetector {
     }
 }
 
-video::in_place_video_filter!(
+impl gst_video::subclass::prelude::VideoFilterImpl for FaceDetector {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let before = self.info.get().ok().map(|i| (i.width(), i.height()));
+        self.info.set(in_info);
+        let now = (in_info.width(), in_info.height());
+        if before.is_some_and(|b| b != now) {
+            // The tracks and their smoothing filters are in the old frame's coordinates.
+            if let Some(state) = self.state.lock().unwrap().as_mut() {
+                gst::debug!(CAT, imp = self, "frame size {before:?} -> {now:?}: tracking starts afresh");
+                state.faces.reset();
+            }
+        }
+        Ok(())
+    }
+}
+
+video::video_element!(
     FaceDetector,
     "Face detector",
     "Filter/Analyzer/Video",

@@ -377,6 +377,13 @@ impl BaseTransformImpl for FaceRestore {
         })
     }
 
+    fn fixate_caps(&self, direction: gst::PadDirection, caps: &gst::Caps, othercaps: gst::Caps) -> gst::Caps {
+        let k = self.settings.lock().unwrap().upscale;
+        let fixed = video::fixate_scaled(caps, othercaps, k, direction == gst::PadDirection::Sink);
+        gst::debug!(CAT, imp = self, "fixated {fixed} (upscale {k})");
+        fixed
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(buf);
         if faces.is_empty() {
