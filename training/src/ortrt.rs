@@ -84,11 +84,15 @@ mod tests {
     #[test]
     fn shipped_models_load_and_run() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-        for name in ["restore-64", "sr-x4-64", "sr-x8-64"] {
-            let onnx = dir.join(format!("{name}.onnx"));
-            if !onnx.is_file() {
-                continue;
-            }
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 9, "{files:?}");
+        for onnx in files {
+            let name = onnx.file_stem().unwrap().to_string_lossy().to_string();
             let p = Profile::from_file(&Profile::beside(&onnx)).unwrap();
             assert_eq!((p.input.as_str(), p.output.as_str()), ("input", "output"));
             assert!(std::fs::metadata(&onnx).unwrap().len() <= 10 * 1024 * 1024, "{name} over 10 MB");
