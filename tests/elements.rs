@@ -184,16 +184,22 @@ fn detect_interval_analyses_every_nth_frame_and_keeps_faces_between() {
 fn faceenhance_changes_the_face_and_nothing_far_from_it() {
     let img = imread(&astronaut());
     let (caps, input) = bgrx(&img);
-    // The astronaut's face (a ~170 px crop) is far bigger than the shipped 64 px models:
-    // never worse keeps it as it is unless forced.
+    // The astronaut's face (a ~170 px crop) is far bigger than restore-64: given only that
+    // model, never worse keeps it as it is unless forced.
     let desc = format!("faceenhance detector-model={} post-messages=true", yunet().display());
-    let kept = run(&desc, vec![(caps.clone(), input.clone())]);
+    let only_64 = format!("{desc} model={}", faceenhance::paths::models_dir().join("restore-64.onnx").display());
+    let kept = run(&only_64, vec![(caps.clone(), input.clone())]);
     assert!(kept.error.is_none(), "{:?}", kept.error);
-    assert_eq!(data(&kept.samples[0]), input, "a face too big for the models was changed");
+    assert_eq!(data(&kept.samples[0]), input, "a face too big for the model was changed");
     let stats = &kept.element_messages("facerestore")[0];
     assert_eq!((stats.get::<i32>("restored").unwrap(), stats.get::<i32>("skipped").unwrap()), (0, 1), "{stats}");
+    let forced = run(&format!("{only_64} force=true"), vec![(caps.clone(), input.clone())]);
+    assert_ne!(data(&forced.samples[0]), input, "force=true restores it anyway");
 
-    let r = run(&format!("{desc} force=true"), vec![(caps, input.clone())]);
+    // The default ladder has a rung for it (restore-192): restored, nothing far from it moves.
+    let r = run(&desc, vec![(caps, input.clone())]);
+    let stats = &r.element_messages("facerestore")[0];
+    assert_eq!((stats.get::<i32>("restored").unwrap(), stats.get::<i32>("skipped").unwrap()), (1, 0), "{stats}");
     assert!(r.error.is_none(), "{:?}", r.error);
     let out = data(&r.samples[0]);
     let (x, y, w, h) = faces_on(&r.samples[0])[0];
@@ -505,10 +511,17 @@ fn upscale_negotiates_larger_caps_and_moves_the_meta() {
     let (x, y, w, h) = faces[0];
     let expected = [178.0 * 0.75, 58.0 * 0.75, 93.0 * 0.75, 117.0 * 0.75];
     assert!(iou([x as f32, y as f32, w as f32, h as f32], expected) > 0.5, "{:?} vs {expected:?}", faces[0]);
-    // A ~42 px crop at upscale 3 is a 127 px output face: a 64 px model would be stretched
-    // 2x, so never worse keeps the bicubic pixels and says so.
+    // A ~42 px crop at upscale 3 is a 127 px output face: the default ladder's restore-128
+    // takes it.
     let stats = &r.element_messages("facerestore")[0];
-    assert_eq!(stats.get::<i32>("skipped").unwrap(), 1, "{stats}");
+    assert_eq!((stats.get::<i32>("restored").unwrap(), stats.get::<i32>("skipped").unwrap()), (1, 0), "{stats}");
+    // With restore-64 alone it would be stretched 2x: never worse keeps the bicubic pixels
+    // and says so.
+    let only_64 = format!("{desc} model={}", faceenhance::paths::models_dir().join("restore-64.onnx").display());
+    let (caps, input) = bgrx(&small);
+    let r = run(&only_64, vec![(caps, input)]);
+    let stats = &r.element_messages("facerestore")[0];
+    assert_eq!((stats.get::<i32>("restored").unwrap(), stats.get::<i32>("skipped").unwrap()), (0, 1), "{stats}");
 }
 
 #[test]
