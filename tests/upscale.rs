@@ -186,14 +186,11 @@ fn gain(factor: u32, crop: f64, models: &[&str], detect_on_input: bool) -> (f64,
     imgproc::resize(&input, &mut bicubic, out.size().unwrap(), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
 
     // Outside the pasted regions the output is the background up-scaler's, bit for bit.
-    let mut outside = Mat::new_rows_cols_with_default(out.rows(), out.cols(), CV_8UC3, Scalar::all(255.0)).unwrap();
-    for r in &stats.regions {
-        imgproc::rectangle(&mut outside, Rect::new(r[0], r[1], r[2], r[3]), Scalar::all(0.0), -1, 8, 0).unwrap();
-    }
-    let (mut a, mut b) = (Mat::default(), Mat::default());
-    opencv::core::bitwise_and(&out, &outside, &mut a, &opencv::core::no_array()).unwrap();
-    opencv::core::bitwise_and(&bicubic, &outside, &mut b, &opencv::core::no_array()).unwrap();
-    assert_eq!(max_abs_diff(&a, &b), 0.0, "x{factor}: pixels outside the faces differ from bicubic");
+    assert_eq!(
+        max_diff_outside(&out, &bicubic, &stats.regions),
+        0.0,
+        "x{factor}: pixels outside the faces differ from bicubic"
+    );
 
     // Scored: the faces the pipeline was given (a face the detector missed is bicubic).
     let scored: Vec<&Face> = hr_faces

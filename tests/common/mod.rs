@@ -424,6 +424,24 @@ fn luma(bgr: &Mat) -> Mat {
 }
 
 /// PSNR (dB, peak 255) of two BGR u8 images on Y.
+/// Largest per-byte difference between `a` and `b` outside the `regions` (x, y, w, h):
+/// 0 when only those regions changed.
+pub fn max_diff_outside(a: &Mat, b: &Mat, regions: &[[i32; 4]]) -> f64 {
+    let mut d = Mat::default();
+    opencv::core::absdiff(a, b, &mut d).unwrap();
+    for r in regions {
+        let full = Rect::new(0, 0, d.cols(), d.rows());
+        let rect = Rect::new(r[0], r[1], r[2], r[3]) & full;
+        if rect.width > 0 && rect.height > 0 {
+            Mat::roi_mut(&mut d, rect).unwrap().set_to_def(&opencv::core::Scalar::all(0.0)).unwrap();
+        }
+    }
+    let mut max = 0.0;
+    opencv::core::min_max_loc(&d.reshape(1, 0).unwrap(), None, Some(&mut max), None, None, &opencv::core::no_array())
+        .unwrap();
+    max
+}
+
 pub fn psnr_y(a: &Mat, b: &Mat) -> f64 {
     let mut d = Mat::default();
     opencv::core::subtract_def(&luma(a), &luma(b), &mut d).unwrap();
