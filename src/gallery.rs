@@ -2,8 +2,13 @@
 //! score and sharpness), an index (`index.json`: id, first and last time, the best crop's
 //! frame, box, score, model) and one contact sheet of every face with its times, the
 //! picture an investigator looks at first.
+//!
+//! Memory stays bounded however long the video: a track not seen for
+//! [`Gallery::retire_after`] frames is retired, its best crop written to the gallery folder
+//! and its pixels dropped, so only the small index entry stays in memory. The contact sheet
+//! reads retired crops back from disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -35,8 +40,13 @@ pub struct Entry {
     pub model: Option<String>,
     /// The PNG, relative to the gallery folder.
     pub file: String,
+    /// The best crop while the track is live; `None` once it was written to `file` and
+    /// dropped from memory (retired).
     #[serde(skip)]
-    crop: Mat,
+    crop: Option<Mat>,
+    /// Frame number of the last sighting (decides retirement).
+    #[serde(skip)]
+    last_frame: u64,
 }
 
 impl Entry {
@@ -46,18 +56,59 @@ impl Entry {
     }
 }
 
+/// Default of [`Gallery::retire_after`]: 250 frames, 10 s at 25 fps.
+pub const RETIRE_AFTER_FRAMES: u64 = 250;
+
 pub struct Gallery {
     dir: PathBuf,
     entries: BTreeMap<u64, Entry>,
+    /// Ids whose best crop is still held in memory.
+    live: BTreeSet<u64>,
     /// Context kept around the face box, as a fraction of its side on each side.
     margin: f32,
+    /// A track not seen for more than this many frames is retired: its best crop is written
+    /// to the gallery folder and dropped from memory (the index entry stays). A track seen
+    /// again later keeps its entry; a better crop then replaces the file. Default
+    /// [`RETIRE_AFTER_FRAMES`].
+    pub retire_after: u64,
 }
 
 impl Gallery {
     /// A gallery written into `dir` (created) by [`Gallery::write`].
     pub fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("face gallery folder {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf(), entries: BTreeMap::new(), margin: 0.3 })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            entries: BTreeMap::new(),
+            live: BTreeSet::new(),
+            margin: 0.3,
+            retire_after: RETIRE_AFTER_FRAMES,
+        })
+    }
+
+    /// How many crops are held in memory (tracks not yet retired).
+    pub fn crops_in_memory(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Retires every track not seen for more than [`Gallery::retire_after`] frames before
+    /// frame `number`: writes its best crop to disk and drops the pixels. [`Gallery::offer`]
+    /// calls it; call it for frames without faces too.
+    pub fn retire(&mut self, number: u64) -> Result<()> {
+        let old: Vec<u64> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|id| self.entries[id].last_frame.saturating_add(self.retire_after) < number)
+            .collect();
+        for id in old {
+            let e = self.entries.get_mut(&id).expect("live ids have entries");
+            if let Some(crop) = e.crop.take() {
+                write_png(&self.dir.join(&e.file), &crop)?;
+            }
+            self.live.remove(&id);
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -112,29 +163,51 @@ impl Gallery {
                 sharpness,
                 model: models.get(i).cloned().flatten(),
                 file: format!("face-{:05}.png", face.id),
-                crop,
+                crop: Some(crop),
+                last_frame: number,
             };
             match self.entries.get_mut(&face.id) {
                 None => {
                     self.entries.insert(face.id, candidate);
+                    self.live.insert(face.id);
                 }
                 Some(e) => {
                     let (first, seen) = (e.first_ns.min(ns), e.frames_seen + 1);
                     let last = e.last_ns.max(ns);
+                    let last_frame = e.last_frame.max(number);
                     if candidate.quality() > e.quality() {
+                        // A retired track's better crop is held again (and rewritten later).
                         *e = candidate;
+                        self.live.insert(face.id);
                     }
-                    (e.first_ns, e.last_ns, e.frames_seen) = (first, last, seen);
+                    (e.first_ns, e.last_ns, e.frames_seen, e.last_frame) = (first, last, seen, last_frame);
                 }
             }
         }
-        Ok(())
+        self.retire(number)
+    }
+
+    /// The best crop of an entry: from memory while live, else read back from its file.
+    fn crop(&self, e: &Entry) -> Result<Mat> {
+        match &e.crop {
+            Some(m) => Ok(m.clone()),
+            None => {
+                let path = self.dir.join(&e.file);
+                let m = imgcodecs::imread(&path, imgcodecs::IMREAD_COLOR)?;
+                if m.empty() {
+                    bail!("could not read back {}", path.display());
+                }
+                Ok(m)
+            }
+        }
     }
 
     /// Writes every face's PNG, `index.json` and `contact-sheet.png`; returns the index path.
     pub fn write(&self) -> Result<PathBuf> {
         for e in self.entries.values() {
-            write_png(&self.dir.join(&e.file), &e.crop)?;
+            if let Some(crop) = &e.crop {
+                write_png(&self.dir.join(&e.file), crop)?;
+            }
         }
         let index = self.dir.join("index.json");
         let list: Vec<&Entry> = self.entries.values().collect();
@@ -157,7 +230,7 @@ impl Gallery {
         for (k, e) in self.entries.values().enumerate() {
             let (c, r) = (k as i32 % cols, k as i32 / cols);
             let mut thumb = Mat::default();
-            imgproc::resize(&e.crop, &mut thumb, Size::new(THUMB, THUMB), 0.0, 0.0, imgproc::INTER_AREA)?;
+            imgproc::resize(&self.crop(e)?, &mut thumb, Size::new(THUMB, THUMB), 0.0, 0.0, imgproc::INTER_AREA)?;
             let mut cell = Mat::roi_mut(&mut sheet, Rect::new(c * THUMB, r * (THUMB + CAPTION), THUMB, THUMB))?;
             thumb.copy_to(&mut cell)?;
             let lines = [format!("#{}", e.id), format!("{}-{}", clock(e.first_ns), clock(e.last_ns))];

@@ -1,7 +1,9 @@
 //! `facegallery`: a pass-through that watches the face meta (after `facerestore`, so the
 //! crops are the restored faces) and, at end of stream, writes each tracked face's best
 //! crop, `index.json` and `contact-sheet.png` into `location`, then posts a
-//! `facegallery` message with the count and the index path.
+//! `facegallery` message with the count and the index path. A track not seen for
+//! `faceenhance::gallery::RETIRE_AFTER_FRAMES` frames has its crop written at once and
+//! dropped from memory, so a long stream's gallery stays small.
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
@@ -119,11 +121,13 @@ impl BaseTransformImpl for FaceGallery {
         let mut state = self.state.lock().unwrap();
         let number = state.frames;
         state.frames += 1;
-        if faces.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
         let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let result = video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns));
+        let result = if faces.is_empty() {
+            // Tracks not seen for a while go to disk even while no one is in the picture.
+            gallery.retire(number).map_err(|e| format!("{e:#}"))
+        } else {
+            video::with_frame(buf, &info, |frame| gallery.offer(frame, &faces, &models, number, ns))
+        };
         // Posted after the lock is released: a sync bus handler may call back in.
         drop(state);
         result.map_err(|e| video::stream_failed(self, "face gallery", e))?;
