@@ -206,6 +206,14 @@ impl FaceRestorer {
         self.config.strength = strength;
     }
 
+    pub fn strength(&self) -> f32 {
+        self.config.strength
+    }
+
+    pub fn fidelity(&self) -> f32 {
+        self.config.fidelity
+    }
+
     pub fn set_fidelity(&mut self, fidelity: f32) {
         self.config.fidelity = fidelity;
         for rung in &mut self.rungs {
@@ -454,6 +462,9 @@ where
 struct LiveJob {
     frame: OwnedFrame,
     faces: Vec<Face>,
+    /// The settings of the moment the job was sent: changes while playing reach the worker.
+    strength: f32,
+    fidelity: f32,
 }
 
 /// At most one job is in flight, so a result always belongs to the last job sent.
@@ -469,6 +480,8 @@ pub struct LiveRestorer {
     worker: Option<std::thread::JoinHandle<()>>,
     budget: std::time::Duration,
     in_flight: bool,
+    strength: f32,
+    fidelity: f32,
 }
 
 /// What [`LiveRestorer::restore`] did with a frame.
@@ -484,8 +497,15 @@ impl LiveRestorer {
     pub fn new(mut restorer: FaceRestorer, budget: std::time::Duration) -> Result<Self> {
         let (jobs, job_rx) = bounded::<LiveJob>(1);
         let (done_tx, done) = bounded::<LiveDone>(2);
+        let (strength, fidelity) = (restorer.strength(), restorer.fidelity());
         let worker = std::thread::Builder::new().name("facerestore-live".into()).spawn(move || {
             for mut job in job_rx {
+                if job.strength != restorer.strength() {
+                    restorer.set_strength(job.strength);
+                }
+                if job.fidelity != restorer.fidelity() {
+                    restorer.set_fidelity(job.fidelity);
+                }
                 let result = job
                     .frame
                     .view()
@@ -496,7 +516,18 @@ impl LiveRestorer {
                 }
             }
         })?;
-        Ok(Self { jobs: Some(jobs), done, worker: Some(worker), budget, in_flight: false })
+        Ok(Self { jobs: Some(jobs), done, worker: Some(worker), budget, in_flight: false, strength, fidelity })
+    }
+
+    /// Blend strength for the frames sent from now on (the worker may be busy: this never
+    /// waits for it).
+    pub fn set_strength(&mut self, strength: f32) {
+        self.strength = strength;
+    }
+
+    /// Fidelity for the frames sent from now on; never waits for the worker.
+    pub fn set_fidelity(&mut self, fidelity: f32) {
+        self.fidelity = fidelity;
     }
 
     /// Restores `faces` in `frame` if that finishes within the budget.
@@ -521,7 +552,7 @@ impl LiveRestorer {
             stride: frame.stride(),
             format: frame.format(),
         };
-        let job = LiveJob { frame: owned, faces: faces.to_vec() };
+        let job = LiveJob { frame: owned, faces: faces.to_vec(), strength: self.strength, fidelity: self.fidelity };
         self.jobs
             .as_ref()
             .expect("present until drop")

@@ -245,18 +245,10 @@ impl ObjectImpl for FaceRestore {
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "fp16" => s.fp16 = value.get().expect("type checked upstream"),
             "trt-cache-dir" => s.trt_cache_dir = opt(value),
-            "strength" => {
-                s.strength = value.get().expect("type checked upstream");
-                if let Some(Engine::InStep(r)) = self.restorer.lock().unwrap().as_mut() {
-                    r.set_strength(s.strength);
-                }
-            }
-            "fidelity" => {
-                s.fidelity = value.get().expect("type checked upstream");
-                if let Some(Engine::InStep(r)) = self.restorer.lock().unwrap().as_mut() {
-                    r.set_fidelity(s.fidelity);
-                }
-            }
+            // Read by the streaming thread per frame (see `apply`): setting them never waits
+            // for an inference.
+            "strength" => s.strength = value.get().expect("type checked upstream"),
+            "fidelity" => s.fidelity = value.get().expect("type checked upstream"),
             "blend-feather" => s.feather = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
@@ -363,6 +355,21 @@ impl BaseTransformImpl for FaceRestore {
         Ok(())
     }
 
+    /// Live mode (`max-latency`) holds a frame up to that long: the latency query says so.
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let answered = BaseTransformImplExt::parent_query(self, direction, query);
+        if answered && direction == gst::PadDirection::Src {
+            let ms = self.settings.lock().unwrap().max_latency_ms;
+            if let (true, gst::QueryViewMut::Latency(q)) = (ms > 0, query.view_mut()) {
+                let (live, min, max) = q.result();
+                let added = gst::ClockTime::from_mseconds(ms as u64);
+                q.set(live, min + added, max.map(|m| m + added));
+                gst::debug!(CAT, imp = self, "latency: live {live}, min {} (max-latency {ms} ms added)", min + added);
+            }
+        }
+        answered
+    }
+
     fn transform_caps(
         &self,
         direction: gst::PadDirection,
@@ -392,8 +399,10 @@ impl BaseTransformImpl for FaceRestore {
         let info = self.info.get()?;
         let span = crate::log::element_span(&*self.obj());
         let _entered = span.enter();
+        let (strength, fidelity) = self.current();
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        apply(restorer, strength, fidelity);
         let result = video::with_frame_mut(buf, &info, |frame| match restorer {
             Engine::InStep(r) => Ok((r.restore(frame, &faces)?, false)),
             Engine::Live(r) => Ok(match r.restore(frame, &faces)? {
@@ -401,8 +410,7 @@ impl BaseTransformImpl for FaceRestore {
                 LiveOutcome::Late => (RestoreStats { faces: faces.len(), ..Default::default() }, true),
             }),
         });
-        // Posted after the lock is released: a sync bus handler may set properties, and
-        // strength and fidelity take this lock.
+        // Posted after the lock is released: a sync bus handler may call back in.
         drop(guard);
         let (stats, late) = result.map_err(|e| self.fail(e))?;
         self.label(buf, &faces, &stats, 1, &info);
@@ -415,10 +423,13 @@ impl BaseTransformImpl for FaceRestore {
         let (info, out_info) = (self.info.get()?, self.out_info.get()?);
         let span = crate::log::element_span(&*self.obj());
         let _entered = span.enter();
+        let (strength, fidelity) = self.current();
         let mut guard = self.restorer.lock().unwrap();
         let Some(Engine::InStep(restorer)) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
+        restorer.set_strength(strength);
+        restorer.set_fidelity(fidelity);
         let result = video::with_frame(inbuf, &info, |src| {
             video::with_frame_mut(outbuf, &out_info, |dst| restorer.restore_into(src, dst, &faces))
                 .map_err(anyhow::Error::msg)
@@ -432,7 +443,26 @@ impl BaseTransformImpl for FaceRestore {
     }
 }
 
+/// Strength and fidelity as set now, for the next frame (in step) or the next job (live).
+fn apply(engine: &mut Engine, strength: f32, fidelity: f32) {
+    match engine {
+        Engine::InStep(r) => {
+            r.set_strength(strength);
+            r.set_fidelity(fidelity);
+        }
+        Engine::Live(r) => {
+            r.set_strength(strength);
+            r.set_fidelity(fidelity);
+        }
+    }
+}
+
 impl FaceRestore {
+    fn current(&self) -> (f32, f32) {
+        let s = self.settings.lock().unwrap();
+        (s.strength, s.fidelity)
+    }
+
     fn fail(&self, e: String) -> gst::FlowError {
         video::stream_failed(self, "face restoration failed", e)
     }
