@@ -15,10 +15,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use faceenhance::align::{estimate, Similarity, Template};
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
-use faceenhance::frame::{Frame, PixelFormat};
+use faceenhance::frame::frame_from_mat;
 use opencv::core::{Mat, Size};
 use opencv::prelude::*;
 use serde::Serialize;
+
+use crate::prepare::best_face;
 
 pub struct AlignErrorArgs {
     pub input: PathBuf,
@@ -40,13 +42,6 @@ pub struct SizeError {
     pub rotate_deg: f64,
     /// Mean displacement of the five template points, in crop pixels.
     pub mean_point_px: f64,
-}
-
-fn largest(faces: Vec<Face>) -> Option<Face> {
-    faces
-        .into_iter()
-        .filter(|f| f.landmarks.is_some())
-        .max_by(|a, b| (a.bbox[2] * a.bbox[3]).total_cmp(&(b.bbox[2] * b.bbox[3])))
 }
 
 pub fn run(a: &AlignErrorArgs) -> Result<Vec<SizeError>> {
@@ -72,7 +67,7 @@ pub fn run(a: &AlignErrorArgs) -> Result<Vec<SizeError>> {
         if bgr.empty() {
             continue;
         }
-        let Some(first) = largest(detect(&mut det, &bgr)?) else { continue };
+        let Some(first) = best_face(detect(&mut det, &bgr)?) else { continue };
         let Some(reference) = detect_at(&mut det, &bgr, &first, REFERENCE_SIZE)? else { continue };
         for (k, &size) in a.sizes.iter().enumerate() {
             let r = estimate(&reference, Template::Ffhq5, size)?;
@@ -125,7 +120,7 @@ fn detect_at(det: &mut Detector, bgr: &Mat, face: &Face, size: i32) -> Result<Op
     let sz = Size::new((bgr.cols() as f64 * f).round() as i32, (bgr.rows() as f64 * f).round() as i32);
     opencv::imgproc::resize(bgr, &mut small, sz, 0.0, 0.0, opencv::imgproc::INTER_AREA)?;
     let fx = bgr.cols() as f64 / sz.width as f64;
-    let Some(found) = largest(detect(det, &small)?) else { return Ok(None) };
+    let Some(found) = best_face(detect(det, &small)?) else { return Ok(None) };
     // area resize maps pixel centres: frame = (small + 0.5) * fx - 0.5
     let mut back = found.scaled(fx as f32);
     let off = (0.5 * fx - 0.5) as f32;
@@ -137,15 +132,8 @@ fn detect_at(det: &mut Detector, bgr: &Mat, face: &Face, size: i32) -> Result<Op
 
 /// The pipeline's path: a frame, its scaled detection copy, faces in frame coordinates.
 fn detect(det: &mut Detector, bgr: &Mat) -> Result<Vec<Face>> {
-    let bgr = if bgr.is_continuous() { bgr.clone() } else { bgr.try_clone()? };
-    let frame = Frame::new_readonly(
-        bgr.data_bytes()?,
-        bgr.cols() as u32,
-        bgr.rows() as u32,
-        bgr.cols() as usize * 3,
-        PixelFormat::Bgr,
-    )?;
-    det.detect_frame(&frame)
+    let mut bgr = bgr.try_clone()?;
+    det.detect_frame(&frame_from_mat(&mut bgr)?)
 }
 
 /// `first` after `second`.

@@ -49,7 +49,7 @@ pub fn export_module<M: Module>(
 /// costs ONNX Runtime several full-resolution passes per shuffle. A shuffle that does not
 /// have exactly that shape is left as it is.
 pub fn fuse_pixel_shuffles(bytes: &[u8]) -> Result<Vec<u8>> {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::{BTreeMap, HashSet};
     let mut model = ModelProto::parse_from_bytes(bytes)?;
     let graph = model.graph.mut_or_insert_default();
     let consumers = |nodes: &[onnx_ir::NodeProto], name: &str| -> Vec<usize> {
@@ -57,7 +57,8 @@ pub fn fuse_pixel_shuffles(bytes: &[u8]) -> Result<Vec<u8>> {
     };
     let int_attr = |n: &onnx_ir::NodeProto, a: &str| n.attribute.iter().find(|x| x.name == a).map(|x| x.i);
     // Gathers on axis 1 grouped by their data input
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    // in a fixed order, so the fused nodes are named alike from run to run
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (k, n) in graph.node.iter().enumerate() {
         if n.op_type == "Gather" && int_attr(n, "axis") == Some(1) {
             groups.entry(n.input[0].clone()).or_default().push(k);
@@ -88,8 +89,8 @@ pub fn fuse_pixel_shuffles(bytes: &[u8]) -> Result<Vec<u8>> {
             parts.push(graph.node[cur].output[0].clone());
             chain.extend(path);
         }
-        // follow the Adds from the first part until all parts are summed
-        let mut summed: HashSet<String> = parts.iter().cloned().collect();
+        // follow the Adds from the first part: each adds one other part, once
+        let mut unsummed: HashSet<String> = parts[1..].iter().cloned().collect();
         let mut out = parts[0].clone();
         let mut adds = 0;
         while adds < parts.len() - 1 {
@@ -99,7 +100,7 @@ pub fn fuse_pixel_shuffles(bytes: &[u8]) -> Result<Vec<u8>> {
             }
             let add = &graph.node[c[0]];
             let other = if add.input[0] == out { &add.input[1] } else { &add.input[0] };
-            if !summed.remove(other) && !parts.contains(other) {
+            if !unsummed.remove(other) {
                 continue 'group;
             }
             chain.push(c[0]);

@@ -44,7 +44,7 @@ pub fn sharpness(bgr: &opencv::core::Mat) -> Result<f64> {
 }
 
 /// Picks the largest face with landmarks.
-fn best_face(faces: Vec<Face>) -> Option<Face> {
+pub fn best_face(faces: Vec<Face>) -> Option<Face> {
     faces
         .into_iter()
         .filter(|f| f.landmarks.is_some())
