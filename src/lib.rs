@@ -2,7 +2,7 @@
 //! restore them with an ONNX GAN through ONNX Runtime, and blend them back.
 //!
 //! The data flow is one module per stage:
-//! [`frame`] (pixel layouts) -> [`detect`] -> [`track`] -> [`align`] -> [`model`] -> [`blend`]
+//! [`frame`] (pixel layouts) -> [`detect`] (where: [`search`]) -> [`track`] -> [`align`] -> [`model`] -> [`blend`]
 //! (onto the frame, or onto an [`upscale`]d one),
 //! tied together by [`pipeline`]; [`gallery`] keeps each tracked face's best crop. No
 //! GStreamer type appears in this API: the plugin crate
@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
+pub mod search;
 pub mod track;
 pub mod upscale;
 

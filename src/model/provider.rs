@@ -1,11 +1,12 @@
 //! Execution providers, registered one at a time so that the one that really runs, and the
 //! reason each one before it did not, are known (ort's silent fallback would hide both).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
+use ort::session::Session;
 
 use super::runtime;
 
@@ -60,7 +61,9 @@ pub struct ProviderOptions {
     pub fp16: bool,
     /// TensorRT engine cache folder (engines are reused by the next start).
     pub trt_cache_dir: Option<PathBuf>,
-    /// CPU threads per session (0: ONNX Runtime's default).
+    /// CPU threads per session (0: ONNX Runtime's default, one per core). Idle threads
+    /// never spin: the sessions of a ladder and the detector share the cores with
+    /// OpenCV and the encoder.
     pub threads: usize,
 }
 
@@ -121,4 +124,83 @@ fn gpu_failed(e: &dyn std::fmt::Display, needs: String) -> anyhow::Error {
     let pre = runtime::preload_gpu_libraries();
     let failed = if pre.failed.is_empty() { String::new() } else { format!(", failed: {}", pre.failed.join("; ")) };
     anyhow!("{}; {needs} ({} preloaded from the cache{failed})", e.to_string().trim_end(), pre.loaded.len())
+}
+
+/// What happened to each provider tried before a session ran.
+#[derive(Clone, Debug)]
+pub struct ProviderReport {
+    /// The provider that runs the model.
+    pub active: Provider,
+    /// Providers tried first that could not run, each with its reason.
+    pub skipped: Vec<(Provider, String)>,
+}
+
+impl std::fmt::Display for ProviderReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "running on {}", self.active.name())?;
+        for (p, why) in &self.skipped {
+            write!(f, "; {} unavailable: {why}", p.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a session's model comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    File(&'a Path),
+    /// Model bytes (edited in memory), with a name for messages.
+    Bytes(&'a [u8], &'a Path),
+}
+
+impl Source<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Source::File(p) | Source::Bytes(_, p) => p,
+        }
+    }
+}
+
+/// A session on the first provider of `opts`' chain that takes the model, with the
+/// reasons the ones before it did not.
+pub(crate) fn open(source: Source<'_>, opts: &ProviderOptions) -> Result<(Session, ProviderReport)> {
+    let env = runtime::environment()?;
+    let model = source.path();
+    let mut skipped = Vec::new();
+    for &p in opts.provider.chain() {
+        let attempt = (|| -> Result<Session> {
+            let mut b = Session::builder(env)?;
+            if opts.threads > 0 {
+                b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
+            }
+            // A spinning pool burns a core between runs that OpenCV or the encoder needs.
+            b = b.with_intra_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
+            b = b.with_inter_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
+            register(p, opts, &mut b)?;
+            Ok(match source {
+                Source::File(path) => b.commit_from_file(path)?,
+                Source::Bytes(bytes, _) => b.commit_from_memory(bytes)?,
+            })
+        })();
+        match attempt {
+            Ok(session) => {
+                let report = ProviderReport { active: p, skipped };
+                tracing::info!(model = %model.display(), "{report}");
+                return Ok((session, report));
+            }
+            Err(e) if p == Provider::Cpu => {
+                return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
+            }
+            Err(e) => {
+                // Expected on a CPU machine under `auto`; worth a warning when asked for.
+                if opts.provider == Provider::Auto {
+                    tracing::info!(provider = p.name(), "provider unavailable: {e:#}");
+                } else {
+                    tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
+                }
+                skipped.push((p, format!("{e:#}")));
+            }
+        }
+    }
+    unreachable!("every provider chain ends with the CPU")
 }

@@ -12,28 +12,8 @@ use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType};
 
 use super::profile::{ChannelOrder, Profile, ProfileSource};
-use super::provider::{self, Provider, ProviderOptions};
+use super::provider::{self, ProviderOptions, ProviderReport};
 use super::recognise::{Recognised, TensorSig};
-use super::runtime;
-
-/// What happened to each provider tried before a session ran.
-#[derive(Clone, Debug)]
-pub struct ProviderReport {
-    /// The provider that runs the model.
-    pub active: Provider,
-    /// Providers tried first that could not run, each with its reason.
-    pub skipped: Vec<(Provider, String)>,
-}
-
-impl std::fmt::Display for ProviderReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "running on {}", self.active.name())?;
-        for (p, why) in &self.skipped {
-            write!(f, "; {} unavailable: {why}", p.name())?;
-        }
-        Ok(())
-    }
-}
 
 /// How the session's tensors are fed and read, settled once at load.
 struct Io {
@@ -166,7 +146,7 @@ impl Restorer {
             ProfileSource::File(p) => Some(Profile::from_file(&p)?),
             ProfileSource::Auto => None,
         };
-        let (mut session, report) = open(model, opts)?;
+        let (mut session, report) = provider::open(provider::Source::File(model), opts)?;
         let ins: Vec<TensorSig> = session.inputs().iter().map(TensorSig::of).collect();
         let outs: Vec<TensorSig> = session.outputs().iter().map(TensorSig::of).collect();
         let with_profile = |p: &Profile| format!("model {} with profile '{}'", model.display(), p.name);
@@ -288,42 +268,6 @@ fn mismatch(got: &[usize], want: &[usize; 4]) -> String {
         .map(|i| format!("{} {} instead of {}", what[i], got[i], want[i]))
         .collect();
     format!(": {}", diffs.join(", "))
-}
-
-/// A session for `model` on the first provider of the chain that takes it.
-fn open(model: &Path, opts: &ProviderOptions) -> Result<(Session, ProviderReport)> {
-    let env = runtime::environment()?;
-    let mut skipped = Vec::new();
-    for &p in opts.provider.chain() {
-        let attempt = (|| -> Result<Session> {
-            let mut b = Session::builder(env)?;
-            if opts.threads > 0 {
-                b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
-            }
-            provider::register(p, opts, &mut b)?;
-            Ok(b.commit_from_file(model)?)
-        })();
-        match attempt {
-            Ok(session) => {
-                let report = ProviderReport { active: p, skipped };
-                tracing::info!(model = %model.display(), "{report}");
-                return Ok((session, report));
-            }
-            Err(e) if p == Provider::Cpu => {
-                return Err(anyhow!("model {}: ONNX Runtime cannot load it: {e:#}", model.display()));
-            }
-            Err(e) => {
-                // Expected on a CPU machine under `auto`; worth a warning when asked for.
-                if opts.provider == Provider::Auto {
-                    tracing::info!(provider = p.name(), "provider unavailable: {e:#}");
-                } else {
-                    tracing::warn!(provider = p.name(), "provider unavailable: {e:#}");
-                }
-                skipped.push((p, format!("{e:#}")));
-            }
-        }
-    }
-    unreachable!("every provider chain ends with the CPU")
 }
 
 /// Checks the image input and output shapes against the profile's sizes.
