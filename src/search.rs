@@ -66,7 +66,10 @@ struct Layout {
     /// Fine tiles per row and their core side (frame px); 0 when the coarse pass suffices.
     cols: i32,
     core: i32,
+    /// Pixels of one full budgeted search (coarse pass and every tile).
     full_pixels: f64,
+    /// Pixels of the whole frame at the fine scale (a full search at once).
+    fine_pixels: f64,
 }
 
 impl Layout {
@@ -92,7 +95,8 @@ impl Layout {
             }
         }
         let full_pixels = regions.iter().map(Region::pixels).sum();
-        Self { size: (w, h), regions, cols, core, full_pixels }
+        let fine_pixels = w as f64 * h as f64 * fine * fine;
+        Self { size: (w, h), regions, cols, core, full_pixels, fine_pixels }
     }
 
     /// Marks the coarse pass and the tile holding frame point (x, y) as changed.
@@ -114,6 +118,10 @@ impl Layout {
 pub struct SearchReport {
     /// Known faces re-detected in their regions.
     pub followed: usize,
+    /// Known faces kept where they were: nothing moved around them.
+    pub kept: usize,
+    /// Detection input spent on this frame, in pixels (the search's cost measure).
+    pub pixels: f64,
     /// Search regions examined (0: the coarse pass, 1..: fine tiles).
     pub examined: Vec<usize>,
     /// Everything was searched (first frame, reset, cut, or `sweep_frames` 0).
@@ -140,6 +148,12 @@ impl Search {
 
     pub fn config(&self) -> &SearchConfig {
         &self.config
+    }
+
+    /// Detection pixels of one full budgeted search (coarse pass and every tile) at the
+    /// last frame's size: a budgeted frame spends this / `sweep_frames` on average.
+    pub fn sweep_pixels(&self) -> Option<f64> {
+        self.layout.as_ref().map(|l| l.full_pixels)
     }
 
     pub fn set_sweep_frames(&mut self, n: u32) {
@@ -210,6 +224,7 @@ impl Search {
             self.full_pending = false;
             self.credit = 0.0;
             report.full = true;
+            report.pixels = layout.fine_pixels;
             return Ok((det.detect_frame(frame)?, report));
         }
 
@@ -223,11 +238,13 @@ impl Search {
                 // Nothing moved around it: the face is where it was (and a static picture
                 // gives the same faces, frame after frame).
                 followed.push(face.clone());
+                report.kept += 1;
             } else {
                 followed.extend(det.detect_region(frame, rect, scale)?);
+                report.followed += 1;
+                report.pixels += rect[2] as f64 * rect[3] as f64 * scale * scale;
             }
         }
-        report.followed = followed.len();
         let followed = merge(followed, det.config().nms_threshold);
 
         let mut searched = Vec::new();
@@ -243,6 +260,7 @@ impl Search {
             searched.extend(det.detect_region(frame, r.rect, r.scale)?);
             r.dirty_since = None;
             self.credit -= r.pixels();
+            report.pixels += r.pixels();
             report.examined.push(i);
         }
         // A known face keeps the detection of its own region (a face found at another

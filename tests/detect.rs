@@ -7,6 +7,7 @@ mod truth;
 use common::*;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind};
 use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
+use faceenhance::search::{Search, SearchConfig};
 use opencv::core::{Mat, Rect, Scalar, CV_8UC3};
 use opencv::prelude::*;
 use truth::ground_truth;
@@ -172,4 +173,110 @@ fn tiny_faces_are_found() {
         assert!(found * 10 >= total * 5, "CenterFace at {size} px: {found}/{total}");
         tiny_recall(DetectorKind::Haar, size);
     }
+}
+
+/// A grey 1280x720 frame with `face` (BGR) pasted at (x, y) when given.
+fn scene(face: Option<(&Mat, i32, i32)>) -> Mat {
+    let mut canvas = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(110.0)).unwrap();
+    if let Some((f, x, y)) = face {
+        let mut cell = Mat::roi_mut(&mut canvas, Rect::new(x, y, f.cols(), f.rows())).unwrap();
+        f.copy_to(&mut cell).unwrap();
+    }
+    canvas
+}
+
+/// The astronaut's head, `side` px wide.
+fn head(side: i32) -> Mat {
+    resize(&roi(&imread(&astronaut()), 150, 20, 160, 200), side, side * 5 / 4)
+}
+
+/// A stream where nothing moves is searched once: later frames run no detection at all
+/// and give the same face, exactly.
+#[test]
+fn a_still_stream_is_searched_once() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let mut search = Search::new(SearchConfig::default());
+    let mut img = scene(Some((&head(120), 500, 200)));
+    let frame = frame_from_mat(&mut img).unwrap();
+    let (first, report) = search.faces(&frame, &mut det, &[]).unwrap();
+    assert!(report.full, "the first frame is searched whole");
+    assert_eq!(first.len(), 1);
+    let known = vec![(first[0].clone(), true)];
+    for _ in 0..5 {
+        let (faces, report) = search.faces(&frame, &mut det, &known).unwrap();
+        assert_eq!(report.pixels, 0.0, "{report:?}");
+        assert_eq!((report.kept, report.followed), (1, 0));
+        assert_eq!(faces, first);
+    }
+}
+
+/// A face that walks into an empty, still scene is found within a few frames, and the
+/// frames before it cost nothing.
+#[test]
+fn a_face_entering_a_still_scene_is_found_soon() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let mut search = Search::new(SearchConfig::default());
+    let mut empty = scene(None);
+    let (faces, _) = search.faces(&frame_from_mat(&mut empty).unwrap(), &mut det, &[]).unwrap();
+    assert!(faces.is_empty());
+    for _ in 0..10 {
+        let (_, report) = search.faces(&frame_from_mat(&mut empty).unwrap(), &mut det, &[]).unwrap();
+        assert_eq!(report.pixels, 0.0);
+    }
+    let mut with_face = scene(Some((&head(60), 900, 400)));
+    let mut found_at = None;
+    for i in 0..10 {
+        let (faces, _) = search.faces(&frame_from_mat(&mut with_face).unwrap(), &mut det, &[]).unwrap();
+        if let Some(f) = faces.first() {
+            assert!(iou(f.bbox, [900.0, 400.0, 60.0, 75.0]) > 0.3, "{:?}", f.bbox);
+            found_at = Some(i);
+            break;
+        }
+    }
+    println!("found on frame {found_at:?} after it appeared");
+    assert!(found_at.is_some_and(|i| i <= 2), "found at {found_at:?}");
+}
+
+/// Motion everywhere all the time (a small square running across the frame) costs at
+/// most one full search per `sweep_frames` frames, and the search does run.
+#[test]
+fn constant_motion_stays_within_the_budget() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let sweep = 20;
+    let mut search = Search::new(SearchConfig { sweep_frames: sweep });
+    let frames = 60;
+    let (mut spent, mut full_cost) = (0.0, 0.0);
+    for i in 0..frames {
+        let mut img = scene(None);
+        let mut square = Mat::roi_mut(&mut img, Rect::new(20 * i, 300, 40, 40)).unwrap();
+        square.set_to(&Scalar::all(250.0), &opencv::core::no_array()).unwrap();
+        let (faces, report) = search.faces(&frame_from_mat(&mut img).unwrap(), &mut det, &[]).unwrap();
+        assert!(faces.is_empty());
+        if i == 0 {
+            full_cost = report.pixels;
+        } else {
+            spent += report.pixels;
+        }
+    }
+    let per_frame = spent / (frames - 1) as f64;
+    let sweep_cost = search.sweep_pixels().unwrap();
+    println!("{per_frame:.0} detection pixels per frame; a full search costs {full_cost:.0} at once, {sweep_cost:.0} spread");
+    assert!(spent > 0.0, "the moving square was never looked at");
+    // The budget may be overdrawn by the last region examined (less than the whole frame).
+    assert!(spent <= (frames - 1) as f64 * sweep_cost / sweep as f64 + full_cost, "{per_frame} px per frame");
+    // The tiles' overlaps (so that no small face is cut in two) cost less than 2x.
+    assert!(sweep_cost < 2.0 * full_cost, "{sweep_cost} against {full_cost}");
+}
+
+/// A cut (most of the picture changes) is searched whole at once.
+#[test]
+fn a_cut_is_searched_whole() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let mut search = Search::new(SearchConfig::default());
+    let mut a = scene(None);
+    search.faces(&frame_from_mat(&mut a).unwrap(), &mut det, &[]).unwrap();
+    let mut b = resize(&imread(&astronaut()), 1280, 720);
+    let (faces, report) = search.faces(&frame_from_mat(&mut b).unwrap(), &mut det, &[]).unwrap();
+    assert!(report.full && report.changed > 0.5, "{report:?}");
+    assert_eq!(faces.len(), 1);
 }
