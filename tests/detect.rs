@@ -260,7 +260,9 @@ fn constant_motion_stays_within_the_budget() {
     }
     let per_frame = spent / (frames - 1) as f64;
     let sweep_cost = search.sweep_pixels().unwrap();
-    println!("{per_frame:.0} detection pixels per frame; a full search costs {full_cost:.0} at once, {sweep_cost:.0} spread");
+    println!(
+        "{per_frame:.0} detection pixels per frame; a full search costs {full_cost:.0} at once, {sweep_cost:.0} spread"
+    );
     assert!(spent > 0.0, "the moving square was never looked at");
     // The budget may be overdrawn by the last region examined (less than the whole frame).
     assert!(spent <= (frames - 1) as f64 * sweep_cost / sweep as f64 + full_cost, "{per_frame} px per frame");

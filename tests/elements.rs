@@ -221,6 +221,39 @@ fn faceenhance_changes_the_face_and_nothing_far_from_it() {
     assert!(inside / n as f64 > 1.0, "face barely changed: {}", inside / n as f64);
 }
 
+/// Strength 0 is a passthrough: the frames come out as they went in, and the detector
+/// does no work (no analysed frame, no face meta).
+#[test]
+fn strength_zero_passes_frames_through_without_detecting() {
+    let (caps, input) = bgrx(&imread(&astronaut()));
+    let desc = format!("faceenhance detector-model={} strength=0", yunet().display());
+    let r = run(&desc, vec![(caps, input.clone()); 3]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 3);
+    for s in &r.samples {
+        assert!(data(s) == input, "strength 0 changed a frame");
+        assert!(faces_on(s).is_empty(), "strength 0 still detected");
+    }
+    assert!(r.element_messages("facedetector").is_empty(), "strength 0 still analysed frames");
+}
+
+/// One thread budget: the bin's `threads` reaches the detector and the restorer, and
+/// `sweep-frames` the detector.
+#[test]
+fn threads_and_sweep_frames_reach_the_children() {
+    init();
+    let bin = gst::ElementFactory::make("faceenhance")
+        .property("threads", 1u32)
+        .property("sweep-frames", 7u32)
+        .build()
+        .unwrap();
+    let bin = bin.downcast::<gst::Bin>().unwrap();
+    assert_eq!(bin.by_name("detect").unwrap().property::<u32>("threads"), 1);
+    assert_eq!(bin.by_name("restore").unwrap().property::<u32>("threads"), 1);
+    assert_eq!(bin.by_name("detect").unwrap().property::<u32>("sweep-frames"), 7);
+    assert_eq!(bin.property::<u32>("threads"), 1);
+}
+
 #[test]
 fn faceenhance_runs_a_published_family_by_name_with_its_fidelity() {
     // A CodeFormer-signature model whose every output channel c is 0.5 x red + offset c +

@@ -102,11 +102,22 @@ pub struct EnhanceOpts {
     /// Restore every face, however much its model's output must be stretched.
     #[arg(long)]
     force: bool,
+    /// CPU threads for detection and restoration (ONNX Runtime, OpenCV); 0: all cores.
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
 }
 
 impl EnhanceOpts {
     fn enhancer(&self) -> Result<Enhancer> {
-        let detect = DetectorConfig { kind: self.detector, model: self.detector_model.clone(), ..Default::default() };
+        let detect = DetectorConfig {
+            kind: self.detector,
+            model: self.detector_model.clone(),
+            threads: self.threads as usize,
+            ..Default::default()
+        };
+        if self.threads > 0 {
+            opencv::core::set_num_threads(self.threads as i32)?;
+        }
         let mut restore = RestoreConfig {
             profile: self.profile.clone(),
             fidelity: self.fidelity,
@@ -115,7 +126,7 @@ impl EnhanceOpts {
                 device_id: self.device_id,
                 fp16: self.fp16,
                 trt_cache_dir: self.trt_cache_dir.clone(),
-                ..Default::default()
+                threads: self.threads as usize,
             },
             strength: self.strength,
             upscale: self.upscale,

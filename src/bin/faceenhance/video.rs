@@ -64,6 +64,10 @@ pub struct VideoArgs {
     /// Run detection every N frames, reuse faces in between.
     #[arg(long, default_value_t = 1)]
     detect_interval: u32,
+    /// Frames over which one full search for new faces is spread (known faces are followed
+    /// every frame; only changed parts of the picture are searched); 0: every frame.
+    #[arg(long, default_value_t = faceenhance::search::SearchConfig::default().sweep_frames)]
+    sweep_frames: u32,
     /// No progress bar (logs and CI).
     #[arg(long)]
     no_progress: bool,
@@ -149,6 +153,8 @@ fn build(args: &VideoArgs) -> Result<Graph> {
         enhance.set_property("trt-cache-dir", d.to_string_lossy().as_ref());
     }
     enhance.set_property("detect-interval", args.detect_interval);
+    enhance.set_property("sweep-frames", args.sweep_frames);
+    enhance.set_property("threads", o.threads);
     // The gallery watches the restored frames: enhance -> [facegallery] -> ...
     let enhanced: gst::Element = match &args.faces {
         None => enhance.clone(),

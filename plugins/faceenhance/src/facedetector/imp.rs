@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use faceenhance::detect::{Detector, DetectorConfig};
+use faceenhance::search::SearchConfig;
 use faceenhance::track::{FaceStream, TrackConfig};
 use faceenhance::Face;
 use gst::glib;
@@ -31,6 +32,9 @@ struct Settings {
     max_faces: u32,
     smoothing: bool,
     post_messages: bool,
+    sweep_frames: u32,
+    threads: u32,
+    enabled: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +50,9 @@ impl Default for Settings {
             max_faces: d.max_faces as u32,
             smoothing: TrackConfig::default().smoothing,
             post_messages: true,
+            sweep_frames: SearchConfig::default().sweep_frames,
+            threads: 0,
+            enabled: true,
         }
     }
 }
@@ -53,6 +60,9 @@ impl Default for Settings {
 struct State {
     faces: FaceStream,
     interval: u32,
+    sweep_frames: u32,
+    /// Detection was off on the last frame: the tracks say nothing about this one.
+    was_disabled: bool,
 }
 
 #[derive(Default)]
@@ -130,6 +140,32 @@ impl ObjectImpl for FaceDetector {
                     .default_value(d.smoothing)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("sweep-frames")
+                    .nick("Sweep frames")
+                    .blurb(
+                        "Frames over which one full search for new faces is spread (known faces are \
+                         re-detected every frame, and only where the picture changed is searched); \
+                         0: search the whole frame every frame",
+                    )
+                    .minimum(0)
+                    .maximum(100_000)
+                    .default_value(d.sweep_frames)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("CPU threads")
+                    .blurb("Threads for detection (ONNX Runtime and OpenCV; OpenCV's is process-wide); 0: all cores")
+                    .minimum(0)
+                    .maximum(1024)
+                    .default_value(d.threads)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("enabled")
+                    .nick("Enabled")
+                    .blurb("false: frames pass untouched, nothing is detected (faceenhance sets it with strength 0)")
+                    .default_value(d.enabled)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a 'facedetector' element message (faces=(int)N, boxes) per analysed frame")
@@ -155,6 +191,9 @@ impl ObjectImpl for FaceDetector {
             "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
             "smoothing" => s.smoothing = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "sweep-frames" => s.sweep_frames = value.get().expect("type checked upstream"),
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "enabled" => s.enabled = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -171,6 +210,9 @@ impl ObjectImpl for FaceDetector {
             "max-faces" => s.max_faces.to_value(),
             "smoothing" => s.smoothing.to_value(),
             "post-messages" => s.post_messages.to_value(),
+            "sweep-frames" => s.sweep_frames.to_value(),
+            "threads" => s.threads.to_value(),
+            "enabled" => s.enabled.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -191,14 +233,21 @@ impl BaseTransformImpl for FaceDetector {
             nms_threshold: s.nms_threshold,
             min_face_size: s.min_face_size as f32,
             max_faces: s.max_faces as usize,
+            threads: s.threads as usize,
             ..Default::default()
         };
+        if s.threads > 0 {
+            // OpenCV's pool is the process's: the last element started with a budget sets it.
+            if let Err(e) = opencv::core::set_num_threads(s.threads as i32) {
+                gst::warning!(CAT, imp = self, "OpenCV threads: {e}");
+            }
+        }
         let detector = Detector::new(config).map_err(|e| {
             gst::error_msg!(gst::ResourceError::OpenRead, ["facedetector: cannot start the detector: {e:#}"])
         })?;
         gst::info!(CAT, imp = self, "detector {} ready", detector.backend_name());
         let faces = FaceStream::new(detector, TrackConfig { smoothing: s.smoothing, ..Default::default() });
-        *self.state.lock().unwrap() = Some(State { faces, interval: 0 });
+        *self.state.lock().unwrap() = Some(State { faces, interval: 0, sweep_frames: u32::MAX, was_disabled: false });
         Ok(())
     }
 
@@ -217,17 +266,40 @@ impl BaseTransformImpl for FaceDetector {
         self.parent_sink_event(event)
     }
 
+    /// Disabled: a passthrough (no copy, no meta), and the tracks start afresh after.
+    fn before_transform(&self, _inbuf: &gst::BufferRef) {
+        let enabled = self.settings.lock().unwrap().enabled;
+        if !enabled {
+            if let Some(state) = self.state.lock().unwrap().as_mut() {
+                state.was_disabled = true;
+            }
+        }
+        self.obj().set_passthrough(!enabled);
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let info = self.info.get()?;
-        let (interval, post) = {
+        let (interval, sweep_frames, post, enabled) = {
             let s = self.settings.lock().unwrap();
-            (s.detect_interval.max(1), s.post_messages)
+            (s.detect_interval.max(1), s.sweep_frames, s.post_messages, s.enabled)
         };
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        if !enabled {
+            // Switched off between before_transform and here: the next frame passes through.
+            state.was_disabled = true;
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if std::mem::take(&mut state.was_disabled) {
+            state.faces.reset();
+        }
         if state.interval != interval {
             state.faces.set_interval(interval);
             state.interval = interval;
+        }
+        if state.sweep_frames != sweep_frames {
+            state.faces.set_sweep_frames(sweep_frames);
+            state.sweep_frames = sweep_frames;
         }
         let stream = &mut state.faces;
         let result = crate::log::element_span(&*self.obj())

@@ -16,7 +16,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 26] = [
+const PROXIED: [(&str, Child, &str); 27] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -33,10 +33,11 @@ const PROXIED: [(&str, Child, &str); 26] = [
     ("force", Child::Restore, "force"),
     ("post-messages", Child::Restore, "post-messages"),
     ("blend-feather", Child::Restore, "blend-feather"),
-    ("threads", Child::Restore, "threads"),
+    ("threads", Child::Both, "threads"),
     ("detector", Child::Detect, "detector"),
     ("detector-model", Child::Detect, "model"),
     ("detect-interval", Child::Detect, "detect-interval"),
+    ("sweep-frames", Child::Detect, "sweep-frames"),
     ("min-face-size", Child::Detect, "min-face-size"),
     ("max-faces", Child::Detect, "max-faces"),
     ("score-threshold", Child::Detect, "score-threshold"),
@@ -49,6 +50,8 @@ const PROXIED: [(&str, Child, &str); 26] = [
 enum Child {
     Detect,
     Restore,
+    /// Set on both (one thread budget); read from facerestore.
+    Both,
 }
 
 pub struct FaceEnhance {
@@ -74,7 +77,7 @@ impl FaceEnhance {
     fn child(&self, c: Child) -> &gst::Element {
         match c {
             Child::Detect => &self.detect,
-            Child::Restore => &self.restore,
+            Child::Restore | Child::Both => &self.restore,
         }
     }
 
@@ -94,13 +97,16 @@ impl ObjectImpl for FaceEnhance {
                 .map(|(name, child, prop)| {
                     let el = match child {
                         Child::Detect => &detect,
-                        Child::Restore => &restore,
+                        Child::Restore | Child::Both => &restore,
                     };
                     let spec = el.find_property(prop).expect("child property exists");
                     let blurb = spec.blurb().unwrap_or_default().to_string();
                     let blurb = match child {
                         Child::Detect => format!("{blurb} (facedetector '{prop}')"),
                         Child::Restore => format!("{blurb} (facerestore '{prop}')"),
+                        Child::Both => "CPU threads for detection and restoration (ONNX Runtime \
+                                        intra-op threads, OpenCV); 0: all cores"
+                            .to_string(),
                     };
                     renamed(&spec, name, &blurb)
                 })
@@ -114,6 +120,14 @@ impl ObjectImpl for FaceEnhance {
         let child = self.child(c);
         gst::debug!(CAT, imp = self, "{} -> {}:{p} = {value:?}", pspec.name(), child.name());
         child.set_property_from_value(p, value);
+        if let Child::Both = c {
+            self.detect.set_property_from_value(p, value);
+        }
+        if pspec.name() == "strength" {
+            // Strength 0 is a passthrough: nothing to detect either.
+            let on = value.get::<f32>().expect("type checked upstream") > 0.0;
+            self.detect.set_property("enabled", on);
+        }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {

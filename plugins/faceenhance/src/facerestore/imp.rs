@@ -391,15 +391,25 @@ impl BaseTransformImpl for FaceRestore {
         fixed
     }
 
+    /// Strength 0 at the frame's own size: a passthrough, no copy and no work.
+    fn before_transform(&self, _inbuf: &gst::BufferRef) {
+        let idle = {
+            let s = self.settings.lock().unwrap();
+            s.strength <= 0.0 && s.upscale == 1
+        };
+        gst_base::prelude::BaseTransformExt::set_passthrough(&*self.obj(), idle);
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (strength, fidelity) = self.current();
         let faces = meta::read(buf);
-        if faces.is_empty() {
+        // Strength 0 in place: the frame goes out as it came.
+        if faces.is_empty() || strength <= 0.0 {
             return Ok(gst::FlowSuccess::Ok);
         }
         let info = self.info.get()?;
         let span = crate::log::element_span(&*self.obj());
         let _entered = span.enter();
-        let (strength, fidelity) = self.current();
         let mut guard = self.restorer.lock().unwrap();
         let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         apply(restorer, strength, fidelity);
