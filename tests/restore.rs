@@ -308,3 +308,40 @@ fn threaded_pipeline_reports_a_failing_stage() {
     let msg = format!("{err:#}");
     assert!(msg.contains("restoration thread") && msg.contains("/nonexistent/model.onnx"), "{msg}");
 }
+
+/// restore-interval 3: the model runs on frames 0, 3 and 6 only; on the frames between,
+/// the face's last restoration is carried to where the face has moved, and comes out far
+/// closer to a fresh restoration of that frame than the unrestored frame is.
+#[test]
+fn restorations_are_carried_between_model_runs() {
+    let img = imread(&astronaut());
+    let frames: Vec<Mat> = (0..7)
+        .map(|i| {
+            let mut m = img.clone();
+            let shifted = roi(&img, 0, 0, 512 - 3 * i, 512);
+            let mut dst = Mat::roi_mut(&mut m, opencv::core::Rect::new(3 * i, 0, 512 - 3 * i, 512)).unwrap();
+            shifted.copy_to(&mut dst).unwrap();
+            m
+        })
+        .collect();
+    let mut fresh = enhancer();
+    let mut carrying = Enhancer::new(yunet_config(), RestoreConfig { refresh: 3, ..forced() }).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let (mut a, mut b) = (f.clone(), f.clone());
+        fresh.process(&mut frame_from_mat(&mut a).unwrap()).unwrap();
+        let (_, stats) = carrying.process(&mut frame_from_mat(&mut b).unwrap()).unwrap();
+        assert_eq!(stats.restored, 1, "frame {i}: {stats:?}");
+        let model_ran = i % 3 == 0;
+        assert_eq!(stats.carried, usize::from(!model_ran), "frame {i}: {stats:?}");
+        assert_eq!(stats.infer_ms > 0.0, model_ran, "frame {i}: {stats:?}");
+        // Inside the face (it moves 3 px a frame to the right).
+        let face = |m: &Mat| roi(m, 170 + 3 * i as i32, 50, 110, 150);
+        let (to_fresh, untouched) = (psnr_y(&face(&b), &face(&a)), psnr_y(&face(f), &face(&a)));
+        println!("frame {i}: carried vs fresh {to_fresh:.1} dB, input vs fresh {untouched:.1} dB");
+        if model_ran {
+            assert!(bytes(&a) == bytes(&b), "frame {i}: a model run differs from refresh 1");
+        } else {
+            assert!(to_fresh > untouched + 4.0, "frame {i}: {to_fresh:.1} dB vs {untouched:.1} dB");
+        }
+    }
+}

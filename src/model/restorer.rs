@@ -216,6 +216,10 @@ impl Restorer {
 
     /// The value fed to a fidelity input (CodeFormer's `w`, 0..1); no effect on models
     /// without one.
+    pub fn fidelity(&self) -> f32 {
+        self.fidelity
+    }
+
     pub fn set_fidelity(&mut self, w: f32) {
         self.fidelity = w.clamp(0.0, 1.0);
     }

@@ -102,6 +102,10 @@ pub struct EnhanceOpts {
     /// Restore every face, however much its model's output must be stretched.
     #[arg(long)]
     force: bool,
+    /// Run the model on a tracked face every N frames and carry its restoration onto the
+    /// frames between (1: every frame).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    restore_interval: u32,
     /// CPU threads for detection and restoration (ONNX Runtime, OpenCV); 0: all cores.
     #[arg(long, default_value_t = 0)]
     threads: u32,
@@ -137,6 +141,7 @@ impl EnhanceOpts {
             },
             max_stretch: self.max_stretch,
             force: self.force,
+            refresh: self.restore_interval,
             ..Default::default()
         };
         if !self.model.is_empty() {

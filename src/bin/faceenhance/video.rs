@@ -155,6 +155,7 @@ fn build(args: &VideoArgs) -> Result<Graph> {
     enhance.set_property("detect-interval", args.detect_interval);
     enhance.set_property("sweep-frames", args.sweep_frames);
     enhance.set_property("threads", o.threads);
+    enhance.set_property("restore-interval", o.restore_interval);
     // The gallery watches the restored frames: enhance -> [facegallery] -> ...
     let enhanced: gst::Element = match &args.faces {
         None => enhance.clone(),

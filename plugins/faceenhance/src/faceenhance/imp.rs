@@ -16,7 +16,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 27] = [
+const PROXIED: [(&str, Child, &str); 28] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -26,6 +26,7 @@ const PROXIED: [(&str, Child, &str); 27] = [
     ("strength", Child::Restore, "strength"),
     ("fidelity", Child::Restore, "fidelity"),
     ("max-latency", Child::Restore, "max-latency"),
+    ("restore-interval", Child::Restore, "restore-interval"),
     ("upscale", Child::Restore, "upscale"),
     ("background", Child::Restore, "background"),
     ("background-model", Child::Restore, "background-model"),

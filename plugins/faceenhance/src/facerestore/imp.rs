@@ -40,6 +40,7 @@ struct Settings {
     max_stretch: f32,
     force: bool,
     fidelity: f32,
+    restore_interval: u32,
 }
 
 impl Default for Settings {
@@ -63,6 +64,7 @@ impl Default for Settings {
             max_stretch: d.max_stretch,
             force: d.force,
             fidelity: d.fidelity,
+            restore_interval: d.refresh,
         }
     }
 }
@@ -176,11 +178,23 @@ impl ObjectImpl for FaceRestore {
                 glib::ParamSpecUInt::builder("max-latency")
                     .nick("Maximum latency (ms)")
                     .blurb(
-                        "Live calls: a frame whose faces are not restored within this many ms goes out unrestored \
-                         instead of late (0: always wait)",
+                        "Live calls: every frame leaves within this many ms; the models run on a worker, and a \
+                         face whose restoration is not ready in time gets its latest one carried to where it \
+                         is now (0: always wait)",
                     )
                     .maximum(60_000)
                     .default_value(d.max_latency_ms)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("restore-interval")
+                    .nick("Restore interval")
+                    .blurb(
+                        "Run the model on a tracked face every N frames and carry its restoration (the residual, \
+                         moved with the face) onto the frames between (1: every frame)",
+                    )
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(d.restore_interval)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("upscale")
@@ -252,6 +266,7 @@ impl ObjectImpl for FaceRestore {
             "blend-feather" => s.feather = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
+            "restore-interval" => s.restore_interval = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             "upscale" => s.upscale = value.get().expect("type checked upstream"),
             "background" => s.background = value.get().expect("type checked upstream"),
@@ -276,6 +291,7 @@ impl ObjectImpl for FaceRestore {
             "blend-feather" => s.feather.to_value(),
             "threads" => s.threads.to_value(),
             "max-latency" => s.max_latency_ms.to_value(),
+            "restore-interval" => s.restore_interval.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "upscale" => s.upscale.to_value(),
             "background" => s.background.to_value(),
@@ -317,6 +333,7 @@ impl BaseTransformImpl for FaceRestore {
             max_stretch: s.max_stretch,
             force: s.force,
             fidelity: s.fidelity,
+            refresh: s.restore_interval,
         };
         if s.max_latency_ms > 0 && s.upscale != 1 {
             return Err(gst::error_msg!(
@@ -355,6 +372,18 @@ impl BaseTransformImpl for FaceRestore {
         Ok(())
     }
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::FlushStop(_) = event.view() {
+            // Restorations carried from before a seek belong to other faces.
+            match self.restorer.lock().unwrap().as_mut() {
+                Some(Engine::InStep(r)) => r.reset(),
+                Some(Engine::Live(r)) => r.reset(),
+                None => {}
+            }
+        }
+        self.parent_sink_event(event)
+    }
+
     /// Live mode (`max-latency`) holds a frame up to that long: the latency query says so.
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
         let answered = BaseTransformImplExt::parent_query(self, direction, query);
@@ -391,20 +420,15 @@ impl BaseTransformImpl for FaceRestore {
         fixed
     }
 
-    /// Strength 0 at the frame's own size: a passthrough, no copy and no work.
-    fn before_transform(&self, _inbuf: &gst::BufferRef) {
-        let idle = {
-            let s = self.settings.lock().unwrap();
-            s.strength <= 0.0 && s.upscale == 1
-        };
-        gst_base::prelude::BaseTransformExt::set_passthrough(&*self.obj(), idle);
-    }
-
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (strength, fidelity) = self.current();
         let faces = meta::read(buf);
-        // Strength 0 in place: the frame goes out as it came.
-        if faces.is_empty() || strength <= 0.0 {
+        if faces.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        if strength <= 0.0 {
+            // In place at strength 0 the frame goes out as it came: no crop, no model.
+            self.post_stats(buf.pts(), &RestoreStats { faces: faces.len(), ..Default::default() }, false);
             return Ok(gst::FlowSuccess::Ok);
         }
         let info = self.info.get()?;
@@ -417,7 +441,7 @@ impl BaseTransformImpl for FaceRestore {
             Engine::InStep(r) => Ok((r.restore(frame, &faces)?, false)),
             Engine::Live(r) => Ok(match r.restore(frame, &faces)? {
                 LiveOutcome::Restored(stats) => (stats, false),
-                LiveOutcome::Late => (RestoreStats { faces: faces.len(), ..Default::default() }, true),
+                LiveOutcome::Late(stats) => (stats, true),
             }),
         });
         // Posted after the lock is released: a sync bus handler may call back in.
@@ -510,6 +534,7 @@ impl FaceRestore {
             .field("restored", stats.restored as i32)
             .field("skipped", stats.skipped as i32)
             .field("late", late)
+            .field("carried", stats.carried as i32)
             .field("infer-ms", stats.infer_ms)
             .field("total-ms", stats.total_ms)
             .field("models", per_model)
