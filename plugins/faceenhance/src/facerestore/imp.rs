@@ -72,7 +72,7 @@ impl Default for Settings {
 /// In step with the stream, or against a deadline (`max-latency`) on a worker thread.
 enum Engine {
     InStep(Box<FaceRestorer>),
-    Live(LiveRestorer),
+    Live(Box<LiveRestorer>),
 }
 
 #[derive(Default)]
@@ -354,10 +354,10 @@ impl BaseTransformImpl for FaceRestore {
             .build();
         let engine = if s.max_latency_ms > 0 {
             let budget = std::time::Duration::from_millis(s.max_latency_ms as u64);
-            Engine::Live(
+            Engine::Live(Box::new(
                 LiveRestorer::new(restorer, budget)
                     .map_err(|e| gst::error_msg!(gst::ResourceError::Failed, ["facerestore: {e:#}"]))?,
-            )
+            ))
         } else {
             Engine::InStep(Box::new(restorer))
         };
