@@ -8,7 +8,7 @@ use opencv::imgproc;
 use opencv::prelude::*;
 
 use crate::align::Similarity;
-use crate::frame::Frame;
+use crate::frame::{frame_from_mat, Frame};
 
 /// A `size` x `size` weight map: 1 in the middle, falling smoothly to 0 over the outer
 /// `feather` fraction of the side.
@@ -53,6 +53,14 @@ pub fn paste(
     let Some([rx, ry, rw, rh]) = covered_rect(sim, size, frame.width(), frame.height()) else {
         return Ok(None);
     };
+    if frame.format().is_planar() {
+        // I420: pasted into a BGR copy of the (even-cornered) rectangle, written back.
+        let [ex, ey, ew, eh] = frame.writable_around([rx, ry, rw, rh])?;
+        let mut bgr = frame.bgr_region([ex, ey, ew, eh], 1.0)?;
+        paste(&mut frame_from_mat(&mut bgr)?, restored, mask, &sim.with_source_offset(ex as f64, ey as f64), strength)?;
+        frame.write_bgr_region(ex, ey, &bgr)?;
+        return Ok(Some([ex, ey, ew, eh]));
+    }
     let m = sim.with_source_offset(rx as f64, ry as f64).to_mat()?;
     // Face and weight travel as one 4-channel image: one warp instead of two.
     let mut both = Mat::default();

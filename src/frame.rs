@@ -6,11 +6,12 @@
 
 use anyhow::{bail, ensure, Result};
 use opencv::boxed_ref::{BoxedRef, BoxedRefMut};
-use opencv::core::{Mat, Rect, Size, ToInputArray, CV_8UC3, CV_8UC4};
+use opencv::core::{Mat, Rect, Size, ToInputArray, CV_8UC1, CV_8UC3, CV_8UC4};
 use opencv::imgproc;
 use opencv::prelude::*;
 
-/// Packed pixel layouts the elements accept (GStreamer names in brackets).
+/// Pixel layouts the elements accept (GStreamer names): packed RGB orders, and planar
+/// I420 (what decoders give and encoders take: no colour conversion around the element).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
     Rgb,
@@ -19,23 +20,34 @@ pub enum PixelFormat {
     Bgra,
     Rgbx,
     Bgrx,
+    /// Y, then U and V at half width and height, each plane with its own stride.
+    I420,
 }
 
 impl PixelFormat {
+    /// The packed layouts.
     pub const ALL: [PixelFormat; 6] = [Self::Rgb, Self::Bgr, Self::Rgba, Self::Bgra, Self::Rgbx, Self::Bgrx];
 
+    /// Bytes per pixel (of the Y plane for I420).
     pub fn channels(self) -> usize {
         match self {
             Self::Rgb | Self::Bgr => 3,
+            Self::I420 => 1,
             _ => 4,
         }
     }
 
-    /// Byte offsets of R, G and B inside one pixel.
+    pub fn is_planar(self) -> bool {
+        self == Self::I420
+    }
+
+    /// Byte offsets of R, G and B inside one pixel of a packed layout ([0, 0, 0] for
+    /// I420, whose frames are read and written through BGR copies of regions).
     pub fn rgb_offsets(self) -> [usize; 3] {
         match self {
             Self::Rgb | Self::Rgba | Self::Rgbx => [0, 1, 2],
             Self::Bgr | Self::Bgra | Self::Bgrx => [2, 1, 0],
+            Self::I420 => [0, 0, 0],
         }
     }
 
@@ -48,11 +60,12 @@ impl PixelFormat {
             Self::Bgra => "BGRA",
             Self::Rgbx => "RGBx",
             Self::Bgrx => "BGRx",
+            Self::I420 => "I420",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
+        Self::ALL.into_iter().chain([Self::I420]).find(|f| f.name() == name)
     }
 
     /// OpenCV colour conversion code from this layout to BGR (None: already BGR).
@@ -62,6 +75,7 @@ impl PixelFormat {
             Self::Rgb => Some(imgproc::COLOR_RGB2BGR),
             Self::Rgba | Self::Rgbx => Some(imgproc::COLOR_RGBA2BGR),
             Self::Bgra | Self::Bgrx => Some(imgproc::COLOR_BGRA2BGR),
+            Self::I420 => Some(imgproc::COLOR_YUV2BGR_I420),
         }
     }
 
@@ -72,6 +86,7 @@ impl PixelFormat {
             Self::Rgb => Some(imgproc::COLOR_BGR2RGB),
             Self::Rgba | Self::Rgbx => Some(imgproc::COLOR_BGR2RGBA),
             Self::Bgra | Self::Bgrx => Some(imgproc::COLOR_BGR2BGRA),
+            Self::I420 => Some(imgproc::COLOR_BGR2YUV_I420),
         }
     }
 }
@@ -81,10 +96,37 @@ enum Pixels<'a> {
     ReadWrite(&'a mut [u8]),
 }
 
-/// A borrowed packed frame. Rows may be padded (`stride` >= width x channels). A frame
-/// made with [`Frame::new_readonly`] can be analysed (detection) but not written.
+impl Pixels<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Pixels::ReadOnly(d) => d,
+            Pixels::ReadWrite(d) => d,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        match self {
+            Pixels::ReadOnly(_) => bail!("frame is read-only"),
+            Pixels::ReadWrite(d) => Ok(d),
+        }
+    }
+}
+
+/// The U and V planes of an I420 frame, and their row stride.
+struct Chroma<'a> {
+    u: Pixels<'a>,
+    v: Pixels<'a>,
+    stride: usize,
+}
+
+/// A borrowed frame: packed (rows may be padded, `stride` >= width x channels) or I420
+/// (Y in `data`, U and V in their own planes). A frame made with a `_readonly`
+/// constructor can be analysed (detection) but not written. I420 frames are read and
+/// written through BGR copies of regions ([`Frame::bgr_region`], [`Frame::write_bgr_region`]):
+/// only where faces are is colour converted.
 pub struct Frame<'a> {
     data: Pixels<'a>,
+    chroma: Option<Chroma<'a>>,
     width: i32,
     height: i32,
     stride: usize,
@@ -94,12 +136,55 @@ pub struct Frame<'a> {
 impl<'a> Frame<'a> {
     pub fn new(data: &'a mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
         check(data.len(), width, height, stride, format)?;
-        Ok(Self { data: Pixels::ReadWrite(data), width: width as i32, height: height as i32, stride, format })
+        Ok(Self {
+            data: Pixels::ReadWrite(data),
+            chroma: None,
+            width: width as i32,
+            height: height as i32,
+            stride,
+            format,
+        })
     }
 
     pub fn new_readonly(data: &'a [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Self> {
         check(data.len(), width, height, stride, format)?;
-        Ok(Self { data: Pixels::ReadOnly(data), width: width as i32, height: height as i32, stride, format })
+        Ok(Self {
+            data: Pixels::ReadOnly(data),
+            chroma: None,
+            width: width as i32,
+            height: height as i32,
+            stride,
+            format,
+        })
+    }
+
+    /// An I420 frame over its Y, U and V planes with their strides.
+    pub fn new_i420(planes: [&'a mut [u8]; 3], width: u32, height: u32, strides: [usize; 3]) -> Result<Self> {
+        let lens = [planes[0].len(), planes[1].len(), planes[2].len()];
+        check_i420(lens, width, height, strides)?;
+        let [y, u, v] = planes;
+        Ok(Self {
+            data: Pixels::ReadWrite(y),
+            chroma: Some(Chroma { u: Pixels::ReadWrite(u), v: Pixels::ReadWrite(v), stride: strides[1] }),
+            width: width as i32,
+            height: height as i32,
+            stride: strides[0],
+            format: PixelFormat::I420,
+        })
+    }
+
+    pub fn new_i420_readonly(planes: [&'a [u8]; 3], width: u32, height: u32, strides: [usize; 3]) -> Result<Self> {
+        let lens = [planes[0].len(), planes[1].len(), planes[2].len()];
+        check_i420(lens, width, height, strides)?;
+        let [y, u, v] = planes;
+        Ok(Self {
+            data: Pixels::ReadOnly(y),
+            chroma: Some(Chroma { u: Pixels::ReadOnly(u), v: Pixels::ReadOnly(v), stride: strides[1] }),
+            width: width as i32,
+            height: height as i32,
+            stride: strides[0],
+            format: PixelFormat::I420,
+        })
     }
 
     pub fn width(&self) -> i32 {
@@ -114,17 +199,14 @@ impl<'a> Frame<'a> {
     pub fn format(&self) -> PixelFormat {
         self.format
     }
+    /// The packed pixels (the Y plane of an I420 frame).
     pub fn data(&self) -> &[u8] {
-        match &self.data {
-            Pixels::ReadOnly(d) => d,
-            Pixels::ReadWrite(d) => d,
-        }
+        self.data.bytes()
     }
+    /// The packed pixels, writable; an I420 frame is written with [`Frame::write_bgr_region`].
     pub fn data_mut(&mut self) -> Result<&mut [u8]> {
-        match &mut self.data {
-            Pixels::ReadOnly(_) => bail!("frame is read-only"),
-            Pixels::ReadWrite(d) => Ok(d),
-        }
+        ensure!(!self.format.is_planar(), "an I420 frame is written through write_bgr_region");
+        self.data.bytes_mut()
     }
 
     /// An OpenCV header over the frame's memory (no copy), borrowed from the frame: it
@@ -164,6 +246,7 @@ impl<'a> Frame<'a> {
     /// *mat.at_2d_mut::<Vec3b>(1, 0).unwrap() = Vec3b::from([9, 9, 9]);
     /// ```
     pub fn mat(&self) -> Result<BoxedRef<'_, Mat>> {
+        ensure!(!self.format.is_planar(), "an I420 frame has no packed view: read it with bgr_region");
         let data = self.data();
         // SAFETY: the header points into `data`, which `check` (in the constructors) showed
         // holds `height` rows of `stride` bytes (the last one at least a row of pixels);
@@ -184,6 +267,7 @@ impl<'a> Frame<'a> {
     /// A writable OpenCV header over the frame's memory (drawing, pasting), mutably
     /// borrowed from the frame. Fails on read-only frames.
     pub fn mat_mut(&mut self) -> Result<BoxedRefMut<'_, Mat>> {
+        ensure!(!self.format.is_planar(), "an I420 frame has no packed view: write it with write_bgr_region");
         let (rows, cols, typ, stride) = (self.height, self.width, self.mat_type(), self.stride);
         let data = self.data_mut()?;
         // SAFETY: as in `mat`, and `data` is the frame's writable memory, borrowed
@@ -210,8 +294,8 @@ impl<'a> Frame<'a> {
         if side <= 0 || long == side {
             return Ok((self.bgr_region(whole, 1.0)?, 1.0));
         }
-        let bgr = self.bgr_region(whole, side as f64 / long as f64)?;
-        let factor = self.width as f32 / bgr.cols() as f32;
+        // The whole frame: the copy's origin is the frame's.
+        let (bgr, _, factor) = self.bgr_region_mapped(whole, side as f64 / long as f64)?;
         Ok((bgr, factor))
     }
 
@@ -225,22 +309,73 @@ impl<'a> Frame<'a> {
             self.width,
             self.height
         );
+        if self.format.is_planar() {
+            // Converted on the even-aligned rectangle around `rect`, then cut to it.
+            // (An odd frame's last row and column are outside it.)
+            let even = self.even_around(rect)?;
+            let bgr = self.i420_to_bgr(even)?;
+            let (cw, ch) = ((even[0] + even[2]).min(x + w) - x, (even[1] + even[3]).min(y + h) - y);
+            let cut = Mat::roi(&bgr, Rect::new(x - even[0], y - even[1], cw, ch))?;
+            return scaled(&cut, scale);
+        }
         let src = self.mat()?;
         let roi = Mat::roi(&src, Rect::new(x, y, w, h))?;
         if scale == 1.0 {
             return to_bgr(&roi, self.format);
         }
-        let size = Size::new(((w as f64 * scale).round() as i32).max(1), ((h as f64 * scale).round() as i32).max(1));
-        let mut scaled = Mat::default();
-        let interpolation = if scale < 1.0 { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
-        imgproc::resize(&roi, &mut scaled, size, 0.0, 0.0, interpolation)?;
-        to_bgr(&scaled, self.format)
+        to_bgr(&scaled(&roi, scale)?, self.format)
+    }
+
+    /// A BGR copy of (about) the rectangle `rect`, scaled by (about) `scale`, for analysis:
+    /// returns the copy, the frame position of its top-left corner and the factor from its
+    /// pixels to the frame's. Packed frames give exactly `rect`; I420 frames the
+    /// even-cornered rectangle around it, each plane scaled before the colour conversion
+    /// (converting a whole 720p frame to scale it down after cost more than the search).
+    pub fn bgr_region_mapped(&self, rect: [i32; 4], scale: f64) -> Result<(Mat, [f32; 2], f32)> {
+        if !self.format.is_planar() {
+            let bgr = self.bgr_region(rect, scale)?;
+            let factor = rect[2] as f32 / bgr.cols() as f32;
+            return Ok((bgr, [rect[0] as f32, rect[1] as f32], factor));
+        }
+        let even = self.even_around(rect)?;
+        let [x, y, w, h] = even;
+        // Even output sides, so the chroma planes scale by exactly half.
+        let tw = (((w as f64 * scale) / 2.0).round() as i32).max(1) * 2;
+        let th = (((h as f64 * scale) / 2.0).round() as i32).max(1) * 2;
+        let (cw, ch) = (tw as usize / 2, th as usize / 2);
+        let mut yuv = vec![0u8; tw as usize * th as usize + 2 * cw * ch];
+        {
+            let (yp, rest) = yuv.split_at_mut(tw as usize * th as usize);
+            let (up, vp) = rest.split_at_mut(cw * ch);
+            let interpolation = if scale < 1.0 { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
+            let planes: [(usize, &mut [u8], Rect, Size); 3] = [
+                (0, yp, Rect::new(x, y, w, h), Size::new(tw, th)),
+                (1, up, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
+                (2, vp, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
+            ];
+            for (i, dst, r, size) in planes {
+                let view = self.plane_view(i)?;
+                let src = Mat::roi(&view, r)?;
+                let mut out = Mat::new_rows_cols_with_data_mut(size.height, size.width, dst)?;
+                imgproc::resize(&src, &mut out, size, 0.0, 0.0, interpolation)?;
+            }
+        }
+        let packed = Mat::new_rows_cols_with_data(th + th / 2, tw, &yuv)?;
+        let mut bgr = Mat::default();
+        imgproc::cvt_color_def(&packed, &mut bgr, imgproc::COLOR_YUV2BGR_I420)?;
+        Ok((bgr, [x as f32, y as f32], w as f32 / tw as f32))
     }
 
     /// A grey thumbnail 1/`k` of the frame's size, each pixel the mean of a k x k block:
     /// what motion is judged on (averaging drowns sensor noise and compression flicker).
     pub fn gray_thumbnail(&self, k: i32) -> Result<Mat> {
         let size = Size::new((self.width / k).max(1), (self.height / k).max(1));
+        if self.format.is_planar() {
+            // The Y plane is the grey picture already.
+            let mut small = Mat::default();
+            imgproc::resize(&self.plane_view(0)?, &mut small, size, 0.0, 0.0, imgproc::INTER_AREA)?;
+            return Ok(small);
+        }
         let mut small = Mat::default();
         imgproc::resize(&self.mat()?, &mut small, size, 0.0, 0.0, imgproc::INTER_AREA)?;
         let bgr = to_bgr(&small, self.format)?;
@@ -250,7 +385,148 @@ impl<'a> Frame<'a> {
     }
 }
 
+impl Frame<'_> {
+    /// A read-only OpenCV view of plane `i` of an I420 frame (0: Y, 1: U, 2: V).
+    fn plane_view(&self, i: usize) -> Result<BoxedRef<'_, Mat>> {
+        let (bytes, stride, rows, cols) = match (i, &self.chroma) {
+            (0, _) => (self.data.bytes(), self.stride, self.height, self.width),
+            (1, Some(c)) => (c.u.bytes(), c.stride, (self.height + 1) / 2, (self.width + 1) / 2),
+            (2, Some(c)) => (c.v.bytes(), c.stride, (self.height + 1) / 2, (self.width + 1) / 2),
+            _ => bail!("plane {i} of a {:?} frame", self.format),
+        };
+        // SAFETY: the constructors checked that each plane holds `rows` rows of `stride`
+        // bytes (the last at least `cols`); the view borrows `self` and is read-only.
+        let m = unsafe {
+            Mat::new_rows_cols_with_data_unsafe(rows, cols, CV_8UC1, bytes.as_ptr() as *mut std::ffi::c_void, stride)?
+        };
+        Ok(BoxedRef::from(m))
+    }
+
+    /// The smallest rectangle with even corners around `rect`, inside the frame's even
+    /// part (I420 colour covers 2x2 blocks; an odd last row or column is left alone).
+    fn even_around(&self, rect: [i32; 4]) -> Result<[i32; 4]> {
+        let (we, he) = (self.width & !1, self.height & !1);
+        let [x, y, w, h] = rect;
+        let (x0, y0) = (x & !1, y & !1);
+        let (x1, y1) = (((x + w + 1) & !1).min(we), ((y + h + 1) & !1).min(he));
+        ensure!(
+            x1 > x0 && y1 > y0,
+            "region {rect:?} has no even part in the {}x{} I420 frame",
+            self.width,
+            self.height
+        );
+        Ok([x0, y0, x1 - x0, y1 - y0])
+    }
+
+    /// BGR of the even rectangle `r` of an I420 frame.
+    fn i420_to_bgr(&self, r: [i32; 4]) -> Result<Mat> {
+        let [x, y, w, h] = r;
+        let (cw, ch) = (w as usize / 2, h as usize / 2);
+        let mut yuv = vec![0u8; w as usize * h as usize + 2 * cw * ch];
+        let (yp, rest) = yuv.split_at_mut(w as usize * h as usize);
+        let (up, vp) = rest.split_at_mut(cw * ch);
+        let src = self.data.bytes();
+        for row in 0..h as usize {
+            let at = (y as usize + row) * self.stride + x as usize;
+            yp[row * w as usize..(row + 1) * w as usize].copy_from_slice(&src[at..at + w as usize]);
+        }
+        let c = self.chroma.as_ref().expect("I420 frames have chroma");
+        for (plane, dst) in [(&c.u, up), (&c.v, vp)] {
+            let src = plane.bytes();
+            for row in 0..ch {
+                let at = (y as usize / 2 + row) * c.stride + x as usize / 2;
+                dst[row * cw..(row + 1) * cw].copy_from_slice(&src[at..at + cw]);
+            }
+        }
+        let packed = Mat::new_rows_cols_with_data(h + h / 2, w, &yuv)?;
+        let mut bgr = Mat::default();
+        imgproc::cvt_color_def(&packed, &mut bgr, imgproc::COLOR_YUV2BGR_I420)?;
+        Ok(bgr)
+    }
+
+    /// Writes the BGR image `bgr` over the frame's rectangle at (x, y) of its size: through
+    /// a colour conversion for I420 (the rectangle must have even corners), a copy for
+    /// packed layouts.
+    pub fn write_bgr_region(&mut self, x: i32, y: i32, bgr: &Mat) -> Result<()> {
+        let (w, h) = (bgr.cols(), bgr.rows());
+        ensure!(
+            x >= 0 && y >= 0 && x + w <= self.width && y + h <= self.height,
+            "a {w}x{h} image at ({x}, {y}) is not inside the {}x{} frame",
+            self.width,
+            self.height
+        );
+        if !self.format.is_planar() {
+            let format = self.format;
+            let mut dst = self.mat_mut()?;
+            let mut roi = Mat::roi_mut(&mut dst, Rect::new(x, y, w, h))?;
+            return write_bgr(bgr, &mut roi, format);
+        }
+        ensure!(x % 2 == 0 && y % 2 == 0 && w % 2 == 0 && h % 2 == 0, "I420 regions have even corners");
+        let mut yuv = Mat::default();
+        imgproc::cvt_color_def(bgr, &mut yuv, imgproc::COLOR_BGR2YUV_I420)?;
+        let yuv = yuv.data_bytes()?;
+        let (cw, ch) = (w as usize / 2, h as usize / 2);
+        let (yp, rest) = yuv.split_at(w as usize * h as usize);
+        let (up, vp) = rest.split_at(cw * ch);
+        let stride = self.stride;
+        let dst = self.data.bytes_mut()?;
+        for row in 0..h as usize {
+            let at = (y as usize + row) * stride + x as usize;
+            dst[at..at + w as usize].copy_from_slice(&yp[row * w as usize..(row + 1) * w as usize]);
+        }
+        let c = self.chroma.as_mut().expect("I420 frames have chroma");
+        let cstride = c.stride;
+        for (plane, src) in [(&mut c.u, up), (&mut c.v, vp)] {
+            let dst = plane.bytes_mut()?;
+            for row in 0..ch {
+                let at = (y as usize / 2 + row) * cstride + x as usize / 2;
+                dst[at..at + cw].copy_from_slice(&src[row * cw..(row + 1) * cw]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The even-cornered rectangle around `rect` for I420 frames, `rect` itself (clipped)
+    /// for packed ones: where a region may be read and written back whole.
+    pub fn writable_around(&self, rect: [i32; 4]) -> Result<[i32; 4]> {
+        if self.format.is_planar() {
+            self.even_around(rect)
+        } else {
+            Ok(rect)
+        }
+    }
+}
+
+/// `m` scaled by `scale` (area-averaged down, linear up), as an owned Mat.
+fn scaled(m: &(impl MatTraitConst + ToInputArray), scale: f64) -> Result<Mat> {
+    if scale == 1.0 {
+        return Ok(m.try_clone()?);
+    }
+    let size =
+        Size::new(((m.cols() as f64 * scale).round() as i32).max(1), ((m.rows() as f64 * scale).round() as i32).max(1));
+    let mut out = Mat::default();
+    let interpolation = if scale < 1.0 { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
+    imgproc::resize(m, &mut out, size, 0.0, 0.0, interpolation)?;
+    Ok(out)
+}
+
+fn check_i420(lens: [usize; 3], width: u32, height: u32, strides: [usize; 3]) -> Result<()> {
+    ensure!(width > 0 && height > 0, "empty frame {width}x{height}");
+    ensure!(width <= i32::MAX as u32 && height <= i32::MAX as u32, "frame {width}x{height} too large");
+    ensure!(strides[1] == strides[2], "U and V strides differ ({} and {})", strides[1], strides[2]);
+    let (w, h) = (width as usize, height as usize);
+    let sizes = [(w, h), (w.div_ceil(2), h.div_ceil(2)), (w.div_ceil(2), h.div_ceil(2))];
+    for (i, ((len, stride), (pw, ph))) in lens.iter().zip(strides).zip(sizes).enumerate() {
+        let plane = ["Y", "U", "V"][i];
+        ensure!(stride >= pw, "{plane} stride {stride} shorter than a row of {pw} bytes");
+        let need = stride * (ph - 1) + pw;
+        ensure!(*len >= need, "{plane} plane of {len} bytes holds no {width}x{height} I420 frame ({need} bytes)");
+    }
+    Ok(())
+}
+
 fn check(len: usize, width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<()> {
+    ensure!(!format.is_planar(), "{format:?} is planar: make the frame with its planes (Frame::new_i420)");
     ensure!(width > 0 && height > 0, "empty frame {width}x{height}");
     ensure!(width <= i32::MAX as u32 && height <= i32::MAX as u32, "frame {width}x{height} too large");
     let row = width as usize * format.channels();

@@ -3,14 +3,17 @@
 //! Detecting every frame at the scale that keeps 16 px faces findable cost 3.5-10x a
 //! decode + encode of 720p. Instead:
 //! - known faces are re-detected every frame in a region twice their size around them,
-//!   scaled so the face spans [`FOLLOW_FACE`] px: cheap, with fresh landmarks each frame;
+//!   scaled so the face spans [`FOLLOW_FACE`] px (cheap, fresh landmarks), or kept as
+//!   they were where nothing moved;
 //! - new faces are searched for only where the picture changed (a grey thumbnail 1/8 of
-//!   the frame, compared frame to frame), in a coarse pass over the whole frame at
-//!   `coarse_size` (large faces) and a fine pass in tiles at the scale that keeps
-//!   `min_face_size` findable (small faces);
-//! - each frame examines the changed regions that waited longest, within a budget of
-//!   detection pixels: one full search spread over `sweep_frames` frames. The first frame,
-//!   a seek (reset) and a scene cut get a full search at once.
+//!   the frame, compared frame to frame): each small moving thing gets a region of its
+//!   own at the scale that keeps `min_face_size` findable; larger motion marks a coarse
+//!   pass over the whole frame at `coarse_size` (large faces) and the fine-scale tiles it
+//!   touched (small faces);
+//! - each frame examines the waiting regions, oldest first, within a budget of detection
+//!   pixels: one full search spread over `sweep_frames` frames (so constant motion costs
+//!   a bounded share of a frame, and stillness saves credit for the next thing that moves).
+//!   The first frame, a seek (reset) and a cut get a full search at once.
 
 use anyhow::Result;
 use opencv::core::{self as cv, Mat};
@@ -29,19 +32,26 @@ const CUT_SHARE: f64 = 0.5;
 pub const FOLLOW_FACE: f64 = 80.0;
 /// Side (px of detection input) of a fine-pass tile, before its overlap.
 const TILE_INPUT: f64 = 256.0;
+/// A moving thing whose region costs more than 1/this of a full search marks tiles instead.
+const MOVING_SHARE: f64 = 8.0;
+/// At most this many moving regions wait; more motion marks tiles.
+const MAX_MOVING: usize = 64;
 /// Largest enlargement of a small known face for its re-detection.
 const MAX_FOLLOW_SCALE: f64 = 4.0;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchConfig {
     /// Frames over which one full search for new faces is spread (0: search the whole
-    /// frame, both passes, on every frame, as a still picture is).
+    /// frame, both passes, on every frame, as a still picture is). 250 (10 s at 25 fps):
+    /// a 720p clip in constant motion and without faces then costs ~1.4x a decode +
+    /// encode, against 2.6x at 50 (measured, BENCHMARKS.md); a face entering a still
+    /// scene is found on its first frame either way.
     pub sweep_frames: u32,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { sweep_frames: 50 }
+        Self { sweep_frames: 250 }
     }
 }
 
@@ -124,6 +134,8 @@ pub struct SearchReport {
     pub pixels: f64,
     /// Search regions examined (0: the coarse pass, 1..: fine tiles).
     pub examined: Vec<usize>,
+    /// Regions around small moving things examined.
+    pub moving: usize,
     /// Everything was searched (first frame, reset, cut, or `sweep_frames` 0).
     pub full: bool,
     /// Share of thumbnail blocks that changed since the last frame.
@@ -138,12 +150,14 @@ pub struct Search {
     frame: u64,
     /// Detection pixels the search may still spend.
     credit: f64,
+    /// Regions around small moving things, waiting to be examined (oldest first).
+    moving: Vec<Region>,
     full_pending: bool,
 }
 
 impl Search {
     pub fn new(config: SearchConfig) -> Self {
-        Self { config, layout: None, prev: None, frame: 0, credit: 0.0, full_pending: true }
+        Self { config, layout: None, prev: None, frame: 0, credit: 0.0, moving: Vec::new(), full_pending: true }
     }
 
     pub fn config(&self) -> &SearchConfig {
@@ -163,8 +177,46 @@ impl Search {
     /// The next frame searches everything (a seek: nothing before says where faces are).
     pub fn reset(&mut self) {
         self.prev = None;
+        self.moving.clear();
         self.full_pending = true;
         self.credit = 0.0;
+    }
+
+    /// Turns this frame's changed thumbnail blocks (`mask`) into search work: each small
+    /// moving thing a region of its own (a face walking into a still scene is examined at
+    /// once, cheaply); larger motion marks the coarse pass and the tiles it touched.
+    fn note_motion(&mut self, mask: &Mat, frame_no: u64) -> Result<()> {
+        let layout = self.layout.as_mut().expect("set by the caller");
+        let (w, h) = layout.size;
+        let fine = layout.regions.get(1).map_or(layout.regions[0].scale, |r| r.scale);
+        let (mut labels, mut stats, mut centroids) = (Mat::default(), Mat::default(), Mat::default());
+        let n = opencv::imgproc::connected_components_with_stats(
+            mask,
+            &mut labels,
+            &mut stats,
+            &mut centroids,
+            8,
+            cv::CV_32S,
+        )?;
+        for blob in 1..n {
+            let at = |c: i32| -> Result<i32> { Ok(*stats.at_2d::<i32>(blob, c)? * THUMB) };
+            let [bx, by, bw, bh] = [at(0)?, at(1)?, at(2)?, at(3)?];
+            // Room for the rest of a face of which only a part moved.
+            let pad = bw.max(bh) / 2 + 2 * THUMB;
+            let (x0, y0) = ((bx - pad).max(0), (by - pad).max(0));
+            let (x1, y1) = ((bx + bw + pad).min(w), (by + bh + pad).min(h));
+            let region = Region { rect: [x0, y0, x1 - x0, y1 - y0], scale: fine, dirty_since: Some(frame_no) };
+            if region.pixels() <= layout.full_pixels / MOVING_SHARE && self.moving.len() < MAX_MOVING {
+                add_moving(&mut self.moving, region);
+            } else {
+                for y in (by..by + bh).step_by(THUMB as usize) {
+                    for x in (bx..bx + bw).step_by(THUMB as usize) {
+                        layout.mark(x + THUMB / 2, y + THUMB / 2, frame_no);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// This frame's faces, in frame coordinates, best first: the faces tracked so far
@@ -185,9 +237,9 @@ impl Search {
             self.prev = None;
             self.full_pending = true;
         }
-        let layout = self.layout.as_mut().expect("set above");
 
-        // Motion since the last frame marks the regions it touched.
+        // Motion since the last frame: small moving things become regions of their own,
+        // larger motion marks the coarse pass and the tiles it touched.
         let thumb = frame.gray_thumbnail(THUMB)?;
         let mut mask = None;
         if let Some(prev) = self.prev.as_ref().filter(|p| p.size().ok() == thumb.size().ok()) {
@@ -200,17 +252,14 @@ impl Search {
             if report.changed > CUT_SHARE {
                 self.full_pending = true;
             } else if changed > 0 {
-                let cols = m.cols() as usize;
-                for (i, _) in m.data_bytes()?.iter().enumerate().filter(|(_, &v)| v != 0) {
-                    let (tx, ty) = ((i % cols) as i32, (i / cols) as i32);
-                    layout.mark(tx * THUMB + THUMB / 2, ty * THUMB + THUMB / 2, frame_no);
-                }
+                self.note_motion(&m, frame_no)?;
             }
             mask = Some(m);
         } else {
             self.full_pending = true;
         }
         self.prev = Some(thumb);
+        let layout = self.layout.as_mut().expect("set above");
 
         // Re-detecting hundreds of faces one by one costs more than one full search.
         let follow: Vec<(&Face, bool, [i32; 4], f64)> =
@@ -221,6 +270,7 @@ impl Search {
             for r in layout.regions.iter_mut() {
                 r.dirty_since = None;
             }
+            self.moving.clear();
             self.full_pending = false;
             self.credit = 0.0;
             report.full = true;
@@ -251,6 +301,14 @@ impl Search {
         let sweep = self.config.sweep_frames.max(1) as f64;
         self.credit = (self.credit + layout.full_pixels / sweep).min(layout.full_pixels);
         while self.credit > 0.0 {
+            // Moving things first (oldest first), then the coarse pass and tiles.
+            if let Some(r) = (!self.moving.is_empty()).then(|| self.moving.remove(0)) {
+                searched.extend(det.detect_region(frame, r.rect, r.scale)?);
+                self.credit -= r.pixels();
+                report.pixels += r.pixels();
+                report.moving += 1;
+                continue;
+            }
             let next = (0..layout.regions.len())
                 .filter_map(|i| layout.regions[i].dirty_since.map(|d| (d, i)))
                 .min()
@@ -272,6 +330,26 @@ impl Search {
         faces.extend(new);
         Ok((det.rank(faces), report))
     }
+}
+
+/// Queues `r`, merged with any queued region it overlaps (the union keeps the older
+/// mark: a thing that keeps moving is not pushed back in the queue).
+fn add_moving(queue: &mut Vec<Region>, mut r: Region) {
+    while let Some(i) = queue.iter().position(|q| overlaps(q.rect, r.rect)) {
+        let q = queue.remove(i);
+        let [ax, ay, aw, ah] = q.rect;
+        let [bx, by, bw, bh] = r.rect;
+        let (x0, y0) = (ax.min(bx), ay.min(by));
+        let (x1, y1) = ((ax + aw).max(bx + bw), (ay + ah).max(by + bh));
+        r.rect = [x0, y0, x1 - x0, y1 - y0];
+        r.dirty_since = q.dirty_since.min(r.dirty_since);
+    }
+    let at = queue.partition_point(|q| q.dirty_since <= r.dirty_since);
+    queue.insert(at, r);
+}
+
+fn overlaps(a: [i32; 4], b: [i32; 4]) -> bool {
+    a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3]
 }
 
 /// Whether any thumbnail block inside the frame rectangle `rect` changed.

@@ -237,6 +237,29 @@ fn strength_zero_passes_frames_through_without_detecting() {
     assert!(r.element_messages("facedetector").is_empty(), "strength 0 still analysed frames");
 }
 
+/// Decoded video is I420: faceenhance takes it as it is (no colour conversion around the
+/// element), finds the face and restores it in place.
+#[test]
+fn faceenhance_works_on_i420_directly() {
+    let img = imread(&astronaut());
+    let mut yuv = Mat::default();
+    opencv::imgproc::cvt_color_def(&img, &mut yuv, opencv::imgproc::COLOR_BGR2YUV_I420).unwrap();
+    let input = yuv.data_bytes().unwrap().to_vec();
+    let desc = format!("faceenhance detector-model={} post-messages=true", yunet().display());
+    let r = run(&desc, vec![(caps("I420", 512, 512), input.clone())]);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    let s = &r.samples[0];
+    assert_eq!(s.caps().unwrap().structure(0).unwrap().get::<&str>("format").unwrap(), "I420");
+    assert_eq!(faces_on(s).len(), 1);
+    let stats = &r.element_messages("facerestore")[0];
+    assert_eq!(stats.get::<i32>("restored").unwrap(), 1, "{stats}");
+    let out = data(s);
+    assert_eq!(out.len(), input.len());
+    // The top rows (sky, far above the face) are untouched; the face is not.
+    assert!(out[..512 * 16] == input[..512 * 16], "rows far from the face changed");
+    assert!(out != input, "the face was not restored");
+}
+
 /// One thread budget: the bin's `threads` reaches the detector and the restorer, and
 /// `sweep-frames` the detector.
 #[test]

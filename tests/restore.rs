@@ -345,3 +345,56 @@ fn restorations_are_carried_between_model_runs() {
         }
     }
 }
+
+/// I420 frames (what decoders give) are detected and restored in place: the same face as
+/// from the BGR picture, the result close to the BGR path's inside the face, and every
+/// byte of every plane outside the changed rectangles as it was.
+#[test]
+fn i420_frames_are_restored_in_place() {
+    let img = imread(&astronaut());
+    let (w, h) = (img.cols() as usize, img.rows() as usize);
+    let mut yuv = Mat::default();
+    opencv::imgproc::cvt_color_def(&img, &mut yuv, opencv::imgproc::COLOR_BGR2YUV_I420).unwrap();
+    let before = yuv.data_bytes().unwrap().to_vec();
+    let mut planes = before.clone();
+    let (yp, rest) = planes.split_at_mut(w * h);
+    let (up, vp) = rest.split_at_mut(w * h / 4);
+    let mut e = enhancer();
+    let mut frame = Frame::new_i420([yp, up, vp], w as u32, h as u32, [w, w / 2, w / 2]).unwrap();
+    let (faces, stats) = e.process(&mut frame).unwrap();
+    let mut bgr = img.clone();
+    let (bgr_faces, _) = enhancer().process(&mut frame_from_mat(&mut bgr).unwrap()).unwrap();
+    assert_eq!((faces.len(), stats.restored), (1, 1), "{stats:?}");
+    assert!(iou(faces[0].bbox, bgr_faces[0].bbox) > 0.9, "{:?} vs {:?}", faces[0].bbox, bgr_faces[0].bbox);
+    // Outside the changed rectangles (even-cornered for I420), no byte of any plane moved.
+    let r = stats.regions.clone();
+    assert!(r.iter().all(|q| q.iter().all(|v| v % 2 == 0)), "{r:?}");
+    let inside = |x: usize, y: usize| r.iter().any(|q| inside(&[*q], x as i32, y as i32));
+    for y in 0..h {
+        for x in 0..w {
+            if !inside(x, y) {
+                assert_eq!(planes[y * w + x], before[y * w + x], "Y at {x},{y}");
+            }
+        }
+    }
+    for plane in 0..2 {
+        let base = w * h + plane * w * h / 4;
+        for y in 0..h / 2 {
+            for x in 0..w / 2 {
+                if !inside(2 * x, 2 * y) {
+                    let i = base + y * w / 2 + x;
+                    assert_eq!(planes[i], before[i], "chroma plane {plane} at {x},{y}");
+                }
+            }
+        }
+    }
+    // Inside the face, the I420 result is close to the BGR path's.
+    let mut back = Mat::default();
+    let packed = Mat::new_rows_cols_with_data(h as i32 * 3 / 2, w as i32, &planes).unwrap();
+    opencv::imgproc::cvt_color_def(&packed, &mut back, opencv::imgproc::COLOR_YUV2BGR_I420).unwrap();
+    let [x, y, fw, fh] = bgr_faces[0].bbox.map(|v| v as i32);
+    let (a, b, o) = (roi(&back, x, y, fw, fh), roi(&bgr, x, y, fw, fh), roi(&img, x, y, fw, fh));
+    let (same, changed) = (psnr_y(&a, &b), psnr_y(&a, &o));
+    println!("inside the face: I420 vs BGR path {same:.1} dB; I420 result vs input {changed:.1} dB");
+    assert!(same > 35.0 && same > changed + 3.0, "{same:.1} dB vs {changed:.1} dB");
+}

@@ -268,9 +268,8 @@ impl Detector {
     /// `scale`, in frame coordinates and unsorted: the searches of [`crate::search`] merge
     /// several regions before ranking.
     pub fn detect_region(&mut self, frame: &Frame, rect: [i32; 4], scale: f64) -> Result<Vec<Face>> {
-        let bgr = frame.bgr_region(rect, scale)?;
-        let factor = rect[2] as f32 / bgr.cols() as f32;
-        self.found(&bgr, factor, [rect[0] as f32, rect[1] as f32])
+        let (bgr, origin, factor) = frame.bgr_region_mapped(rect, scale)?;
+        self.found(&bgr, factor, origin)
     }
 
     /// The scale of a stream's coarse pass: the frame at `coarse_size` (never enlarged).

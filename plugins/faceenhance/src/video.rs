@@ -10,16 +10,40 @@ use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
 pub const FORMATS: [VideoFormat; 6] =
     [VideoFormat::Bgrx, VideoFormat::Bgra, VideoFormat::Rgbx, VideoFormat::Rgba, VideoFormat::Bgr, VideoFormat::Rgb];
 
+/// What a decoder gives and an encoder takes: detection and restoration work on it
+/// directly, so no colour conversion of the whole frame surrounds them (that alone cost
+/// 1.5x a 720p decode + encode).
+pub const PLANAR: VideoFormat = VideoFormat::I420;
+
 pub fn caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new().format_list(FORMATS).build()
 }
 
-pub fn pad_templates() -> Vec<gst::PadTemplate> {
-    let caps = caps();
+/// The packed formats and I420 (first: preferred when upstream offers it).
+pub fn caps_with_planar() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new().format_list(std::iter::once(PLANAR).chain(FORMATS)).build()
+}
+
+fn templates(caps: gst::Caps) -> Vec<gst::PadTemplate> {
     vec![
         gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps).unwrap(),
         gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).unwrap(),
     ]
+}
+
+/// Templates of the elements that draw or copy pixels directly (packed formats).
+pub fn pad_templates() -> Vec<gst::PadTemplate> {
+    templates(caps())
+}
+
+/// Templates of facedetector, facerestore and the faceenhance bin (packed and I420).
+pub fn pad_templates_with_planar() -> Vec<gst::PadTemplate> {
+    templates(caps_with_planar())
+}
+
+/// `caps` without I420 (facerestore up-scaling works on packed frames only).
+pub fn without_planar(caps: &gst::Caps) -> gst::Caps {
+    caps.intersect_with_mode(&self::caps(), gst::CapsIntersectMode::First)
 }
 
 pub fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
@@ -27,6 +51,7 @@ pub fn pixel_format(f: VideoFormat) -> Option<PixelFormat> {
 }
 
 fn layout(info: &VideoInfo) -> Result<(u32, u32, PixelFormat), String> {
+    // (I420 is read through its planes: see with_frame.)
     let format = pixel_format(info.format()).ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
     Ok((info.width(), info.height(), format))
 }
@@ -39,6 +64,14 @@ fn mapped_stride<T>(vf: &VideoFrameRef<T>) -> Result<usize, String> {
     usize::try_from(stride).ok().filter(|&s| s > 0).ok_or_else(|| format!("unsupported row stride {stride}"))
 }
 
+/// The strides of an I420 frame's three planes, as mapped (a video meta's, where one is).
+fn plane_strides<T>(vf: &VideoFrameRef<T>) -> Result<[usize; 3], String> {
+    let s = vf.plane_stride();
+    let get =
+        |i: usize| usize::try_from(s[i]).ok().filter(|&v| v > 0).ok_or_else(|| format!("plane {i} stride {}", s[i]));
+    Ok([get(0)?, get(1)?, get(2)?])
+}
+
 /// Runs `f` on a read-only view of `buf`.
 pub fn with_frame<R>(
     buf: &gst::BufferRef,
@@ -47,10 +80,13 @@ pub fn with_frame<R>(
 ) -> Result<R, String> {
     let (w, h, format) = layout(info)?;
     let vf = VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|e| format!("cannot map buffer: {e}"))?;
-    let stride = mapped_stride(&vf)?;
-    let data = vf.plane_data(0).map_err(|e| e.to_string())?;
-    let frame = Frame::new_readonly(data, w, h, stride, format).map_err(|e| format!("{e:#}"))?;
-    f(&frame).map_err(|e| format!("{e:#}"))
+    let frame = if format.is_planar() {
+        let [y, u, v, _] = vf.planes_data();
+        Frame::new_i420_readonly([y, u, v], w, h, plane_strides(&vf)?)
+    } else {
+        Frame::new_readonly(vf.plane_data(0).map_err(|e| e.to_string())?, w, h, mapped_stride(&vf)?, format)
+    };
+    f(&frame.map_err(|e| format!("{e:#}"))?).map_err(|e| format!("{e:#}"))
 }
 
 /// Runs `f` on a writable view of `buf`.
@@ -61,9 +97,15 @@ pub fn with_frame_mut<R>(
 ) -> Result<R, String> {
     let (w, h, format) = layout(info)?;
     let mut vf = VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|e| format!("cannot map buffer: {e}"))?;
-    let stride = mapped_stride(&vf)?;
-    let data = vf.plane_data_mut(0).map_err(|e| e.to_string())?;
-    let mut frame = Frame::new(data, w, h, stride, format).map_err(|e| format!("{e:#}"))?;
+    let mut frame = if format.is_planar() {
+        let strides = plane_strides(&vf)?;
+        let [y, u, v, _] = vf.planes_data_mut();
+        Frame::new_i420([y, u, v], w, h, strides)
+    } else {
+        let stride = mapped_stride(&vf)?;
+        Frame::new(vf.plane_data_mut(0).map_err(|e| e.to_string())?, w, h, stride, format)
+    }
+    .map_err(|e| format!("{e:#}"))?;
     f(&mut frame).map_err(|e| format!("{e:#}"))
 }
 
@@ -89,9 +131,12 @@ impl Negotiated {
     }
 }
 
-/// Element metadata and the pad templates every element shares.
+/// Element metadata and pad templates (the packed formats, or those `$templates` makes).
 macro_rules! video_element {
     ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
+        $crate::video::video_element!($ty, $long_name, $klass, $description, $crate::video::pad_templates);
+    };
+    ($ty:ty, $long_name:expr, $klass:expr, $description:expr, $templates:path) => {
         impl gst::subclass::prelude::GstObjectImpl for $ty {}
 
         impl gst::subclass::prelude::ElementImpl for $ty {
@@ -103,8 +148,7 @@ macro_rules! video_element {
             }
 
             fn pad_templates() -> &'static [gst::PadTemplate] {
-                static T: std::sync::LazyLock<Vec<gst::PadTemplate>> =
-                    std::sync::LazyLock::new($crate::video::pad_templates);
+                static T: std::sync::LazyLock<Vec<gst::PadTemplate>> = std::sync::LazyLock::new($templates);
                 T.as_ref()
             }
         }

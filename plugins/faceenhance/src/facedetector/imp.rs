@@ -342,7 +342,8 @@ video::video_element!(
     FaceDetector,
     "Face detector",
     "Filter/Analyzer/Video",
-    "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta"
+    "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta",
+    video::pad_templates_with_planar
 );
 
 impl FaceDetector {

@@ -224,7 +224,7 @@ impl ElementImpl for FaceEnhance {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates);
+        static T: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(video::pad_templates_with_planar);
         T.as_ref()
     }
 }

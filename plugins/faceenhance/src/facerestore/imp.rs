@@ -406,7 +406,9 @@ impl BaseTransformImpl for FaceRestore {
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
         let k = self.settings.lock().unwrap().upscale;
-        let other = video::scale_caps(caps, k, direction == gst::PadDirection::Sink);
+        // Up-scaling draws into packed frames only; in place, I420 is worked on directly.
+        let caps = if k == 1 { caps.clone() } else { video::without_planar(caps) };
+        let other = video::scale_caps(&caps, k, direction == gst::PadDirection::Sink);
         Some(match filter {
             Some(f) => f.intersect_with_mode(&other, gst::CapsIntersectMode::First),
             None => other,
@@ -564,5 +566,6 @@ video::video_element!(
     FaceRestore,
     "Face restorer",
     "Filter/Effect/Video",
-    "Restores the faces found by facedetector with an ONNX GAN generator and blends them back"
+    "Restores the faces found by facedetector with an ONNX GAN generator and blends them back",
+    video::pad_templates_with_planar
 );
