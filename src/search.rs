@@ -4,7 +4,7 @@
 //! decode + encode of 720p. Instead:
 //! - known faces are re-detected every frame in a region twice their size around them,
 //!   scaled so the face spans [`FOLLOW_FACE`] px (cheap, fresh landmarks), or kept as
-//!   they were where nothing moved;
+//!   they were where nothing moved (motion inside that region searches nothing else);
 //! - new faces are searched for only where the picture changed (a grey thumbnail 1/8 of
 //!   the frame, compared frame to frame): each small moving thing gets a region of its
 //!   own at the scale that keeps `min_face_size` findable; larger motion marks a coarse
@@ -29,7 +29,7 @@ const MOTION_LEVEL: f64 = 8.0;
 /// More than this share of blocks changed: a cut or a camera move, search everything now.
 const CUT_SHARE: f64 = 0.5;
 /// Side (px) a known face is scaled to for its re-detection.
-pub const FOLLOW_FACE: f64 = 80.0;
+pub const FOLLOW_FACE: f64 = 64.0;
 /// Side (px of detection input) of a fine-pass tile, before its overlap.
 const TILE_INPUT: f64 = 256.0;
 /// A moving thing whose region costs more than 1/this of a full search marks tiles instead.
@@ -185,7 +185,8 @@ impl Search {
     /// Turns this frame's changed thumbnail blocks (`mask`) into search work: each small
     /// moving thing a region of its own (a face walking into a still scene is examined at
     /// once, cheaply); larger motion marks the coarse pass and the tiles it touched.
-    fn note_motion(&mut self, mask: &Mat, frame_no: u64) -> Result<()> {
+    /// Motion inside a known face's region (`followed`) is its re-detection's business.
+    fn note_motion(&mut self, mask: &Mat, frame_no: u64, followed: &[[i32; 4]]) -> Result<()> {
         let layout = self.layout.as_mut().expect("set by the caller");
         let (w, h) = layout.size;
         let fine = layout.regions.get(1).map_or(layout.regions[0].scale, |r| r.scale);
@@ -201,6 +202,9 @@ impl Search {
         for blob in 1..n {
             let at = |c: i32| -> Result<i32> { Ok(*stats.at_2d::<i32>(blob, c)? * THUMB) };
             let [bx, by, bw, bh] = [at(0)?, at(1)?, at(2)?, at(3)?];
+            if followed.iter().any(|f| inside([bx, by, bw, bh], *f)) {
+                continue;
+            }
             // Room for the rest of a face of which only a part moved.
             let pad = bw.max(bh) / 2 + 2 * THUMB;
             let (x0, y0) = ((bx - pad).max(0), (by - pad).max(0));
@@ -252,7 +256,9 @@ impl Search {
             if report.changed > CUT_SHARE {
                 self.full_pending = true;
             } else if changed > 0 {
-                self.note_motion(&m, frame_no)?;
+                let followed: Vec<[i32; 4]> =
+                    known.iter().filter_map(|(f, _)| follow_region(f, size)).map(|(r, _)| r).collect();
+                self.note_motion(&m, frame_no, &followed)?;
             }
             mask = Some(m);
         } else {
@@ -346,6 +352,11 @@ fn add_moving(queue: &mut Vec<Region>, mut r: Region) {
     }
     let at = queue.partition_point(|q| q.dirty_since <= r.dirty_since);
     queue.insert(at, r);
+}
+
+/// Whether rectangle `a` lies within `b`.
+fn inside(a: [i32; 4], b: [i32; 4]) -> bool {
+    a[0] >= b[0] && a[1] >= b[1] && a[0] + a[2] <= b[0] + b[2] && a[1] + a[3] <= b[1] + b[3]
 }
 
 fn overlaps(a: [i32; 4], b: [i32; 4]) -> bool {

@@ -3,6 +3,7 @@
 //! pictures side by side.
 
 mod image;
+mod speed;
 mod video;
 
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ enum Command {
         #[command(flatten)]
         opts: EnhanceOpts,
     },
+    /// Faces per second of each model on a provider and batch sizes (and which provider
+    /// really ran): a markdown table.
+    Speed(speed::SpeedArgs),
     /// Put two images side by side (the second scaled to the first's height), labelled.
     SideBySide {
         left: PathBuf,
@@ -158,6 +162,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Video(args) => video::run(&args),
+        Command::Speed(args) => speed::run(&args),
         Command::Image { inputs, output, opts } => {
             std::fs::create_dir_all(&output).with_context(|| format!("{}", output.display()))?;
             let mut enhancer = opts.enhancer()?;
