@@ -406,3 +406,18 @@ fn the_installed_plugin_and_command_line_run_on_the_installed_models() {
     assert!(!default.contains(&source.display().to_string()) && !default.contains(&installed_default), "{default}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// `speed` times a model on the asked provider and says which provider ran it.
+#[test]
+fn speed_reports_faces_per_second_and_the_provider_that_ran() {
+    let model = faceenhance::paths::models_dir().join("restore-64.onnx");
+    let out = cli().args(["speed", "--provider", "cpu", "--batch", "1,2", "--runs", "2"]).arg(&model).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| restore-64 | cpu | cpu |")).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        let faces_per_s: f64 = row.split('|').nth(6).unwrap().trim().parse().unwrap();
+        assert!(faces_per_s > 1.0, "{row}");
+    }
+}
