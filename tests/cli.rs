@@ -421,3 +421,20 @@ fn speed_reports_faces_per_second_and_the_provider_that_ran() {
         assert!(faces_per_s > 1.0, "{row}");
     }
 }
+
+/// A truncated file (the first 60 % of a clip, its index missing) fails at once with the
+/// input's name, and leaves no empty output behind.
+#[test]
+fn a_truncated_input_fails_with_its_name_and_leaves_nothing() {
+    let clip = std::fs::read(cached("data/carphone_distorted.mp4")).unwrap();
+    let cut = temp("truncated.mp4");
+    std::fs::write(&cut, &clip[..clip.len() * 6 / 10]).unwrap();
+    let out_file = temp("truncated-out.mp4");
+    let t = std::time::Instant::now();
+    let out = cli().args(["video", cut.to_str().unwrap(), "--no-progress", "-o"]).arg(&out_file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a truncated file transcoded");
+    assert!(stderr.contains("truncated.mp4"), "{stderr}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
+    assert!(!out_file.exists(), "an empty output was left behind");
+}

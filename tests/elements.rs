@@ -399,6 +399,68 @@ fn flush_mid_stream_then_more_frames() {
     assert!(r.samples.len() >= 3, "frames after the flush came out ({})", r.samples.len());
 }
 
+/// 100 times from NULL to PLAYING with a frame and back: every cycle gives its frame with
+/// the face, none errors or hangs (one model, so the cycles are quick).
+#[test]
+fn a_hundred_state_cycles() {
+    init();
+    let frame = bgrx(&imread(&astronaut()));
+    let model = faceenhance::paths::models_dir().join("restore-64.onnx");
+    let desc = format!(
+        "appsrc name=src format=time ! faceenhance detector-model={} model={} force=true ! appsink name=sink sync=false",
+        yunet().display(),
+        model.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let t = std::time::Instant::now();
+    for cycle in 0..100 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        src.set_caps(Some(&frame.0));
+        src.push_buffer(gst::Buffer::from_mut_slice(frame.1.clone())).unwrap();
+        let sample =
+            sink.try_pull_sample(gst::ClockTime::from_seconds(30)).unwrap_or_else(|| panic!("cycle {cycle}: no frame"));
+        assert_eq!(faces_on(&sample).len(), 1, "cycle {cycle}");
+        assert!(data(&sample) != frame.1, "cycle {cycle}: the face was not restored");
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+    println!("100 cycles in {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// A storm of flushing seeks into a real clip while it plays: no error, no hang, and the
+/// clip still ends.
+#[test]
+fn a_seek_storm_on_a_real_clip() {
+    init();
+    let clip = cached("data/WolfgangLanger_Pexels.mp4");
+    let desc = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! faceenhance detector-model={} ! fakesink sync=false",
+        clip.display(),
+        yunet().display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    pipeline.state(gst::ClockTime::from_seconds(30)).0.unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for i in 0..20u64 {
+        std::thread::sleep(Duration::from_millis(30));
+        let to = gst::ClockTime::from_mseconds((i * 7_919) % 18_000);
+        pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT, to).expect("flushing seek");
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            panic!("error during the seeks: {msg:?}");
+        }
+    }
+    // Then near the end, and it must finish.
+    pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::from_seconds(18)).expect("last seek");
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("no end within 120 s of the last seek");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+}
+
 #[test]
 fn facedraw_draws_on_the_face_box_only() {
     let (caps, input) = bgrx(&imread(&astronaut()));

@@ -398,3 +398,48 @@ fn i420_frames_are_restored_in_place() {
     println!("inside the face: I420 vs BGR path {same:.1} dB; I420 result vs input {changed:.1} dB");
     assert!(same > 35.0 && same > changed + 3.0, "{same:.1} dB vs {changed:.1} dB");
 }
+
+/// Damaged model files (cut short anywhere, or with bytes flipped in the graph) are
+/// refused with the file's name or load and run: never a panic.
+#[test]
+fn damaged_models_are_refused_with_the_file_name_never_a_panic() {
+    use faceenhance::model::{Provider, ProviderOptions, Restorer};
+    let dir = temp_dir("fuzz");
+    let good = std::fs::read(faceenhance::paths::models_dir().join("restore-64.onnx")).unwrap();
+    let cpu = ProviderOptions { provider: Provider::Cpu, ..Default::default() };
+    let grey =
+        || Mat::new_rows_cols_with_default(64, 64, opencv::core::CV_8UC3, opencv::core::Scalar::all(128.0)).unwrap();
+    let mut seed = 12345u64;
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let (mut refused, mut ran) = (0, 0);
+    for i in 0..24 {
+        let mut bytes = good.clone();
+        if i % 2 == 0 {
+            bytes.truncate(next() % good.len());
+        } else {
+            for _ in 0..8 {
+                let at = next() % 4096.min(bytes.len());
+                bytes[at] ^= 1 << (next() % 8);
+            }
+        }
+        let model = dir.join(format!("damaged-{i}.onnx"));
+        std::fs::write(&model, &bytes).unwrap();
+        std::fs::copy(faceenhance::paths::models_dir().join("restore-64.toml"), dir.join(format!("damaged-{i}.toml")))
+            .unwrap();
+        let loaded = std::panic::catch_unwind(|| Restorer::load(&model, None, &cpu).map(|mut r| r.infer(&[grey()])));
+        match loaded {
+            Err(_) => panic!("damaged-{i}: a panic"),
+            Ok(Err(e)) => {
+                let msg = format!("{e:#}");
+                assert!(msg.contains(&format!("damaged-{i}")), "damaged-{i}: {msg}");
+                refused += 1;
+            }
+            Ok(Ok(_)) => ran += 1,
+        }
+    }
+    println!("{refused} damaged models refused with their name, {ran} loaded and ran");
+    assert!(refused >= 12, "only {refused} of 24 refused");
+}

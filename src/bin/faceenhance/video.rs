@@ -384,8 +384,14 @@ pub fn run(args: &VideoArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     pipeline.set_state(gst::State::Null)?;
-    outcome?;
     let frames = graph.frames.load(Ordering::Relaxed);
+    if let Err(e) = outcome {
+        // Nothing came through: do not leave an empty, unplayable file behind.
+        if frames == 0 {
+            let _ = std::fs::remove_file(&args.output);
+        }
+        return Err(e.context(format!("{} -> {}", args.input.display(), args.output.display())));
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, restoration on {provider}{}",
