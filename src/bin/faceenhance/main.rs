@@ -67,7 +67,7 @@ pub struct EnhanceOpts {
     #[arg(long)]
     profile: Option<PathBuf>,
     /// CodeFormer's w: 0 = strongest restoration .. 1 = closest to the input.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = RestoreConfig::default().fidelity)]
     fidelity: f32,
     /// auto, cpu, cuda, tensorrt.
     #[arg(long, default_value = "auto")]
@@ -88,10 +88,10 @@ pub struct EnhanceOpts {
     #[arg(long)]
     detector_model: Option<PathBuf>,
     /// 0: faces untouched .. 1: restored faces replace the originals.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = RestoreConfig::default().strength)]
     strength: f32,
     /// Output = input x this factor; faces are restored at their size in the output.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    #[arg(long, default_value_t = RestoreConfig::default().upscale, value_parser = clap::value_parser!(u32).range(1..=8))]
     upscale: u32,
     /// How the frame around the faces is enlarged: bicubic or lanczos.
     #[arg(long, default_value = "bicubic")]
@@ -101,14 +101,14 @@ pub struct EnhanceOpts {
     background_model: Option<PathBuf>,
     /// Never worse: faces whose output is more than this many times the model's output
     /// keep the background's pixels.
-    #[arg(long, default_value_t = 1.25)]
+    #[arg(long, default_value_t = RestoreConfig::default().max_stretch)]
     max_stretch: f32,
     /// Restore every face, however much its model's output must be stretched.
     #[arg(long)]
     force: bool,
     /// Run the model on a tracked face every N frames and carry its restoration onto the
     /// frames between (1: every frame).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = RestoreConfig::default().refresh, value_parser = clap::value_parser!(u32).range(1..=1000))]
     restore_interval: u32,
     /// CPU threads for detection and restoration (ONNX Runtime, OpenCV); 0: all cores.
     #[arg(long, default_value_t = 0)]
