@@ -3,8 +3,8 @@
 # `status`: can_start_another true). Three verbs:
 #
 #   scripts/gpu-check.sh prepare      here: the onnxruntime-gpu wheel for the device's Python
-#                                     (3.12) cut into .gpu/part-NN (<= 30 MiB each: the tree
-#                                     itself is ~31 MiB of the 64 MiB a call may carry), and
+#                                     (3.12) cut into .gpu/part-NN (<= 24 MiB each: the tree
+#                                     itself is ~39 MiB of the 64 MiB a call may carry), and
 #                                     the device commands to run, printed
 #   scripts/gpu-check.sh device N     there, once per part N (carry .gpu/part-N): stores it in
 #                                     /tmp/gpu-parts; the call with the last part also runs
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ORT_VERSION=1.31.1
 PARTS=.gpu
-CHUNK_MB=30
+CHUNK_MB=24
 
 case "${1:-}" in
 prepare)

@@ -38,11 +38,13 @@ fn no_face_from_16_to_600_px_is_skipped_for_want_of_a_model() {
             s_in *= 1.02;
         }
     }
-    // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one
+    // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one;
+    // at upscale 4 a 32 px crop goes to the super-resolution rung (32 -> 128 px), at
+    // upscale 2 a 64 px one to restore-128 on the enlarged crop
     let max_stretch = RestoreConfig::default().max_stretch as f64;
-    for (s_in, upscale) in [(32.0, 4.0), (64.0, 2.0)] {
+    for (s_in, upscale, model_in) in [(32.0, 4.0, 32), (64.0, 2.0, 128)] {
         let (rung, stretch) = pick_model(&sizes, s_in, upscale, max_stretch).unwrap();
-        assert_eq!(sizes[rung].1, 128, "{s_in} px at x{upscale}: {:?}", sizes[rung]);
+        assert_eq!(sizes[rung], (model_in, 128), "{s_in} px at x{upscale}: {:?}", sizes[rung]);
         assert!((stretch - 1.0).abs() < 1e-9);
     }
 }
@@ -60,6 +62,11 @@ fn london_validation() -> Vec<Mat> {
 /// A 1280x720 frame with three faces whose aligned crops are 96, 192 and 384 px, on a smooth
 /// background, and the boxes of the faces.
 fn three_sizes(people: &[Mat], det: &mut Detector) -> (Mat, Vec<[i32; 4]>) {
+    compose(people, det, [96.0, 192.0, 384.0])
+}
+
+/// [`three_sizes`] with the three crop sizes given.
+fn compose(people: &[Mat], det: &mut Detector, crops: [f64; 3]) -> (Mat, Vec<[i32; 4]>) {
     let mut canvas = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(0.0)).unwrap();
     for y in 0..720 {
         for x in 0..1280 {
@@ -69,7 +76,7 @@ fn three_sizes(people: &[Mat], det: &mut Detector) -> (Mat, Vec<[i32; 4]>) {
     }
     let mut boxes = Vec::new();
     let mut left = 10;
-    for (src, crop) in people.iter().zip([96.0, 192.0, 384.0]) {
+    for (src, crop) in people.iter().zip(crops) {
         let mut s = src.clone();
         let faces = det.detect_frame(&frame_from_mat(&mut s).unwrap()).unwrap();
         let face = faces.iter().max_by(|a, b| a.bbox[2].total_cmp(&b.bbox[2])).expect("a face").clone();
@@ -182,4 +189,59 @@ fn default_ladder_changes_the_hand_marked_faces_of_real_photos() {
     }
     println!("{changed} of {total} hand-marked faces changed");
     assert!(changed * 10 >= total * 9, "{changed} of {total} hand-marked faces changed");
+}
+
+/// Upscale 4 on faces the models never saw: held-out London people whose aligned crops are
+/// 128 px in a clean 1280x720 frame, shrunk 4x (area), with noise (sigma 3) and JPEG 70:
+/// 32 px crops in the 320x180 input, which the default ladder gives to sr-x4-128. Inside the
+/// faces the 4x output beats bicubic up-scaling of the input, with the faces detected.
+#[test]
+fn default_ladder_super_resolves_unseen_32_px_faces_at_upscale_4() {
+    let people = london_validation();
+    let mut det =
+        Detector::new(DetectorConfig { kind: DetectorKind::YuNet, model: Some(yunet()), ..Default::default() })
+            .unwrap();
+    let detect = DetectorConfig { min_face_size: 8.0, ..Default::default() };
+    let mut e = Enhancer::new(detect, RestoreConfig { upscale: 4, ..Default::default() }).unwrap();
+    let neutral: Vec<Mat> = people.iter().step_by(2).cloned().collect();
+    let (mut gains, mut found) = (Vec::new(), 0);
+    for group in neutral.chunks(3).filter(|g| g.len() == 3) {
+        let (clean, boxes) = compose(group, &mut det, [128.0, 128.0, 128.0]);
+        let small = resize(&clean, 320, 180);
+        let mut noise = Mat::new_rows_cols_with_default(180, 320, opencv::core::CV_16SC3, Scalar::all(0.0)).unwrap();
+        opencv::core::set_rng_seed(11).unwrap();
+        opencv::core::randn(&mut noise, &Scalar::all(0.0), &Scalar::all(3.0)).unwrap();
+        let (mut wide, mut sum, mut noisy) = (Mat::default(), Mat::default(), Mat::default());
+        small.convert_to(&mut wide, opencv::core::CV_16SC3, 1.0, 0.0).unwrap();
+        opencv::core::add(&wide, &noise, &mut sum, &opencv::core::no_array(), -1).unwrap();
+        sum.convert_to(&mut noisy, CV_8UC3, 1.0, 0.0).unwrap();
+        let mut buf = opencv::core::Vector::<u8>::new();
+        let params = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 70]);
+        opencv::imgcodecs::imencode(".jpg", &noisy, &mut buf, &params).unwrap();
+        let mut input = opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR).unwrap();
+        let mut bicubic = Mat::default();
+        imgproc::resize(&input, &mut bicubic, Size::new(1280, 720), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
+        let mut out = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(0.0)).unwrap();
+        let (faces, stats) =
+            e.process_image_into(&frame_from_mat(&mut input).unwrap(), &mut frame_from_mat(&mut out).unwrap()).unwrap();
+        for b in &boxes {
+            let small_box = b.map(|v| v as f32 / 4.0);
+            let hit = faces.iter().any(|f: &Face| iou(f.bbox, small_box) > 0.3);
+            found += usize::from(hit);
+            let (p_bic, p_out) =
+                (psnr_y(&crop(&bicubic, *b), &crop(&clean, *b)), psnr_y(&crop(&out, *b), &crop(&clean, *b)));
+            println!(
+                "32 px crop x4: detected {hit}, bicubic {p_bic:.2} dB, ladder {p_out:.2} dB ({:+.2}); models {:?}",
+                p_out - p_bic,
+                stats.per_model
+            );
+            gains.push(p_out - p_bic);
+        }
+    }
+    let mean = gains.iter().sum::<f64>() / gains.len() as f64;
+    println!("{found} of {} faces detected; mean gain over bicubic inside faces {mean:+.2} dB", gains.len());
+    assert_eq!(found, gains.len(), "faces missed");
+    // Issue 13's rungs target +1.5 dB over bicubic on validation; end to end through the
+    // detector this measured +1.60 (per face +0.55 to +2.11): held at +1.0.
+    assert!(mean >= 1.0, "mean gain {mean:+.2} dB over bicubic (measured +1.60)");
 }
