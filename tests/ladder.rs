@@ -242,6 +242,6 @@ fn default_ladder_super_resolves_unseen_32_px_faces_at_upscale_4() {
     println!("{found} of {} faces detected; mean gain over bicubic inside faces {mean:+.2} dB", gains.len());
     assert_eq!(found, gains.len(), "faces missed");
     // Issue 13's rungs target +1.5 dB over bicubic on validation; end to end through the
-    // detector this measured +1.60 (per face +0.55 to +2.11): held at +1.0.
-    assert!(mean >= 1.0, "mean gain {mean:+.2} dB over bicubic (measured +1.60)");
+    // detector this measured +1.88 (per face +0.86 to +2.44): held at +1.0.
+    assert!(mean >= 1.0, "mean gain {mean:+.2} dB over bicubic (measured +1.88)");
 }
