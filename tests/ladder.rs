@@ -105,18 +105,21 @@ fn degrade(clean: &Mat) -> Mat {
     let half = resize(&blurred, clean.cols() / 2, clean.rows() / 2);
     let mut up = Mat::default();
     imgproc::resize(&half, &mut up, clean.size().unwrap(), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
+    noise_and_jpeg(&up, 7, 6.0, 40)
+}
+
+/// Gaussian noise (seeded, `sigma` grey levels), then a JPEG round trip at `quality`.
+fn noise_and_jpeg(m: &Mat, seed: i32, sigma: f64, quality: i32) -> Mat {
     let mut noise =
-        Mat::new_rows_cols_with_default(up.rows(), up.cols(), opencv::core::CV_16SC3, Scalar::all(0.0)).unwrap();
-    opencv::core::set_rng_seed(7).unwrap();
-    opencv::core::randn(&mut noise, &Scalar::all(0.0), &Scalar::all(6.0)).unwrap();
-    let mut wide = Mat::default();
-    up.convert_to(&mut wide, opencv::core::CV_16SC3, 1.0, 0.0).unwrap();
-    let mut sum = Mat::default();
+        Mat::new_rows_cols_with_default(m.rows(), m.cols(), opencv::core::CV_16SC3, Scalar::all(0.0)).unwrap();
+    opencv::core::set_rng_seed(seed).unwrap();
+    opencv::core::randn(&mut noise, &Scalar::all(0.0), &Scalar::all(sigma)).unwrap();
+    let (mut wide, mut sum, mut noisy) = (Mat::default(), Mat::default(), Mat::default());
+    m.convert_to(&mut wide, opencv::core::CV_16SC3, 1.0, 0.0).unwrap();
     opencv::core::add(&wide, &noise, &mut sum, &opencv::core::no_array(), -1).unwrap();
-    let mut noisy = Mat::default();
     sum.convert_to(&mut noisy, CV_8UC3, 1.0, 0.0).unwrap();
     let mut buf = opencv::core::Vector::<u8>::new();
-    let params = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 40]);
+    let params = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, quality]);
     opencv::imgcodecs::imencode(".jpg", &noisy, &mut buf, &params).unwrap();
     opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR).unwrap()
 }
@@ -207,18 +210,7 @@ fn default_ladder_super_resolves_unseen_32_px_faces_at_upscale_4() {
     let (mut gains, mut found) = (Vec::new(), 0);
     for group in neutral.chunks(3).filter(|g| g.len() == 3) {
         let (clean, boxes) = compose(group, &mut det, [128.0, 128.0, 128.0]);
-        let small = resize(&clean, 320, 180);
-        let mut noise = Mat::new_rows_cols_with_default(180, 320, opencv::core::CV_16SC3, Scalar::all(0.0)).unwrap();
-        opencv::core::set_rng_seed(11).unwrap();
-        opencv::core::randn(&mut noise, &Scalar::all(0.0), &Scalar::all(3.0)).unwrap();
-        let (mut wide, mut sum, mut noisy) = (Mat::default(), Mat::default(), Mat::default());
-        small.convert_to(&mut wide, opencv::core::CV_16SC3, 1.0, 0.0).unwrap();
-        opencv::core::add(&wide, &noise, &mut sum, &opencv::core::no_array(), -1).unwrap();
-        sum.convert_to(&mut noisy, CV_8UC3, 1.0, 0.0).unwrap();
-        let mut buf = opencv::core::Vector::<u8>::new();
-        let params = opencv::core::Vector::from_slice(&[opencv::imgcodecs::IMWRITE_JPEG_QUALITY, 70]);
-        opencv::imgcodecs::imencode(".jpg", &noisy, &mut buf, &params).unwrap();
-        let mut input = opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR).unwrap();
+        let mut input = noise_and_jpeg(&resize(&clean, 320, 180), 11, 3.0, 70);
         let mut bicubic = Mat::default();
         imgproc::resize(&input, &mut bicubic, Size::new(1280, 720), 0.0, 0.0, imgproc::INTER_CUBIC).unwrap();
         let mut out = Mat::new_rows_cols_with_default(720, 1280, CV_8UC3, Scalar::all(0.0)).unwrap();

@@ -267,19 +267,24 @@ fn model_giving_back_the_wrong_batch_or_channels_is_an_error_not_a_panic() {
     assert!(err.contains("transposed") && err.contains("channel count 1 instead of 3"), "{err}");
 }
 
-#[test]
-fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
+/// `n` frames of the astronaut moving right by `step` px per frame.
+fn moving_face(n: i32, step: i32) -> Vec<Mat> {
     let img = imread(&astronaut());
-    // Frames that differ: the face moves right by 4 px per frame.
-    let frames: Vec<OwnedFrame> = (0..10)
+    (0..n)
         .map(|i| {
             let mut m = img.clone();
-            let shifted = roi(&img, 0, 0, 512 - 4 * i, 512);
-            let mut dst = Mat::roi_mut(&mut m, opencv::core::Rect::new(4 * i, 0, 512 - 4 * i, 512)).unwrap();
+            let shifted = roi(&img, 0, 0, 512 - step * i, 512);
+            let mut dst = Mat::roi_mut(&mut m, opencv::core::Rect::new(step * i, 0, 512 - step * i, 512)).unwrap();
             shifted.copy_to(&mut dst).unwrap();
-            OwnedFrame::from_bgr(&m).unwrap()
+            m
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
+    // Frames that differ: the face moves right by 4 px per frame.
+    let frames: Vec<OwnedFrame> = moving_face(10, 4).iter().map(|m| OwnedFrame::from_bgr(m).unwrap()).collect();
     let mut single = enhancer();
     let expected: Vec<Vec<u8>> = frames
         .iter()
@@ -314,16 +319,7 @@ fn threaded_pipeline_reports_a_failing_stage() {
 /// closer to a fresh restoration of that frame than the unrestored frame is.
 #[test]
 fn restorations_are_carried_between_model_runs() {
-    let img = imread(&astronaut());
-    let frames: Vec<Mat> = (0..7)
-        .map(|i| {
-            let mut m = img.clone();
-            let shifted = roi(&img, 0, 0, 512 - 3 * i, 512);
-            let mut dst = Mat::roi_mut(&mut m, opencv::core::Rect::new(3 * i, 0, 512 - 3 * i, 512)).unwrap();
-            shifted.copy_to(&mut dst).unwrap();
-            m
-        })
-        .collect();
+    let frames = moving_face(7, 3);
     let mut fresh = enhancer();
     let mut carrying = Enhancer::new(yunet_config(), RestoreConfig { refresh: 3, ..forced() }).unwrap();
     for (i, f) in frames.iter().enumerate() {
