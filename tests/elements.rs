@@ -547,6 +547,21 @@ fn max_latency_keeps_frames_flowing_with_a_slow_model() {
     assert!(live < 0.5 * 25.0 * in_step, "live mode took {live:.2} s for 1 s of video");
     let late = r.element_messages("facerestore").iter().filter(|m| m.get::<bool>("late").unwrap()).count();
     assert!(late >= 20, "only {late} of 25 frames were let through late");
+    // Each late frame is a QoS message; the last one counts them all.
+    let qos: Vec<(u64, u64)> = r
+        .messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Qos(q) => {
+                let (processed, dropped) = q.stats();
+                Some((processed.value() as u64, dropped.value() as u64))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(qos.len(), late, "{qos:?}");
+    assert_eq!(qos.last().map(|q| q.1), Some(late as u64), "{qos:?}");
+    assert!(qos.windows(2).all(|w| w[1].0 > w[0].0 && w[1].0 <= 25), "{qos:?}");
     let stats = r.element_messages("facerestore");
     // The slow model needs ~in_step per run: the frames of its first run leave unrestored,
     // every frame after carries a restoration.

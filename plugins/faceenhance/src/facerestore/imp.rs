@@ -83,6 +83,10 @@ pub struct FaceRestore {
     names: Mutex<Vec<String>>,
     info: video::Negotiated,
     out_info: video::Negotiated,
+    /// Live mode: frames with faces seen, and those that left without a restoration made
+    /// for them (the QoS message's processed and dropped).
+    live_frames: std::sync::atomic::AtomicU64,
+    live_late: std::sync::atomic::AtomicU64,
 }
 
 #[glib::object_subclass]
@@ -451,6 +455,7 @@ impl BaseTransformImpl for FaceRestore {
         let (stats, late) = result.map_err(|e| self.fail(e))?;
         self.label(buf, &faces, &stats, 1, &info);
         self.post_stats(buf.pts(), &stats, late);
+        self.post_qos(buf, late);
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -494,6 +499,31 @@ fn apply(engine: &mut Engine, strength: f32, fidelity: f32) {
 }
 
 impl FaceRestore {
+    /// Live mode: a frame that left without a restoration made for it (late, or the
+    /// worker busy) is a QoS event, as GStreamer elements report what they could not do
+    /// in time: processed = live frames with faces so far, dropped = those late ones.
+    fn post_qos(&self, buf: &gst::BufferRef, late: bool) {
+        use std::sync::atomic::Ordering;
+        let frames = self.live_frames.fetch_add(1, Ordering::Relaxed) + 1;
+        if !late {
+            return;
+        }
+        let dropped = self.live_late.fetch_add(1, Ordering::Relaxed) + 1;
+        let obj = self.obj();
+        let segment = gst_base::prelude::BaseTransformExtManual::segment(&*obj).downcast::<gst::ClockTime>().ok();
+        let running_time = segment.as_ref().and_then(|s| s.to_running_time(buf.pts()));
+        let stream_time = segment.as_ref().and_then(|s| s.to_stream_time(buf.pts()));
+        let msg = gst::message::Qos::builder(true)
+            .running_time(running_time)
+            .stream_time(stream_time)
+            .timestamp(buf.pts())
+            .duration(buf.duration())
+            .stats(gst::format::Buffers::from_u64(frames), gst::format::Buffers::from_u64(dropped))
+            .src(&*obj)
+            .build();
+        let _ = obj.post_message(msg);
+    }
+
     fn current(&self) -> (f32, f32) {
         let s = self.settings.lock().unwrap();
         (s.strength, s.fidelity)
