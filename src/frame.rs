@@ -313,7 +313,7 @@ impl<'a> Frame<'a> {
             // Converted on the even-aligned rectangle around `rect`, then cut to it.
             // (An odd frame's last row and column are outside it.)
             let even = self.even_around(rect)?;
-            let bgr = self.i420_to_bgr(even)?;
+            let bgr = self.i420_to_bgr(even, Size::new(even[2], even[3]))?;
             let (cw, ch) = ((even[0] + even[2]).min(x + w) - x, (even[1] + even[3]).min(y + h) - y);
             let cut = Mat::roi(&bgr, Rect::new(x - even[0], y - even[1], cw, ch))?;
             return scaled(&cut, scale);
@@ -342,27 +342,7 @@ impl<'a> Frame<'a> {
         // Even output sides, so the chroma planes scale by exactly half.
         let tw = (((w as f64 * scale) / 2.0).round() as i32).max(1) * 2;
         let th = (((h as f64 * scale) / 2.0).round() as i32).max(1) * 2;
-        let (cw, ch) = (tw as usize / 2, th as usize / 2);
-        let mut yuv = vec![0u8; tw as usize * th as usize + 2 * cw * ch];
-        {
-            let (yp, rest) = yuv.split_at_mut(tw as usize * th as usize);
-            let (up, vp) = rest.split_at_mut(cw * ch);
-            let interpolation = if scale < 1.0 { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
-            let planes: [(usize, &mut [u8], Rect, Size); 3] = [
-                (0, yp, Rect::new(x, y, w, h), Size::new(tw, th)),
-                (1, up, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
-                (2, vp, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
-            ];
-            for (i, dst, r, size) in planes {
-                let view = self.plane_view(i)?;
-                let src = Mat::roi(&view, r)?;
-                let mut out = Mat::new_rows_cols_with_data_mut(size.height, size.width, dst)?;
-                imgproc::resize(&src, &mut out, size, 0.0, 0.0, interpolation)?;
-            }
-        }
-        let packed = Mat::new_rows_cols_with_data(th + th / 2, tw, &yuv)?;
-        let mut bgr = Mat::default();
-        imgproc::cvt_color_def(&packed, &mut bgr, imgproc::COLOR_YUV2BGR_I420)?;
+        let bgr = self.i420_to_bgr(even, Size::new(tw, th))?;
         Ok((bgr, [x as f32, y as f32], w as f32 / tw as f32))
     }
 
@@ -418,27 +398,32 @@ impl Frame<'_> {
         Ok([x0, y0, x1 - x0, y1 - y0])
     }
 
-    /// BGR of the even rectangle `r` of an I420 frame.
-    fn i420_to_bgr(&self, r: [i32; 4]) -> Result<Mat> {
+    /// BGR of the even rectangle `r` of an I420 frame at `size` (even sides): each plane
+    /// scaled (area-averaged down, linear up; copied at its own size) into one I420 buffer,
+    /// then one colour conversion.
+    fn i420_to_bgr(&self, r: [i32; 4], size: Size) -> Result<Mat> {
         let [x, y, w, h] = r;
-        let (cw, ch) = (w as usize / 2, h as usize / 2);
-        let mut yuv = vec![0u8; w as usize * h as usize + 2 * cw * ch];
-        let (yp, rest) = yuv.split_at_mut(w as usize * h as usize);
-        let (up, vp) = rest.split_at_mut(cw * ch);
-        let src = self.data.bytes();
-        for row in 0..h as usize {
-            let at = (y as usize + row) * self.stride + x as usize;
-            yp[row * w as usize..(row + 1) * w as usize].copy_from_slice(&src[at..at + w as usize]);
-        }
-        let c = self.chroma.as_ref().expect("I420 frames have chroma");
-        for (plane, dst) in [(&c.u, up), (&c.v, vp)] {
-            let src = plane.bytes();
-            for row in 0..ch {
-                let at = (y as usize / 2 + row) * c.stride + x as usize / 2;
-                dst[row * cw..(row + 1) * cw].copy_from_slice(&src[at..at + cw]);
+        let (tw, th) = (size.width, size.height);
+        let (cw, ch) = (tw as usize / 2, th as usize / 2);
+        let mut yuv = vec![0u8; tw as usize * th as usize + 2 * cw * ch];
+        {
+            let (yp, rest) = yuv.split_at_mut(tw as usize * th as usize);
+            let (up, vp) = rest.split_at_mut(cw * ch);
+            let enlarging = tw > w;
+            let interpolation = if enlarging { imgproc::INTER_LINEAR } else { imgproc::INTER_AREA };
+            let planes: [(usize, &mut [u8], Rect, Size); 3] = [
+                (0, yp, Rect::new(x, y, w, h), size),
+                (1, up, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
+                (2, vp, Rect::new(x / 2, y / 2, w / 2, h / 2), Size::new(cw as i32, ch as i32)),
+            ];
+            for (i, dst, r, size) in planes {
+                let view = self.plane_view(i)?;
+                let src = Mat::roi(&view, r)?;
+                let mut out = Mat::new_rows_cols_with_data_mut(size.height, size.width, dst)?;
+                imgproc::resize(&src, &mut out, size, 0.0, 0.0, interpolation)?;
             }
         }
-        let packed = Mat::new_rows_cols_with_data(h + h / 2, w, &yuv)?;
+        let packed = Mat::new_rows_cols_with_data(th + th / 2, tw, &yuv)?;
         let mut bgr = Mat::default();
         imgproc::cvt_color_def(&packed, &mut bgr, imgproc::COLOR_YUV2BGR_I420)?;
         Ok(bgr)

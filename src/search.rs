@@ -242,6 +242,10 @@ impl Search {
             self.full_pending = true;
         }
 
+        // Where each known face is looked for again (its motion is that search's business).
+        let follow: Vec<(&Face, bool, [i32; 4], f64)> =
+            known.iter().filter_map(|(f, seen)| follow_region(f, size).map(|(r, s)| (f, *seen, r, s))).collect();
+
         // Motion since the last frame: small moving things become regions of their own,
         // larger motion marks the coarse pass and the tiles it touched.
         let thumb = frame.gray_thumbnail(THUMB)?;
@@ -256,8 +260,7 @@ impl Search {
             if report.changed > CUT_SHARE {
                 self.full_pending = true;
             } else if changed > 0 {
-                let followed: Vec<[i32; 4]> =
-                    known.iter().filter_map(|(f, _)| follow_region(f, size)).map(|(r, _)| r).collect();
+                let followed: Vec<[i32; 4]> = follow.iter().map(|(_, _, r, _)| *r).collect();
                 self.note_motion(&m, frame_no, &followed)?;
             }
             mask = Some(m);
@@ -268,8 +271,6 @@ impl Search {
         let layout = self.layout.as_mut().expect("set above");
 
         // Re-detecting hundreds of faces one by one costs more than one full search.
-        let follow: Vec<(&Face, bool, [i32; 4], f64)> =
-            known.iter().filter_map(|(f, seen)| follow_region(f, size).map(|(r, s)| (f, *seen, r, s))).collect();
         let follow_pixels: f64 = follow.iter().map(|(_, _, r, s)| r[2] as f64 * r[3] as f64 * s * s).sum();
         if self.full_pending || self.config.sweep_frames == 0 || follow_pixels > layout.full_pixels {
             // The whole frame at the fine scale, as a still picture is searched.
