@@ -3,6 +3,7 @@
 //! pictures side by side.
 
 mod image;
+mod segment;
 mod speed;
 mod video;
 
@@ -42,6 +43,17 @@ enum Command {
     /// Faces per second of each model on a provider and batch sizes (and which provider
     /// really ran): a markdown table.
     Speed(speed::SpeedArgs),
+    /// Put the finished segments of a work folder (`video --segment K/N --work DIR`)
+    /// together into one file, with the source's audio, without encoding them again.
+    Join {
+        work: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Where a segmented run stands: each segment's state, frames, faces, time and host.
+    Status { work: PathBuf },
     /// Put two images side by side (the second scaled to the first's height), labelled.
     SideBySide {
         left: PathBuf,
@@ -55,7 +67,7 @@ enum Command {
 }
 
 /// The options every enhancing command shares (the elements' main properties).
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct EnhanceOpts {
     /// Restoration model(s): ONNX files (profile: the TOML beside each, else recognised),
     /// or folders of models with profiles beside them (repeat or separate with commas: the
@@ -163,6 +175,23 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Video(args) => video::run(&args),
         Command::Speed(args) => speed::run(&args),
+        Command::Join { work, output, no_progress } => {
+            gst::init()?;
+            let o = segment::join(&work, &output, no_progress)?;
+            println!(
+                "{} -> {}: {} frames, {} faces found, {:.1} s of segment work",
+                work.display(),
+                output.display(),
+                o.frames,
+                o.faces,
+                o.seconds
+            );
+            Ok(())
+        }
+        Command::Status { work } => {
+            print!("{}", segment::status(&work)?);
+            Ok(())
+        }
         Command::Image { inputs, output, opts } => {
             std::fs::create_dir_all(&output).with_context(|| format!("{}", output.display()))?;
             let mut enhancer = opts.enhancer()?;

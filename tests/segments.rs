@@ -1,0 +1,424 @@
+//! Archives at scale: `faceenhance video --segment K/N`, `join`, `--resume` after SIGKILL,
+//! `--manifest --shard` and `status`, measured against a single-process run of the same
+//! clip frame by frame.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faceenhance"))
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceenhance-seg-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn ok(out: Output) -> String {
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+fn gst_launch(desc: &str) {
+    let out = Command::new("gst-launch-1.0").args(["-q", "-e"]).args(desc.split(' ')).output().unwrap();
+    assert!(out.status.success(), "{desc}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The street clip with people (real faces for the detector) re-encoded with B-frames, an
+/// open GOP and scene-cut key frames, and a ticking AAC track: 250 frames, 10 s.
+fn street_clip() -> PathBuf {
+    static CLIP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let path = temp("street-av.mp4");
+        gst_launch(&format!(
+            "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! videoconvert ! x264enc bframes=3 \
+             key-int-max=40 option-string=open-gop=1 speed-preset=veryfast ! h264parse ! mp4mux name=m \
+             ! filesink location={} audiotestsrc num-buffers=470 wave=ticks ! audio/x-raw,rate=48000 \
+             ! avenc_aac ! aacparse ! m.",
+            cached("data/bikes.mp4").display(),
+            path.display()
+        ));
+        path
+    })
+    .clone()
+}
+
+/// Variable frame rate: 30 frames 40 ms apart, then 30 frames 100 ms apart (one caps,
+/// the timestamps say it), a moving pattern, H.264 with B-frames.
+fn vfr_clip() -> PathBuf {
+    static CLIP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        gst::init().unwrap();
+        let path = temp("vfr.mp4");
+        let pipeline = gst::parse::launch(&format!(
+            "appsrc name=src format=time ! videoconvert ! x264enc bframes=2 key-int-max=15 speed-preset=ultrafast \
+             ! h264parse ! mp4mux ! filesink location={}",
+            path.display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+        let (w, h) = (320usize, 240usize);
+        src.set_caps(Some(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "GRAY8")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(25, 1))
+                .build(),
+        ));
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let mut t = 0u64;
+        for i in 0..60usize {
+            let step = if i < 30 { 40_000_000 } else { 100_000_000 };
+            let pixels: Vec<u8> = (0..w * h)
+                .map(|p| {
+                    let (x, y) = (p % w, p / w);
+                    let inside = (x + 400 - i * 9) % 320 < 60 && (y + i * 4) % 240 < 60;
+                    if inside {
+                        230
+                    } else {
+                        ((x + y * 2 + i * 7) % 200) as u8
+                    }
+                })
+                .collect();
+            let mut buf = gst::Buffer::from_mut_slice(pixels);
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::from_nseconds(t));
+                b.set_duration(gst::ClockTime::from_nseconds(step));
+            }
+            src.push_buffer(buf).unwrap();
+            t += step;
+        }
+        src.end_of_stream().unwrap();
+        for msg in pipeline.bus().unwrap().iter_timed(gst::ClockTime::from_seconds(60)) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => break,
+                gst::MessageView::Error(e) => panic!("making the VFR clip: {}", e.error()),
+                _ => {}
+            }
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        path
+    })
+    .clone()
+}
+
+/// Decoded video frames (luma, timestamp) and the summed duration of the audio buffers.
+struct Decoded {
+    frames: Vec<(u64, Vec<u8>)>,
+    audio_ns: u64,
+}
+
+fn decode(path: &Path) -> Decoded {
+    gst::init().unwrap();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc").property("location", path.to_str().unwrap()).build().unwrap();
+    let dec = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&src, &dec]).unwrap();
+    src.link(&dec).unwrap();
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let audio = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (f, a) = (frames.clone(), audio.clone());
+    let weak = pipeline.downgrade();
+    dec.connect_pad_added(move |_, pad| {
+        let pipeline = weak.upgrade().unwrap();
+        let caps = pad.current_caps().unwrap();
+        let video = caps.structure(0).unwrap().name().starts_with("video/");
+        let chain: Vec<gst::Element> = if video {
+            vec![
+                gst::ElementFactory::make("videoconvert").build().unwrap(),
+                gst::ElementFactory::make("capsfilter")
+                    .property("caps", gst::Caps::builder("video/x-raw").field("format", "GRAY8").build())
+                    .build()
+                    .unwrap(),
+                gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap(),
+            ]
+        } else {
+            vec![gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap()]
+        };
+        pipeline.add_many(&chain).unwrap();
+        gst::Element::link_many(&chain).unwrap();
+        for e in &chain {
+            e.sync_state_with_parent().unwrap();
+        }
+        pad.link(&chain[0].static_pad("sink").unwrap()).unwrap();
+        let last = chain.last().unwrap().static_pad("sink").unwrap();
+        let (f, a) = (f.clone(), a.clone());
+        last.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let Some(gst::PadProbeData::Buffer(b)) = &info.data else { return gst::PadProbeReturn::Ok };
+            if video {
+                let vi = gst_video::VideoInfo::from_caps(&pad.current_caps().unwrap()).unwrap();
+                let map = b.map_readable().unwrap();
+                let stride = vi.stride()[0] as usize;
+                let (w, h) = (vi.width() as usize, vi.height() as usize);
+                let luma: Vec<u8> = (0..h).flat_map(|y| map[y * stride..y * stride + w].to_vec()).collect();
+                f.lock().unwrap().push((b.pts().unwrap().nseconds(), luma));
+            } else {
+                a.fetch_add(b.duration().map_or(0, |d| d.nseconds()), std::sync::atomic::Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for msg in pipeline.bus().unwrap().iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} does not decode: {}", path.display(), e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let mut frames = std::mem::take(&mut *frames.lock().unwrap());
+    frames.sort_by_key(|(t, _)| *t);
+    Decoded { frames, audio_ns: audio.load(std::sync::atomic::Ordering::Relaxed) }
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+}
+
+/// The joined file against the single run: the same frames at the same times, every one
+/// close to its single-run twin, and the check is one that a lost or doubled frame fails
+/// (neighbouring frames are much further apart than twins).
+fn assert_same_frames(joined: &Decoded, single: &Decoded, input: &Decoded) {
+    // relative to the first frame: a file without audio starts where its video starts
+    let times = |d: &Decoded| d.frames.iter().map(|(t, _)| *t - d.frames[0].0).collect::<Vec<_>>();
+    assert_eq!(joined.frames.len(), input.frames.len(), "every input frame is in the joined file, once");
+    assert_eq!(times(joined), times(input), "at the input's timestamps");
+    assert_eq!(times(single), times(input));
+    let twins: Vec<f64> = joined.frames.iter().zip(&single.frames).map(|(j, s)| psnr(&j.1, &s.1)).collect();
+    let worst = twins.iter().cloned().fold(f64::INFINITY, f64::min);
+    let shifted: Vec<f64> = joined.frames.iter().skip(1).zip(&single.frames).map(|(j, s)| psnr(&j.1, &s.1)).collect();
+    let shifted_mean = shifted.iter().sum::<f64>() / shifted.len() as f64;
+    eprintln!(
+        "joined vs single run: worst frame {worst:.1} dB; joined vs single shifted by one frame: {shifted_mean:.1} dB"
+    );
+    assert!(worst > 30.0, "a joined frame differs from the single run's: {worst:.1} dB");
+    assert!(shifted_mean < worst - 5.0, "the frames move enough that a shift would be seen: {shifted_mean:.1} dB");
+}
+
+#[test]
+fn segments_joined_equal_one_run_frame_by_frame_with_the_audio() {
+    let clip = street_clip();
+    let work = temp("street-work");
+    let _ = std::fs::remove_dir_all(&work);
+    // three workers, finishing out of order
+    for k in [2, 0, 1] {
+        let out = cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--segment", &format!("{k}/3"), "--work"])
+            .arg(&work)
+            .output()
+            .unwrap();
+        let text = ok(out);
+        assert!(text.contains(&format!("segment {k}: Done")), "{text}");
+    }
+    let status = ok(cli().arg("status").arg(&work).output().unwrap());
+    assert!(status.contains("3 of 3 segments done, 250 of 250 frames"), "{status}");
+    let joined = temp("street-joined.mp4");
+    let text = ok(cli().arg("join").arg(&work).arg("-o").arg(&joined).arg("--no-progress").output().unwrap());
+    assert!(text.contains("250 frames"), "{text}");
+    let single = temp("street-single.mp4");
+    ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
+
+    let (j, s, i) = (decode(&joined), decode(&single), decode(&clip));
+    assert_same_frames(&j, &s, &i);
+    // on the audio's timeline where the input has it, and the source's audio, once, whole
+    assert_eq!(j.frames[0].0, i.frames[0].0);
+    assert!(i.audio_ns > 9_000_000_000, "the test clip has its audio: {}", i.audio_ns);
+    let gap = j.audio_ns.abs_diff(i.audio_ns);
+    assert!(gap < 25_000_000, "audio: {} ns joined, {} ns in the input", j.audio_ns, i.audio_ns);
+}
+
+#[test]
+fn variable_frame_rate_survives_the_seams() {
+    let clip = vfr_clip();
+    let work = temp("vfr-work");
+    let _ = std::fs::remove_dir_all(&work);
+    for k in 0..4 {
+        ok(cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--segment", &format!("{k}/4"), "--work"])
+            .arg(&work)
+            .output()
+            .unwrap());
+    }
+    let joined = temp("vfr-joined.mp4");
+    ok(cli().arg("join").arg(&work).arg("-o").arg(&joined).arg("--no-progress").output().unwrap());
+    let single = temp("vfr-single.mp4");
+    ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
+    let (j, s, i) = (decode(&joined), decode(&single), decode(&clip));
+    assert!(i.frames.len() >= 55, "{} frames", i.frames.len());
+    let steps: Vec<u64> = i.frames.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(steps.contains(&40_000_000) && steps.contains(&100_000_000), "the clip is VFR: {steps:?}");
+    assert_same_frames(&j, &s, &i);
+}
+
+#[test]
+fn resume_after_sigkill_redoes_only_the_unfinished_segment() {
+    let clip = street_clip();
+    let out = temp("resumed.mp4");
+    let work = temp("resumed.mp4.work");
+    let _ = std::fs::remove_dir_all(&work);
+    let args = |c: &mut Command| {
+        c.args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "--keep-work", "--segment-seconds", "2"])
+            .arg("-o")
+            .arg(&out);
+    };
+    let mut first = cli();
+    args(&mut first);
+    let mut child = first.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id();
+    // kill it while segment 1 is being made (segment 0 finished)
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let record = |i: usize| std::fs::read_to_string(work.join(format!("seg-{i:04}.json"))).unwrap_or_default();
+    while !(record(0).contains("\"done\"") && record(1).contains("\"running\"")) {
+        assert!(Instant::now() < deadline, "segment 0 never finished");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!out.exists(), "no output from a killed run");
+    let status = ok(cli().arg("status").arg(&work).output().unwrap());
+    assert!(status.contains("running"), "{status}");
+
+    let mut again = cli();
+    args(&mut again);
+    let text = ok(again.output().unwrap());
+    assert!(text.contains("already done, resuming"), "{text}");
+    let rec0: serde_json::Value = serde_json::from_str(&record(0)).unwrap();
+    let rec1: serde_json::Value = serde_json::from_str(&record(1)).unwrap();
+    assert_eq!(rec0["pid"], pid, "segment 0 was kept from the killed run");
+    assert_ne!(rec1["pid"], pid, "segment 1 was done again");
+    assert!(!work.join("seg-0001.part.mp4").exists());
+    let (o, i) = (decode(&out), decode(&clip));
+    assert_eq!(o.frames.iter().map(|f| f.0).collect::<Vec<_>>(), i.frames.iter().map(|f| f.0).collect::<Vec<_>>());
+    assert!(o.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
+}
+
+#[test]
+fn a_manifest_is_sharded_and_each_output_gets_its_record() {
+    let a = vfr_clip();
+    let dir = temp("shards");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let b = dir.join("b.mp4");
+    std::fs::copy(&a, &b).unwrap();
+    let manifest = dir.join("list.tsv");
+    std::fs::write(&manifest, format!("# two clips\n{}\nb.mp4\tout/b-enhanced.mkv\n", a.display())).unwrap();
+    let run = |shard: &str| {
+        ok(cli()
+            .args(["video", "--no-progress", "--manifest", manifest.to_str().unwrap(), "--shard", shard, "--out-dir"])
+            .arg(dir.join("out"))
+            .output()
+            .unwrap())
+    };
+    run("1/2");
+    assert!(dir.join("out/b-enhanced.mkv").is_file());
+    assert!(!dir.join("out/vfr.mp4").exists(), "shard 1/2 holds only the second line");
+    run("0/2");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/vfr.mp4.json")).unwrap()).unwrap();
+    assert_eq!(rec["state"], "done");
+    assert_eq!(rec["frames"], decode(&a).frames.len());
+    assert!(dir.join("out/b-enhanced.mkv.json").is_file());
+    let again = run("0/2");
+    assert!(again.contains("done already"), "{again}");
+}
+
+#[test]
+fn segment_mistakes_fail_with_reasons() {
+    let clip = vfr_clip();
+    let work = temp("mistakes-work");
+    let _ = std::fs::remove_dir_all(&work);
+    let seg = |extra: &[&str], part: &str| {
+        cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--segment", part, "--work"])
+            .arg(&work)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    ok(seg(&[], "0/2"));
+    let err = |o: Output| {
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    assert!(err(seg(&["--strength", "0.5"], "1/2")).contains("other settings"));
+    assert!(err(seg(&[], "1/3")).contains("cut into 2 segments, not 3"));
+    assert!(err(seg(&[], "2/2")).contains("0..N"));
+    let joined = temp("mistakes.mp4");
+    let e = err(cli().arg("join").arg(&work).arg("-o").arg(&joined).output().unwrap());
+    assert!(e.contains("segments not done: 1 (not started)"), "{e}");
+    assert!(!joined.exists());
+}
+
+/// The array job and its dependent join on a real Slurm (started by scripts/slurm-test.sh,
+/// which runs this test): the same frames as one run, every segment's record from a task.
+#[test]
+#[ignore = "needs a running Slurm cluster: scripts/slurm-test.sh starts one and runs this"]
+fn slurm_array_and_join() {
+    let clip = street_clip();
+    let work = temp("slurm-work");
+    let _ = std::fs::remove_dir_all(&work);
+    let out = temp("slurm-joined.mp4");
+    let submitted = ok(Command::new("bash")
+        .arg(repo().join("deploy/slurm/faceenhance-segments.sh"))
+        .arg(&clip)
+        .arg(&out)
+        .arg("3")
+        .arg(&work)
+        .env("FACEENHANCE", env!("CARGO_BIN_EXE_faceenhance"))
+        .output()
+        .unwrap());
+    let ids: Vec<String> = submitted.split_whitespace().map(String::from).collect();
+    assert_eq!(ids.len(), 2, "{submitted}");
+    let state = |id: &str| {
+        let o = Command::new("scontrol").args(["show", "job", id]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        text.split_whitespace().find_map(|w| w.strip_prefix("JobState=")).unwrap_or("?").to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = state(&ids[1]);
+        if s == "COMPLETED" {
+            break;
+        }
+        assert!(
+            !["FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"].contains(&s.as_str()),
+            "join job {s}; logs in {}",
+            work.display()
+        );
+        assert!(Instant::now() < deadline, "the jobs did not finish in 10 minutes (join: {s})");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = ok(cli().arg("status").arg(&work).output().unwrap());
+    eprintln!("{status}");
+    assert!(status.contains("3 of 3 segments done, 250 of 250 frames"), "{status}");
+    for k in 0..3 {
+        let log = std::fs::read_to_string(work.join(format!("slurm-{}_{k}.log", ids[0]))).unwrap();
+        assert!(log.contains(&format!("segment {k}: Done")), "task {k}: {log}");
+    }
+    let single = temp("slurm-single.mp4");
+    ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
+    let (j, s, i) = (decode(&out), decode(&single), decode(&clip));
+    assert_same_frames(&j, &s, &i);
+    assert!(j.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
+}
