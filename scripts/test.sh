@@ -9,6 +9,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # The gst-launch tests load the plugin from target/release: build it first.
 cargo build --release --workspace
 cargo test --release --workspace
+# Archives at scale: the Kubernetes manifests against the schema (offline), and the Slurm
+# array job + join on a one-node cluster started and stopped here.
+bash scripts/k8s-validate.sh
+bash scripts/slurm-test.sh
 if [ -f training/Cargo.toml ]; then
   (cd training && cargo fmt -- --check && cargo test)
 fi
