@@ -54,6 +54,7 @@ impl LiveRestorer {
     pub fn new(restorer: FaceRestorer, budget: Duration) -> Result<Self> {
         let fidelity = restorer.fidelity();
         let (ladder, mut sessions) = restorer.into_parts();
+        let rungs = ladder.rungs();
         let (jobs, job_rx) = bounded::<LiveJob>(1);
         let (done_tx, done) = bounded::<LiveDone>(2);
         let worker = std::thread::Builder::new().name("facerestore-live".into()).spawn(move || {
@@ -61,14 +62,14 @@ impl LiveRestorer {
                 let mut run = || -> LiveDone {
                     let t = Instant::now();
                     let mut out = Vec::with_capacity(job.crops.len());
-                    for (r, session) in sessions.iter_mut().enumerate() {
+                    sessions.set_fidelity(job.fidelity);
+                    for r in 0..rungs {
                         let mine: Vec<&(u64, usize, Mat)> = job.crops.iter().filter(|c| c.1 == r).collect();
                         if mine.is_empty() {
                             continue;
                         }
-                        if session.fidelity() != job.fidelity {
-                            session.set_fidelity(job.fidelity);
-                        }
+                        // a rung's first face opens its session here, off the streaming thread
+                        let session = sessions.get(r)?;
                         let crops: Vec<Mat> = mine.iter().map(|c| c.2.clone()).collect();
                         for (o, (key, rung, crop)) in session.infer(&crops)?.iter().zip(mine) {
                             out.push((*key, *rung, residual(o, crop)?));

@@ -19,6 +19,7 @@ use crate::blend;
 use crate::detect::Face;
 use crate::frame::{self, Frame};
 use crate::model::profile::ModelKind;
+use crate::model::profile::ProfileSource;
 use crate::model::{Profile, ProviderOptions, Restorer};
 use crate::upscale::{BackgroundConfig, Upscaler};
 
@@ -216,6 +217,11 @@ pub struct Ladder {
 }
 
 impl Ladder {
+    /// How many models the ladder has.
+    pub(crate) fn rungs(&self) -> usize {
+        self.rungs.len()
+    }
+
     fn sizes(&self) -> Vec<(i32, i32)> {
         self.rungs.iter().map(|r| (r.profile.input_size, r.profile.output_size)).collect()
     }
@@ -347,33 +353,106 @@ impl Carries {
     }
 }
 
+/// The ladder's ONNX Runtime sessions, each opened the first time a face needs its rung:
+/// a stream whose faces are all of one size, or that has none, never pays for the others
+/// (opening and warming up the ten shipped rungs cost about 0.7 s of a 600-frame bench).
+pub(crate) struct Sessions {
+    slots: Vec<(PathBuf, Option<Restorer>)>,
+    profile: Option<PathBuf>,
+    provider: ProviderOptions,
+    fidelity: f32,
+}
+
+impl Sessions {
+    /// Rung `r`'s session, opened now if no face needed it before, at the current fidelity.
+    pub(crate) fn get(&mut self, r: usize) -> Result<&mut Restorer> {
+        let (path, slot) = &mut self.slots[r];
+        if slot.is_none() {
+            tracing::debug!(model = %path.display(), "opening the rung's session on its first face");
+            *slot = Some(Restorer::load(path, self.profile.as_deref(), &self.provider)?);
+        }
+        let session = slot.as_mut().expect("opened above");
+        if session.fidelity() != self.fidelity {
+            session.set_fidelity(self.fidelity);
+        }
+        Ok(session)
+    }
+
+    pub(crate) fn set_fidelity(&mut self, fidelity: f32) {
+        self.fidelity = fidelity;
+    }
+}
+
+/// A model file that will be opened later: a whole ONNX model (its protobuf fields end
+/// where they say) with the input and output tensors its profile names.
+fn check_model_file(path: &std::path::Path, profile: &Profile) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (inputs, outputs) = crate::model::onnx_dims::graph_io(&bytes).context("not a readable ONNX model")?;
+    ensure!(
+        inputs.contains(&profile.input),
+        "profile '{}' names input '{}', the model has {inputs:?}",
+        profile.name,
+        profile.input
+    );
+    ensure!(
+        outputs.contains(&profile.output),
+        "profile '{}' names output '{}', the model has {outputs:?}",
+        profile.name,
+        profile.output
+    );
+    Ok(())
+}
+
 /// Align, infer (one batch per model and frame) and blend, into the same frame or an
 /// up-scaled one.
 pub struct FaceRestorer {
     ladder: Ladder,
-    sessions: Vec<Restorer>,
+    sessions: Sessions,
     carries: Carries,
     background: Option<Upscaler>,
 }
 
 impl FaceRestorer {
+    /// Opens the first rung's session now (a broken first model fails at start), and for
+    /// the others reads their profiles and checks their files (whole ONNX models with the
+    /// tensors their profiles name); their sessions open when a face first needs them.
     pub fn new(config: RestoreConfig) -> Result<Self> {
         let paths = expand_models(&config.models)?;
         if config.profile.is_some() && paths.len() > 1 {
             bail!("an explicit profile fits one model, but {} models are given", paths.len());
         }
-        let (mut rungs, mut sessions) = (Vec::with_capacity(paths.len()), Vec::with_capacity(paths.len()));
-        for path in &paths {
-            let mut restorer = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
-            let kind = restorer.profile().kind;
-            restorer.profile().ensure_kind(ModelKind::Face).with_context(|| match kind {
+        let mut rungs = Vec::with_capacity(paths.len());
+        let mut sessions = Sessions {
+            slots: Vec::with_capacity(paths.len()),
+            profile: config.profile.clone(),
+            provider: config.provider.clone(),
+            fidelity: config.fidelity,
+        };
+        for (i, path) in paths.iter().enumerate() {
+            let ctx = || format!("model {}", path.display());
+            let beside = match (i, Profile::source(path, config.profile.as_deref()).with_context(ctx)?) {
+                (1.., ProfileSource::File(p)) => Some(Profile::from_file(&p)?),
+                _ => None,
+            };
+            let (profile, session) = match beside {
+                Some(p) => {
+                    check_model_file(path, &p).with_context(ctx)?;
+                    (p, None)
+                }
+                None => {
+                    let mut r = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
+                    r.set_fidelity(config.fidelity);
+                    (r.profile().clone(), Some(r))
+                }
+            };
+            let kind = profile.kind;
+            profile.ensure_kind(ModelKind::Face).with_context(|| match kind {
                 ModelKind::Background => format!("model {}: give it as the background model", path.display()),
                 _ => format!("model {}", path.display()),
             })?;
-            restorer.set_fidelity(config.fidelity);
-            let mask = blend::feather_mask(restorer.profile().output_size, config.feather)?;
-            rungs.push(Rung { profile: restorer.profile().clone(), mask });
-            sessions.push(restorer);
+            let mask = blend::feather_mask(profile.output_size, config.feather)?;
+            rungs.push(Rung { profile, mask });
+            sessions.slots.push((path.clone(), session));
         }
         let background = (config.upscale != 1)
             .then(|| Upscaler::new(config.upscale, &config.background, &config.provider))
@@ -383,11 +462,22 @@ impl FaceRestorer {
 
     /// The ladder's first model (the only one unless several are given).
     pub fn restorer(&self) -> &Restorer {
-        &self.sessions[0]
+        self.sessions.slots[0].1.as_ref().expect("the first rung opens at start")
     }
 
+    /// The sessions opened so far (the first rung's, and those faces have needed).
     pub fn restorers(&self) -> impl Iterator<Item = &Restorer> {
-        self.sessions.iter()
+        self.sessions.slots.iter().filter_map(|s| s.1.as_ref())
+    }
+
+    /// (input size, output size) of every rung, smallest first.
+    pub fn model_sizes(&self) -> Vec<(i32, i32)> {
+        self.ladder.sizes()
+    }
+
+    /// The ladder's model names, smallest rung first.
+    pub fn model_names(&self) -> Vec<String> {
+        self.ladder.rungs.iter().map(|r| r.profile.name.clone()).collect()
     }
 
     pub fn upscale(&self) -> u32 {
@@ -408,9 +498,7 @@ impl FaceRestorer {
 
     pub fn set_fidelity(&mut self, fidelity: f32) {
         self.ladder.config.fidelity = fidelity;
-        for s in &mut self.sessions {
-            s.set_fidelity(fidelity);
-        }
+        self.sessions.fidelity = fidelity;
     }
 
     /// Frames between two runs of the model on a tracked face (1: every frame).
@@ -424,7 +512,7 @@ impl FaceRestorer {
     }
 
     /// The planning half and the sessions, apart (live mode runs them on two threads).
-    pub(crate) fn into_parts(self) -> (Ladder, Vec<Restorer>) {
+    pub(crate) fn into_parts(self) -> (Ladder, Sessions) {
         (self.ladder, self.sessions)
     }
 
@@ -471,7 +559,7 @@ impl FaceRestorer {
             return Ok(stats);
         }
         let refresh = self.ladder.config.refresh.max(1);
-        for (r, session) in self.sessions.iter_mut().enumerate() {
+        for r in 0..self.ladder.rungs.len() {
             let mine: Vec<&Job> = jobs.iter().filter(|j| j.rung == r).collect();
             let (carried, fresh): (Vec<&Job>, Vec<&Job>) =
                 mine.into_iter().partition(|j| refresh > 1 && self.carries.usable(j, refresh).is_some());
@@ -483,6 +571,7 @@ impl FaceRestorer {
                 continue;
             }
             let crops: Vec<Mat> = fresh.iter().map(|j| j.crop.clone()).collect();
+            let session = self.sessions.get(r)?;
             let t = Instant::now();
             let outputs = session.infer(&crops)?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;

@@ -17,8 +17,55 @@ use truth::ground_truth;
 
 /// (input size, output size) of every model of the default ladder.
 fn default_ladder() -> Vec<(i32, i32)> {
-    let restorer = FaceRestorer::new(RestoreConfig::default()).unwrap();
-    restorer.restorers().map(|r| (r.profile().input_size, r.profile().output_size)).collect()
+    FaceRestorer::new(RestoreConfig::default()).unwrap().model_sizes()
+}
+
+/// A ladder of two shipped rungs copied into a folder, the second one open to damage.
+fn two_rungs(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("faceenhance-lazy-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["restore-96", "restore-256"] {
+        for ext in ["onnx", "toml"] {
+            std::fs::copy(repo().join(format!("models/{name}.{ext}")), dir.join(format!("{name}.{ext}"))).unwrap();
+        }
+    }
+    // models are taken in file-name order: restore-256 first (opened at start), restore-96 later
+    let second = dir.join("restore-96.onnx");
+    (dir, second)
+}
+
+#[test]
+fn rungs_open_their_sessions_on_their_first_face_and_damage_is_found_at_start() {
+    let (dir, second) = two_rungs("ok");
+    let config = RestoreConfig { models: vec![dir.clone()], ..Default::default() };
+    let mut restorer = FaceRestorer::new(config.clone()).unwrap();
+    assert_eq!(restorer.model_names(), ["restore-256", "restore-96"]);
+    assert_eq!(restorer.restorers().count(), 1, "only the first rung is opened at start");
+    // a face with an ~88 px crop (22 px between the eyes) needs restore-96: its session opens on that frame
+    let mut frame = resize(&imread(&astronaut()), 512, 512);
+    let face = Face {
+        bbox: [235.0, 225.0, 42.0, 52.0],
+        landmarks: Some([[245.0, 240.0], [267.0, 240.0], [256.0, 252.0], [247.0, 264.0], [265.0, 264.0]]),
+        eyes: None,
+        score: 0.99,
+        id: 0,
+    };
+    let stats = restorer.restore(&mut frame_from_mat(&mut frame).unwrap(), &[face]).unwrap();
+    assert_eq!(stats.restored, 1);
+    assert_eq!(restorer.restorers().count(), 2);
+
+    // damage found before any face: a truncated file, a profile naming another output
+    let whole = std::fs::read(&second).unwrap();
+    std::fs::write(&second, &whole[..whole.len() / 2]).unwrap();
+    let err = format!("{:#}", FaceRestorer::new(config.clone()).err().expect("truncated model refused"));
+    assert!(err.contains("restore-96.onnx") && err.contains("not a readable ONNX model"), "{err}");
+    std::fs::write(&second, &whole).unwrap();
+    let toml = dir.join("restore-96.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, text.replace("output = \"output\"", "output = \"restored\"")).unwrap();
+    let err = format!("{:#}", FaceRestorer::new(config).err().expect("wrong output name refused"));
+    assert!(err.contains("restore-96.onnx") && err.contains("'restored'"), "{err}");
 }
 
 #[test]

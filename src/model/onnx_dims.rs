@@ -10,6 +10,7 @@ use anyhow::{bail, ensure, Result};
 const MODEL_GRAPH: u64 = 7;
 const GRAPH_INPUT: u64 = 11;
 const GRAPH_OUTPUT: u64 = 12;
+const VALUE_INFO_NAME: u64 = 1;
 const VALUE_INFO_TYPE: u64 = 2;
 const TYPE_TENSOR: u64 = 1;
 const TENSOR_SHAPE: u64 = 2;
@@ -140,6 +141,31 @@ pub fn free_dims(model: &[u8], axes: &[usize]) -> Result<Vec<u8>> {
     })?;
     ensure!(graphs == 1, "not an ONNX model: {graphs} graphs found");
     Ok(out)
+}
+
+/// The names of the graph's inputs and outputs, read without building a session: a cheap
+/// check that a file is a whole ONNX model with the tensors a profile names (a truncated or
+/// damaged file fails here: its fields run past the end).
+pub fn graph_io(model: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
+    let graphs: Vec<Field> = fields(model)?.into_iter().filter(|f| f.number == MODEL_GRAPH && f.wire == LEN).collect();
+    ensure!(graphs.len() == 1, "not an ONNX model: {} graphs found", graphs.len());
+    let graph = &model[graphs[0].payload.clone()];
+    let (mut inputs, mut outputs) = (Vec::new(), Vec::new());
+    for f in fields(graph)? {
+        let list = match (f.number, f.wire) {
+            (GRAPH_INPUT, LEN) => &mut inputs,
+            (GRAPH_OUTPUT, LEN) => &mut outputs,
+            _ => continue,
+        };
+        let info = &graph[f.payload.clone()];
+        let name = fields(info)?
+            .into_iter()
+            .find(|v| v.number == VALUE_INFO_NAME && v.wire == LEN)
+            .map(|v| String::from_utf8_lossy(&info[v.payload]).to_string())
+            .unwrap_or_default();
+        list.push(name);
+    }
+    Ok((inputs, outputs))
 }
 
 #[cfg(test)]

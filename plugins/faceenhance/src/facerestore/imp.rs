@@ -347,7 +347,7 @@ impl BaseTransformImpl for FaceRestore {
         }
         let restorer = FaceRestorer::new(config)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["facerestore: {e:#}"]))?;
-        *self.names.lock().unwrap() = restorer.restorers().map(|r| r.profile().name.clone()).collect();
+        *self.names.lock().unwrap() = restorer.model_names();
         let report = restorer.restorer().report().clone();
         gst::info!(CAT, imp = self, "model {}: {report}", s.model);
         let skipped = gst::List::new(report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.name())));
