@@ -4,28 +4,19 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/cli.rs"]
+mod common_cli;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use common_cli::*;
 use gst::prelude::*;
 
-fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_faceenhance"))
-}
-
 fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("faceenhance-seg-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
-fn ok(out: Output) -> String {
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{text}");
-    text
+    temp_in("seg", name)
 }
 
 fn gst_launch(desc: &str) {
@@ -115,76 +106,6 @@ fn vfr_clip() -> PathBuf {
     .clone()
 }
 
-/// Decoded video frames (luma, timestamp) and the summed duration of the audio buffers.
-struct Decoded {
-    frames: Vec<(u64, Vec<u8>)>,
-    audio_ns: u64,
-}
-
-fn decode(path: &Path) -> Decoded {
-    gst::init().unwrap();
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc").property("location", path.to_str().unwrap()).build().unwrap();
-    let dec = gst::ElementFactory::make("decodebin").build().unwrap();
-    pipeline.add_many([&src, &dec]).unwrap();
-    src.link(&dec).unwrap();
-    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let audio = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (f, a) = (frames.clone(), audio.clone());
-    let weak = pipeline.downgrade();
-    dec.connect_pad_added(move |_, pad| {
-        let pipeline = weak.upgrade().unwrap();
-        let caps = pad.current_caps().unwrap();
-        let video = caps.structure(0).unwrap().name().starts_with("video/");
-        let chain: Vec<gst::Element> = if video {
-            vec![
-                gst::ElementFactory::make("videoconvert").build().unwrap(),
-                gst::ElementFactory::make("capsfilter")
-                    .property("caps", gst::Caps::builder("video/x-raw").field("format", "GRAY8").build())
-                    .build()
-                    .unwrap(),
-                gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap(),
-            ]
-        } else {
-            vec![gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap()]
-        };
-        pipeline.add_many(&chain).unwrap();
-        gst::Element::link_many(&chain).unwrap();
-        for e in &chain {
-            e.sync_state_with_parent().unwrap();
-        }
-        pad.link(&chain[0].static_pad("sink").unwrap()).unwrap();
-        let last = chain.last().unwrap().static_pad("sink").unwrap();
-        let (f, a) = (f.clone(), a.clone());
-        last.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let Some(gst::PadProbeData::Buffer(b)) = &info.data else { return gst::PadProbeReturn::Ok };
-            if video {
-                let vi = gst_video::VideoInfo::from_caps(&pad.current_caps().unwrap()).unwrap();
-                let map = b.map_readable().unwrap();
-                let stride = vi.stride()[0] as usize;
-                let (w, h) = (vi.width() as usize, vi.height() as usize);
-                let luma: Vec<u8> = (0..h).flat_map(|y| map[y * stride..y * stride + w].to_vec()).collect();
-                f.lock().unwrap().push((b.pts().unwrap().nseconds(), luma));
-            } else {
-                a.fetch_add(b.duration().map_or(0, |d| d.nseconds()), std::sync::atomic::Ordering::Relaxed);
-            }
-            gst::PadProbeReturn::Ok
-        });
-    });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    for msg in pipeline.bus().unwrap().iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{} does not decode: {}", path.display(), e.error()),
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    let mut frames = std::mem::take(&mut *frames.lock().unwrap());
-    frames.sort_by_key(|(t, _)| *t);
-    Decoded { frames, audio_ns: audio.load(std::sync::atomic::Ordering::Relaxed) }
-}
-
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
     let mse = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>() / a.len() as f64;
@@ -238,7 +159,7 @@ fn segments_joined_equal_one_run_frame_by_frame_with_the_audio() {
     let single = temp("street-single.mp4");
     ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
 
-    let (j, s, i) = (decode(&joined), decode(&single), decode(&clip));
+    let (j, s, i) = (decode(&joined, true), decode(&single, true), decode(&clip, true));
     assert_same_frames(&j, &s, &i);
     // on the audio's timeline where the input has it, and the source's audio, once, whole
     assert_eq!(j.frames[0].0, i.frames[0].0);
@@ -263,7 +184,7 @@ fn variable_frame_rate_survives_the_seams() {
     ok(cli().arg("join").arg(&work).arg("-o").arg(&joined).arg("--no-progress").output().unwrap());
     let single = temp("vfr-single.mp4");
     ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
-    let (j, s, i) = (decode(&joined), decode(&single), decode(&clip));
+    let (j, s, i) = (decode(&joined, true), decode(&single, true), decode(&clip, true));
     assert!(i.frames.len() >= 55, "{} frames", i.frames.len());
     let steps: Vec<u64> = i.frames.windows(2).map(|w| w[1].0 - w[0].0).collect();
     assert!(steps.contains(&40_000_000) && steps.contains(&100_000_000), "the clip is VFR: {steps:?}");
@@ -308,7 +229,7 @@ fn resume_after_sigkill_redoes_only_the_unfinished_segment() {
     assert_eq!(rec0["pid"], pid, "segment 0 was kept from the killed run");
     assert_ne!(rec1["pid"], pid, "segment 1 was done again");
     assert!(!work.join("seg-0001.part.mp4").exists());
-    let (o, i) = (decode(&out), decode(&clip));
+    let (o, i) = (decode(&out, false), decode(&clip, false));
     assert_eq!(o.frames.iter().map(|f| f.0).collect::<Vec<_>>(), i.frames.iter().map(|f| f.0).collect::<Vec<_>>());
     assert!(o.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
 }
@@ -337,7 +258,7 @@ fn a_manifest_is_sharded_and_each_output_gets_its_record() {
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out/vfr.mp4.json")).unwrap()).unwrap();
     assert_eq!(rec["state"], "done");
-    assert_eq!(rec["frames"], decode(&a).frames.len());
+    assert_eq!(rec["frames"], decode(&a, false).frames.len());
     assert!(dir.join("out/b-enhanced.mkv.json").is_file());
     let again = run("0/2");
     assert!(again.contains("done already"), "{again}");
@@ -368,6 +289,19 @@ fn segment_mistakes_fail_with_reasons() {
     let e = err(cli().arg("join").arg(&work).arg("-o").arg(&joined).output().unwrap());
     assert!(e.contains("segments not done: 1 (not started)"), "{e}");
     assert!(!joined.exists());
+    // a file with sound and no picture: a reason, not a wait for ever, in both paths
+    let audio = temp("sound-only.mp4");
+    gst_launch(&format!("audiotestsrc num-buffers=50 ! avenc_aac ! mp4mux ! filesink location={}", audio.display()));
+    let out = temp("sound-only-out.mp4");
+    let e = err(cli().args(["video", audio.to_str().unwrap(), "--no-progress", "-o"]).arg(&out).output().unwrap());
+    assert!(e.contains("sound-only.mp4") && e.contains("no video stream"), "{e}");
+    assert!(!out.exists());
+    let e = err(cli()
+        .args(["video", audio.to_str().unwrap(), "--no-progress", "--segment", "0/2", "--work"])
+        .arg(temp("sound-only-work"))
+        .output()
+        .unwrap());
+    assert!(e.contains("no video stream"), "{e}");
 }
 
 /// The array job and its dependent join on a real Slurm (started by scripts/slurm-test.sh,
@@ -418,7 +352,7 @@ fn slurm_array_and_join() {
     }
     let single = temp("slurm-single.mp4");
     ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&single).output().unwrap());
-    let (j, s, i) = (decode(&out), decode(&single), decode(&clip));
+    let (j, s, i) = (decode(&out, true), decode(&single, true), decode(&clip, true));
     assert_same_frames(&j, &s, &i);
     assert!(j.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
 }

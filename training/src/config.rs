@@ -88,6 +88,16 @@ pub struct TrainConfig {
     /// Step at which the discriminator and the adversarial losses come in.
     pub gan_start: usize,
     pub d_channels: usize,
+    /// The discriminator sees the image and its high-pass part (the image minus a
+    /// Gaussian blur of sigma 1 px), so that texture, the thing a pixel loss gives up,
+    /// is what it judges first.
+    #[serde(default)]
+    pub d_detail: bool,
+    /// Start a fresh run from another run's checkpoint directory: its EMA generator becomes
+    /// the generator and the EMA here (discriminator and optimizers start fresh). How a
+    /// GAN phase begins from a converged fidelity model.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
     pub ema_decay: f64,
     pub checkpoint_every: usize,
     pub log_every: usize,
@@ -126,6 +136,8 @@ impl Default for TrainConfig {
             fm_weight: 0.01,
             gan_start: 3000,
             d_channels: 32,
+            d_detail: false,
+            init_from: None,
             ema_decay: 0.995,
             checkpoint_every: 200,
             log_every: 10,

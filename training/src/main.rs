@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use burn::module::Module;
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -151,6 +152,14 @@ enum Cmd {
         /// convolutional generator exports one rung per size from the same weights.
         #[arg(long)]
         size: Option<usize>,
+        /// Network interpolation (ESRGAN): export `(1 - alpha) * base + alpha * this run`,
+        /// where `base` is another checkpoint directory of the same generator (the fidelity
+        /// model a GAN phase started from).
+        #[arg(long, requires = "alpha")]
+        base: Option<PathBuf>,
+        /// Share of this run's weights when interpolating with `--base` (0..=1).
+        #[arg(long)]
+        alpha: Option<f64>,
     },
     /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
     Eval {
@@ -285,10 +294,18 @@ fn main() -> Result<()> {
                 std::fs::write(p, s)?;
             }
         }
-        Cmd::Export { config, out, size } => {
+        Cmd::Export { config, out, size, base, alpha } => {
             let cfg = TrainConfig::load(&config)?;
             let device = Device::flex();
-            let g = train::load_ema(&cfg, &device)?;
+            let mut g = train::load_ema(&cfg, &device)?;
+            if let (Some(base), Some(alpha)) = (base, alpha) {
+                anyhow::ensure!((0.0..=1.0).contains(&alpha), "--alpha {alpha} is not in 0..=1");
+                let p = base.join("ema.bpk");
+                anyhow::ensure!(p.is_file(), "--base: no EMA generator at {}", p.display());
+                let b = cfg.generator.init(&device).load_file(p);
+                g = train::interpolate(b, &g, alpha);
+                tracing::info!(alpha, "interpolated with {}", base.display());
+            }
             let size = size.unwrap_or(cfg.output_size);
             anyhow::ensure!(size % cfg.generator.scale() == 0, "size {size} is not a multiple of the scale");
             export::export_generator(&g, size / cfg.generator.scale(), &out)?;

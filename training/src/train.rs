@@ -371,11 +371,17 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     };
 
     let adam = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8);
-    let g = cfg.generator.init(&ad);
+    let mut g = cfg.generator.init(&ad);
+    if let (Some(from), false) = (&cfg.init_from, ck.exists()) {
+        let p = from.join("ema.bpk");
+        anyhow::ensure!(p.is_file(), "init_from: no EMA generator at {}", p.display());
+        g = g.load_file(p);
+        tracing::info!("generator initialised from {}", from.display());
+    }
     let ema = g.valid();
     let fresh = (
         g,
-        PatchDiscriminator::new(cfg.d_channels, &ad),
+        PatchDiscriminator::with_downs(cfg.d_channels, 2, if cfg.d_detail { 6 } else { 3 }, &ad),
         ema,
         adam.init(),
         AdamConfig::new().with_beta_1(0.5).with_beta_2(0.99).with_epsilon(1e-8).init(),
@@ -428,8 +434,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         }
         let (mut adv_v, mut fm_v) = (0.0, 0.0);
         if gan {
-            let (fl, ff) = d.forward(fake.clone());
-            let (rl, rf) = d.forward(y.clone());
+            let (fl, ff) = d.forward(d_input(fake.clone(), cfg.d_detail));
+            let (rl, rf) = d.forward(d_input(y.clone(), cfg.d_detail));
             let rl = rl.detach();
             let rf: Vec<Tensor<4>> = rf.into_iter().map(|t| t.detach()).collect();
             let adv = match cfg.adv {
@@ -448,8 +454,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         // discriminator step
         let mut d_v = 0.0;
         if gan {
-            let (rl, _) = d.forward(y);
-            let (fl, _) = d.forward(fake.detach());
+            let (rl, _) = d.forward(d_input(y, cfg.d_detail));
+            let (fl, _) = d.forward(d_input(fake.detach(), cfg.d_detail));
             let ld = match cfg.adv {
                 AdvKind::Lsgan => loss::lsgan_d(rl, fl),
                 _ => loss::relativistic_d(rl, fl),
@@ -543,6 +549,21 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     Ok(state)
 }
 
+/// What the discriminator sees: the batch, and with `detail` its high-pass part beside it.
+fn d_input(x: Tensor<4>, detail: bool) -> Tensor<4> {
+    if detail {
+        Tensor::cat(vec![x.clone(), crate::learned::high_pass(x, 1.0)], 1)
+    } else {
+        x
+    }
+}
+
+/// ESRGAN's network interpolation: the weights `(1 - alpha) * base + alpha * other`, a
+/// continuous dial between a fidelity model and its GAN fine-tune, without retraining.
+pub fn interpolate<M: Module>(base: M, other: &M, alpha: f64) -> M {
+    ema_update(base, other, 1.0 - alpha)
+}
+
 /// The EMA generator of a run's checkpoint, on a plain device.
 pub fn load_ema(cfg: &TrainConfig, device: &Device) -> Result<Generator> {
     let p = cfg.out_dir.join("checkpoint").join("ema.bpk");
@@ -558,6 +579,28 @@ mod tests {
 
     fn smooth(n: usize, k: usize) -> Img {
         crate::image::test_pattern(n, k, 0.4)
+    }
+
+    #[test]
+    fn interpolation_is_a_weighted_mean_of_the_two_sets_of_weights() {
+        let device = Device::flex();
+        let cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 });
+        device.seed(1);
+        let a = cfg.init(&device);
+        device.seed(2);
+        let b = cfg.init(&device);
+        let flat = |m: &Generator| {
+            let mut c = Collect(Vec::new());
+            m.visit(&mut c);
+            c.0.into_iter().flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap()).collect::<Vec<f32>>()
+        };
+        let (wa, wb) = (flat(&a), flat(&b));
+        assert!(wa.iter().zip(&wb).any(|(x, y)| (x - y).abs() > 1e-3), "two seeds, two nets");
+        let mid = flat(&interpolate(a.clone(), &b, 0.25));
+        for ((x, y), m) in wa.iter().zip(&wb).zip(&mid) {
+            assert!((m - (0.75 * x + 0.25 * y)).abs() < 1e-5, "{m} vs {x} and {y}");
+        }
+        assert_eq!(flat(&interpolate(a.clone(), &b, 0.0)), wa);
     }
 
     #[test]

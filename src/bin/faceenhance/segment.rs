@@ -279,6 +279,56 @@ pub struct Packet {
     pub key: bool,
 }
 
+/// Links the first pad of `demux` whose media type `is_video` accepts to `sink`, and every
+/// other pad to a fakesink of its own. Returns whether a video pad was linked (so far) and
+/// whether a discarded stream has ended: a file without video ends there, while its
+/// unlinked appsink would wait for ever.
+fn first_video_to(
+    pipeline: &gst::Pipeline,
+    demux: &gst::Element,
+    sink: &gst_app::AppSink,
+    is_video: fn(&str) -> bool,
+) -> (Arc<Mutex<bool>>, Arc<AtomicBool>) {
+    let linked = Arc::new(Mutex::new(false));
+    let ended = Arc::new(AtomicBool::new(false));
+    let (found, other_ended) = (linked.clone(), ended.clone());
+    let (pipeline_weak, sink_weak) = (pipeline.downgrade(), sink.downgrade());
+    demux.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(sink)) = (pipeline_weak.upgrade(), sink_weak.upgrade()) else { return };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let video = caps.structure(0).is_some_and(|s| is_video(s.name().as_str()));
+        let mut first = linked.lock().unwrap();
+        let result = if video && !*first {
+            *first = true;
+            pad.link(&sink.static_pad("sink").unwrap()).map(|_| ()).map_err(|e| anyhow!("{e:?}"))
+        } else {
+            let ended = ended.clone();
+            pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                    if ev.type_() == gst::EventType::Eos {
+                        ended.store(true, Ordering::SeqCst);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+            discard(&pipeline, pad)
+        };
+        if let Err(e) = result {
+            gst::element_error!(pipeline, gst::StreamError::Failed, ["cannot link a stream: {e:#}"]);
+        }
+    });
+    (found, other_ended)
+}
+
+/// A stream nobody needs, into a fakesink of its own.
+fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
+    let fake = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
+    pipeline.add(&fake)?;
+    fake.sync_state_with_parent()?;
+    pad.link(&fake.static_pad("sink").unwrap())?;
+    Ok(())
+}
+
 /// Whether the intervals between frames (in presentation order) differ by more than 2 %
 /// from one another: a variable frame rate.
 pub fn variable_rate(packets: &[Packet]) -> bool {
@@ -301,32 +351,18 @@ pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
     let sink = gst_app::AppSink::builder().sync(false).build();
     pipeline.add_many([&src, &parse, sink.upcast_ref()])?;
     src.link(&parse)?;
-    let linked = Arc::new(Mutex::new(false));
-    let (pipeline_weak, sink_weak) = (pipeline.downgrade(), sink.downgrade());
-    parse.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(sink)) = (pipeline_weak.upgrade(), sink_weak.upgrade()) else { return };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/") || s.name().starts_with("image/"));
-        let mut first = linked.lock().unwrap();
-        let target = if video && !*first {
-            *first = true;
-            sink.static_pad("sink").unwrap()
-        } else {
-            let fake = gst::ElementFactory::make("fakesink").build().unwrap();
-            pipeline.add(&fake).unwrap();
-            fake.sync_state_with_parent().unwrap();
-            fake.static_pad("sink").unwrap()
-        };
-        let _ = pad.link(&target);
-    });
+    let (video, other_ended) =
+        first_video_to(&pipeline, &parse, &sink, |name| name.starts_with("video/") || name.starts_with("image/"));
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_error(&pipeline).unwrap_or_else(|| anyhow!("cannot read it")).context(format!("{}", input.display()))
     })?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let mut packets = Vec::new();
     let mut framerate = None;
+    let mut last = Instant::now();
     let result = loop {
         if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            last = Instant::now();
             if framerate.is_none() {
                 let rate = sample.caps().and_then(|c| c.structure(0)?.get::<gst::Fraction>("framerate").ok());
                 framerate = Some(rate.map_or([0, 1], |r| [r.numer(), r.denom()]));
@@ -342,11 +378,19 @@ pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
             packets.push(Packet { pts: pts.nseconds(), key: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) });
             continue;
         }
-        if sink.is_eos() {
+        // (an appsink that has not started reports EOS too)
+        let linked = *video.lock().unwrap();
+        if linked && sink.is_eos() {
             break Ok(());
+        }
+        if !linked && other_ended.load(Ordering::SeqCst) {
+            break Err(anyhow!("it has no video stream"));
         }
         if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
             break Err(bus_error(&msg).unwrap());
+        }
+        if last.elapsed() > std::time::Duration::from_secs(30) {
+            break Err(anyhow!("the demuxer gave no video packet and no end for 30 s"));
         }
     };
     pipeline.set_state(gst::State::Null)?;
@@ -482,24 +526,7 @@ fn encode_span(
     let frames_out = gst_app::AppSink::builder().sync(false).max_buffers(4).build();
     reader.add_many([&src, &decode, frames_out.upcast_ref()])?;
     src.link(&decode)?;
-    let linked = Arc::new(Mutex::new(false));
-    let (reader_weak, sink_weak) = (reader.downgrade(), frames_out.downgrade());
-    decode.connect_pad_added(move |_, pad| {
-        let (Some(reader), Some(sink)) = (reader_weak.upgrade(), sink_weak.upgrade()) else { return };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let video = caps.structure(0).is_some_and(|s| s.name() == "video/x-raw");
-        let mut first = linked.lock().unwrap();
-        let target = if video && !*first {
-            *first = true;
-            sink.static_pad("sink").unwrap()
-        } else {
-            let fake = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
-            reader.add(&fake).unwrap();
-            fake.sync_state_with_parent().unwrap();
-            fake.static_pad("sink").unwrap()
-        };
-        let _ = pad.link(&target);
-    });
+    let (video, _) = first_video_to(&reader, &decode, &frames_out, |name| name == "video/x-raw");
 
     // writing side: appsrc ! <the chain of `faceenhance video`> ! mp4mux ! filesink
     let writer = gst::Pipeline::new();
@@ -554,7 +581,7 @@ fn encode_span(
             ensure!(!stop.load(Ordering::SeqCst), "stopped (Ctrl-C)");
             poll(&mut tally)?;
             let Some(sample) = frames_out.try_pull_sample(gst::ClockTime::from_mseconds(100)) else {
-                if frames_out.is_eos() {
+                if *video.lock().unwrap() && frames_out.is_eos() {
                     break;
                 }
                 continue;
@@ -732,10 +759,7 @@ pub fn join(work: &Path, output: &Path, no_progress: bool) -> Result<JoinOutcome
         let result = if name.starts_with("audio/") {
             link_audio(&pipeline, &mux, pad, &caps, audio_encoder)
         } else {
-            let fake = gst::ElementFactory::make("fakesink").property("sync", false).build().unwrap();
-            pipeline.add(&fake).unwrap();
-            fake.sync_state_with_parent().unwrap();
-            pad.link(&fake.static_pad("sink").unwrap()).map(|_| ()).map_err(|e| anyhow!("{e:?}"))
+            discard(&pipeline, pad)
         };
         if let Err(e) = result {
             gst::element_error!(pipeline, gst::StreamError::Failed, ["cannot link a {name} stream: {e:#}"]);
