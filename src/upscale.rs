@@ -34,6 +34,14 @@ impl std::str::FromStr for Interpolation {
 }
 
 impl Interpolation {
+    /// The name `from_str` reads, the elements' property nick and the CLI's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bicubic => "bicubic",
+            Self::Lanczos => "lanczos",
+        }
+    }
+
     fn cv(self) -> i32 {
         match self {
             Self::Bicubic => imgproc::INTER_CUBIC,

@@ -1,7 +1,7 @@
 //! Face detection on a down-scaled BGR copy of the frame.
 //!
 //! Three back-ends behind one trait: YuNet (`FaceDetectorYN`, box + 5 landmarks) when its
-//! model is given, CenterFace through OpenCV's DNN module (box + 5 landmarks) when the
+//! model is given, CenterFace through ONNX Runtime (box + 5 landmarks, any input size) when the
 //! set-up installed it, and the Haar face + eye cascades as the last resort.
 //! [`Detector`] wraps a back-end with what every user needs: down-scaling that still keeps
 //! `min_face_size` faces visible, score filtering, `max_faces`, and mapping back to frame
@@ -118,6 +118,18 @@ impl std::str::FromStr for DetectorKind {
             "haar" => Self::Haar,
             _ => bail!("unknown detector '{s}' (auto, yunet, centerface, haar)"),
         })
+    }
+}
+
+impl DetectorKind {
+    /// The name `from_str` reads, the elements' property nick and the CLI's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::YuNet => "yunet",
+            Self::CenterFace => "centerface",
+            Self::Haar => "haar",
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Enum properties shared by the elements, mapped onto the core's choices.
+//! Enum properties shared by the elements, mapped onto the core's choices. Their nicks are
+//! the core's `name()`s (tested), which the command line sets them by.
 
 use faceenhance::detect::DetectorKind;
 use faceenhance::model::Provider;
@@ -14,7 +15,7 @@ pub enum DetectorChoice {
     Auto,
     #[enum_value(name = "YuNet (OpenCV FaceDetectorYN; needs model)", nick = "yunet")]
     Yunet,
-    #[enum_value(name = "CenterFace through OpenCV DNN (set-up installs it)", nick = "centerface")]
+    #[enum_value(name = "CenterFace through ONNX Runtime (set-up installs it)", nick = "centerface")]
     Centerface,
     #[enum_value(name = "Haar face + eye cascades (opencv-data)", nick = "haar")]
     Haar,
@@ -74,5 +75,32 @@ impl From<BackgroundChoice> for Interpolation {
             BackgroundChoice::Bicubic => Interpolation::Bicubic,
             BackgroundChoice::Lanczos => Interpolation::Lanczos,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gst::glib::EnumClass;
+
+    /// Every choice's nick is the core's name for it: the CLI sets properties by those names.
+    #[test]
+    fn nicks_are_the_core_names() {
+        fn check<E: glib::prelude::StaticType + Copy>(
+            values: &[E],
+            name: impl Fn(E) -> &'static str,
+            to_u32: impl Fn(E) -> i32,
+        ) {
+            let class = EnumClass::with_type(E::static_type()).unwrap();
+            for &v in values {
+                assert_eq!(class.value(to_u32(v)).unwrap().nick(), name(v));
+            }
+        }
+        use DetectorChoice as D;
+        check(&[D::Auto, D::Yunet, D::Centerface, D::Haar], |c| DetectorKind::from(c).name(), |c| c as i32);
+        use ProviderChoice as P;
+        check(&[P::Auto, P::Cpu, P::Cuda, P::Tensorrt], |c| Provider::from(c).name(), |c| c as i32);
+        use BackgroundChoice as B;
+        check(&[B::Bicubic, B::Lanczos], |c| Interpolation::from(c).name(), |c| c as i32);
     }
 }

@@ -170,14 +170,14 @@ pub fn video_chain(
         enhance.set_property("model", list.join(","));
     }
     enhance.set_property("upscale", o.upscale);
-    enhance.set_property_from_str("background", &format!("{:?}", o.background).to_lowercase());
+    enhance.set_property_from_str("background", o.background.name());
     if let Some(m) = &o.background_model {
         enhance.set_property("background-model", m.to_string_lossy().as_ref());
     }
     enhance.set_property("max-stretch", o.max_stretch);
     enhance.set_property("force", o.force);
-    enhance.set_property_from_str("provider", &format!("{:?}", o.provider).to_lowercase());
-    enhance.set_property_from_str("detector", &format!("{:?}", o.detector).to_lowercase());
+    enhance.set_property_from_str("provider", o.provider.name());
+    enhance.set_property_from_str("detector", o.detector.name());
     if let Some(m) = &o.detector_model {
         enhance.set_property("detector-model", m.to_string_lossy().as_ref());
     }
