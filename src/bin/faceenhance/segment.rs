@@ -279,6 +279,24 @@ pub struct Packet {
     pub key: bool,
 }
 
+/// A new pipeline reading `path` through `demuxer` (parsebin, decodebin, qtdemux) into an
+/// appsink that gets the first video stream (see `first_video_to`, whose flags it returns).
+#[allow(clippy::type_complexity)]
+fn reader(
+    path: &Path,
+    demuxer: &str,
+    is_video: fn(&str) -> bool,
+) -> Result<(gst::Pipeline, gst_app::AppSink, Arc<Mutex<bool>>, Arc<AtomicBool>)> {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc").property("location", path.to_string_lossy().as_ref()).build()?;
+    let demux = make(demuxer)?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline.add_many([&src, &demux, sink.upcast_ref()])?;
+    src.link(&demux)?;
+    let (video, other_ended) = first_video_to(&pipeline, &demux, &sink, is_video);
+    Ok((pipeline, sink, video, other_ended))
+}
+
 /// Links the first pad of `demux` whose media type `is_video` accepts to `sink`, and every
 /// other pad to a fakesink of its own. Returns whether a video pad was linked (so far) and
 /// whether a discarded stream has ended: a file without video ends there, while its
@@ -345,14 +363,8 @@ pub fn variable_rate(packets: &[Packet]) -> bool {
 /// decoding (parsebin: demuxer + parser), and the frame rate its caps first state (0/1:
 /// none).
 pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc").property("location", input.to_string_lossy().as_ref()).build()?;
-    let parse = make("parsebin")?;
-    let sink = gst_app::AppSink::builder().sync(false).build();
-    pipeline.add_many([&src, &parse, sink.upcast_ref()])?;
-    src.link(&parse)?;
-    let (video, other_ended) =
-        first_video_to(&pipeline, &parse, &sink, |name| name.starts_with("video/") || name.starts_with("image/"));
+    let (pipeline, sink, video, other_ended) =
+        reader(input, "parsebin", |name| name.starts_with("video/") || name.starts_with("image/"))?;
     pipeline.set_state(gst::State::Playing).map_err(|_| {
         first_error(&pipeline).unwrap_or_else(|| anyhow!("cannot read it")).context(format!("{}", input.display()))
     })?;
@@ -519,14 +531,8 @@ fn encode_span(
     stop: &AtomicBool,
 ) -> Result<()> {
     // reading side: filesrc ! decodebin ! appsink (first video stream; the rest discarded)
-    let reader = gst::Pipeline::new();
-    let src =
-        gst::ElementFactory::make("filesrc").property("location", plan.input.to_string_lossy().as_ref()).build()?;
-    let decode = make("decodebin")?;
-    let frames_out = gst_app::AppSink::builder().sync(false).max_buffers(4).build();
-    reader.add_many([&src, &decode, frames_out.upcast_ref()])?;
-    src.link(&decode)?;
-    let (video, _) = first_video_to(&reader, &decode, &frames_out, |name| name == "video/x-raw");
+    let (reader, frames_out, video, _) = reader(&plan.input, "decodebin", |name| name == "video/x-raw")?;
+    frames_out.set_max_buffers(4);
 
     // writing side: appsrc ! <the chain of `faceenhance video`> ! mp4mux ! filesink
     let writer = gst::Pipeline::new();
@@ -840,18 +846,7 @@ fn feed_segment(
     caps: &mut Option<gst::Caps>,
     bar: &indicatif::ProgressBar,
 ) -> Result<u64> {
-    let reader = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc").property("location", path.to_string_lossy().as_ref()).build()?;
-    let demux = make("qtdemux")?;
-    let sink = gst_app::AppSink::builder().sync(false).build();
-    reader.add_many([&src, &demux, sink.upcast_ref()])?;
-    src.link(&demux)?;
-    let sink_weak = sink.downgrade();
-    demux.connect_pad_added(move |_, pad| {
-        if let Some(sink) = sink_weak.upgrade() {
-            let _ = pad.link(&sink.static_pad("sink").unwrap());
-        }
-    });
+    let (reader, sink, _, _) = reader(path, "qtdemux", |name| name.starts_with("video/"))?;
     reader
         .set_state(gst::State::Playing)
         .map_err(|_| first_error(&reader).unwrap_or_else(|| anyhow!("cannot read {}", path.display())))?;
