@@ -62,14 +62,13 @@ impl LiveRestorer {
                 let mut run = || -> LiveDone {
                     let t = Instant::now();
                     let mut out = Vec::with_capacity(job.crops.len());
-                    sessions.set_fidelity(job.fidelity);
                     for r in 0..rungs {
                         let mine: Vec<&(u64, usize, Mat)> = job.crops.iter().filter(|c| c.1 == r).collect();
                         if mine.is_empty() {
                             continue;
                         }
                         // a rung's first face opens its session here, off the streaming thread
-                        let session = sessions.get(r)?;
+                        let session = sessions.get(r, job.fidelity)?;
                         let crops: Vec<Mat> = mine.iter().map(|c| c.2.clone()).collect();
                         for (o, (key, rung, crop)) in session.infer(&crops)?.iter().zip(mine) {
                             out.push((*key, *rung, residual(o, crop)?));

@@ -358,28 +358,23 @@ impl Carries {
 /// (opening and warming up the ten shipped rungs cost about 0.7 s of a 600-frame bench).
 pub(crate) struct Sessions {
     slots: Vec<(PathBuf, Option<Restorer>)>,
-    profile: Option<PathBuf>,
     provider: ProviderOptions,
-    fidelity: f32,
 }
 
 impl Sessions {
-    /// Rung `r`'s session, opened now if no face needed it before, at the current fidelity.
-    pub(crate) fn get(&mut self, r: usize) -> Result<&mut Restorer> {
+    /// Rung `r`'s session at `fidelity`, opened now if no face needed it before (with the
+    /// profile beside its file: an explicit profile means one model, opened at start).
+    pub(crate) fn get(&mut self, r: usize, fidelity: f32) -> Result<&mut Restorer> {
         let (path, slot) = &mut self.slots[r];
         if slot.is_none() {
             tracing::debug!(model = %path.display(), "opening the rung's session on its first face");
-            *slot = Some(Restorer::load(path, self.profile.as_deref(), &self.provider)?);
+            *slot = Some(Restorer::load(path, None, &self.provider)?);
         }
         let session = slot.as_mut().expect("opened above");
-        if session.fidelity() != self.fidelity {
-            session.set_fidelity(self.fidelity);
+        if session.fidelity() != fidelity {
+            session.set_fidelity(fidelity);
         }
         Ok(session)
-    }
-
-    pub(crate) fn set_fidelity(&mut self, fidelity: f32) {
-        self.fidelity = fidelity;
     }
 }
 
@@ -422,17 +417,17 @@ impl FaceRestorer {
             bail!("an explicit profile fits one model, but {} models are given", paths.len());
         }
         let mut rungs = Vec::with_capacity(paths.len());
-        let mut sessions = Sessions {
-            slots: Vec::with_capacity(paths.len()),
-            profile: config.profile.clone(),
-            provider: config.provider.clone(),
-            fidelity: config.fidelity,
-        };
+        let mut sessions = Sessions { slots: Vec::with_capacity(paths.len()), provider: config.provider.clone() };
         for (i, path) in paths.iter().enumerate() {
             let ctx = || format!("model {}", path.display());
-            let beside = match (i, Profile::source(path, config.profile.as_deref()).with_context(ctx)?) {
-                (1.., ProfileSource::File(p)) => Some(Profile::from_file(&p)?),
-                _ => None,
+            // the later rungs open on their first face; one without a profile file is
+            // recognised from its session, so it opens now
+            let beside = match i {
+                0 => None,
+                _ => match Profile::source(path, None).with_context(ctx)? {
+                    ProfileSource::File(p) => Some(Profile::from_file(&p)?),
+                    ProfileSource::Auto => None,
+                },
             };
             let (profile, session) = match beside {
                 Some(p) => {
@@ -440,8 +435,7 @@ impl FaceRestorer {
                     (p, None)
                 }
                 None => {
-                    let mut r = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
-                    r.set_fidelity(config.fidelity);
+                    let r = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
                     (r.profile().clone(), Some(r))
                 }
             };
@@ -498,7 +492,6 @@ impl FaceRestorer {
 
     pub fn set_fidelity(&mut self, fidelity: f32) {
         self.ladder.config.fidelity = fidelity;
-        self.sessions.fidelity = fidelity;
     }
 
     /// Frames between two runs of the model on a tracked face (1: every frame).
@@ -571,7 +564,7 @@ impl FaceRestorer {
                 continue;
             }
             let crops: Vec<Mat> = fresh.iter().map(|j| j.crop.clone()).collect();
-            let session = self.sessions.get(r)?;
+            let session = self.sessions.get(r, self.ladder.config.fidelity)?;
             let t = Instant::now();
             let outputs = session.infer(&crops)?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
