@@ -91,7 +91,7 @@ pub fn dispatch(args: &VideoArgs, stop: &AtomicBool) -> Result<()> {
     if let Some(part) = s.segment {
         let work = s.work.as_deref().context("--segment needs --work")?;
         ensure!(args.faces.is_none(), "--faces needs the whole video in one run (not --segment)");
-        let plan = Plan::open_or_make(work, input, part.n, &settings(args))?;
+        let plan = Plan::open_or_make(work, input, Parts::Count(part.n), &settings(args))?;
         let rec = run_segment(args, work, &plan, part.k, stop)?;
         println!("{}", rec.summary());
         return Ok(());
@@ -138,6 +138,15 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not a faceenhance work file", path.display()))
 }
 
+/// How a new plan cuts the video.
+#[derive(Clone, Copy, Debug)]
+pub enum Parts {
+    /// Into this many segments (`--segment K/N`: every worker must agree on N).
+    Count(usize),
+    /// Into segments of about this many seconds (`--resume`).
+    Seconds(f64),
+}
+
 /// One segment of the plan: frames with `start_ns <= pts < end_ns` (`None`: open end).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Span {
@@ -174,8 +183,9 @@ impl Plan {
 
     /// The work folder's plan, checked against this input, segment count and settings;
     /// or a new one (the same for every worker that makes it: written atomically, so two
-    /// workers starting at once agree).
-    pub fn open_or_make(work: &Path, input: &Path, n: usize, settings: &str) -> Result<Plan> {
+    /// workers starting at once agree). `parts`: a fixed count, or segments of about this
+    /// many seconds (then an existing plan's count is taken as it is).
+    pub fn open_or_make(work: &Path, input: &Path, parts: Parts, settings: &str) -> Result<Plan> {
         let input = std::fs::canonicalize(input).with_context(|| format!("{}: no such file", input.display()))?;
         let bytes = std::fs::metadata(&input)?.len();
         let path = Plan::path(work);
@@ -189,12 +199,14 @@ impl Plan {
                 plan.input_bytes,
                 input.display()
             );
-            ensure!(
-                plan.segments.len() == n,
-                "{} is cut into {} segments, not {n}",
-                work.display(),
-                plan.segments.len()
-            );
+            if let Parts::Count(n) = parts {
+                ensure!(
+                    plan.segments.len() == n,
+                    "{} is cut into {} segments, not {n}",
+                    work.display(),
+                    plan.segments.len()
+                );
+            }
             ensure!(
                 plan.settings == settings,
                 "{} was made with other settings:\n  {}\nnot\n  {settings}\n(use the same options, or another --work)",
@@ -205,6 +217,14 @@ impl Plan {
         }
         std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
         let (packets, framerate) = probe(&input)?;
+        let n = match parts {
+            Parts::Count(n) => n,
+            Parts::Seconds(secs) => {
+                let first = packets.iter().map(|p| p.pts).min().unwrap_or(0);
+                let last = packets.iter().map(|p| p.pts).max().unwrap_or(0);
+                (((last - first) as f64 / 1e9 / secs).ceil() as usize).max(1)
+            }
+        };
         let plan = Plan::cut(&input, bytes, settings, &packets, framerate, n)?;
         write_json(&path, &plan)?;
         Ok(plan)
@@ -665,15 +685,8 @@ pub fn run_resumable(args: &VideoArgs, input: &Path, output: &Path, stop: &Atomi
         }
     };
     ensure!(args.segments.segment_seconds > 0.0, "--segment-seconds must be positive");
-    let n = if Plan::path(&work).is_file() {
-        read_json::<Plan>(&Plan::path(&work))?.segments.len()
-    } else {
-        let (packets, _) = probe(input)?;
-        let first = packets.iter().map(|p| p.pts).min().unwrap_or(0);
-        let last = packets.iter().map(|p| p.pts).max().unwrap_or(0);
-        (((last - first) as f64 / 1e9 / args.segments.segment_seconds).ceil() as usize).max(1)
-    };
-    let plan = Plan::open_or_make(&work, input, n, &settings(args))?;
+    let plan = Plan::open_or_make(&work, input, Parts::Seconds(args.segments.segment_seconds), &settings(args))?;
+    let n = plan.segments.len();
     let kept = (0..n).filter(|&i| Record::load(&work, i).is_some_and(|r| r.is_done(&work))).count();
     if kept > 0 {
         println!("{}: {kept} of {n} segments already done, resuming", work.display());
