@@ -106,11 +106,14 @@ pub fn dispatch(args: &VideoArgs, stop: &AtomicBool) -> Result<()> {
 }
 
 /// The options that change the pixels or the encoding: segments made with other settings
-/// must not be joined, so the plan keeps them and every worker compares.
+/// must not be joined, so the plan keeps them and every worker compares. How a worker
+/// runs (its thread count, GPU number, engine cache) may differ from node to node.
 fn settings(args: &VideoArgs) -> String {
+    let mut opts = args.opts.clone();
+    (opts.threads, opts.device_id, opts.trt_cache_dir) = (0, 0, None);
     format!(
         "{:?} quality={} chroma={:?} compare={:?} detect_interval={} sweep_frames={}",
-        args.opts, args.quality, args.chroma, args.compare, args.detect_interval, args.sweep_frames
+        opts, args.quality, args.chroma, args.compare, args.detect_interval, args.sweep_frames
     )
 }
 
