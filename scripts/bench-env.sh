@@ -3,7 +3,7 @@
 # on exit.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance
+cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance -p faceenhance-cli
 export GST_PLUGIN_PATH="$PWD/target/release"
 CACHE="${FACEENHANCE_CACHE:-$HOME/.cache/faceenhance}"
 YUNET="$(realpath -m ../shared/models/face_detection_yunet_2022mar.onnx)"

@@ -17,7 +17,7 @@ OUT="${2:-out}"
 mkdir -p "$OUT"
 OUT="$(realpath "$OUT")"
 
-cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance
+cargo build --release --quiet -p faceenhance -p gst-plugin-faceenhance -p faceenhance-cli
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 
 # IN -> faceenhance (defaults) -> OUT, H.264 High 4:2:0

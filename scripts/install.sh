@@ -66,7 +66,7 @@ fi
 
 built="${FACEENHANCE_BUILD_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
 if [ "$build" = 1 ]; then
-  (cd "$repo" && cargo build --release -p gst-plugin-faceenhance)
+  (cd "$repo" && cargo build --release -p gst-plugin-faceenhance -p faceenhance-cli)
 fi
 for f in "$built/libgstfaceenhance.so" "$built/faceenhance"; do
   [ -f "$f" ] || { echo "install.sh: $f not built" >&2; exit 1; }

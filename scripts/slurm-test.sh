@@ -76,5 +76,5 @@ done
 sinfo || { cat "$D"/*.log >&2; exit 1; }
 
 log "array job + join through deploy/slurm/faceenhance-segments.sh"
-FACEENHANCE_SLURM=1 cargo test --release -p gst-plugin-faceenhance --test segments -- \
+FACEENHANCE_SLURM=1 cargo test --release -p faceenhance-cli --test segments -- \
   --ignored --exact slurm_array_and_join --nocapture

@@ -1,4 +1,4 @@
-//! Shared by the tests that run the `faceenhance` binary (the plugin package's tests:
+//! Shared by the tests that run the `faceenhance` binary (the CLI package's tests:
 //! `CARGO_BIN_EXE_faceenhance` exists only there).
 #![allow(dead_code)]
 
