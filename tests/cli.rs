@@ -173,6 +173,50 @@ fn bad_inputs_fail_with_reasons() {
     assert!(String::from_utf8_lossy(&model.stderr).contains("/nonexistent/m.onnx"));
 }
 
+/// The enhancement options are the `faceenhance` element's properties, one for one: every
+/// writable property is an option with its blurb (but the two message switches the command
+/// sets itself), ranges are the element's, and a value reaches the element.
+#[test]
+fn every_element_property_is_an_option() {
+    gst::init().unwrap();
+    let _ = gstfaceenhance::plugin_register_static();
+    let bin = gst::ElementFactory::make("faceenhance").build().unwrap();
+    let help = ok(cli().args(["image", "--help"]).output().unwrap());
+    let mut n = 0;
+    for p in bin.list_properties().iter().filter(|p| p.owner_type() == bin.type_()) {
+        let flag = format!("--{} ", p.name());
+        let switch = format!("--{}[=", p.name());
+        if p.name().ends_with("post-messages") {
+            assert!(!help.contains(&flag) && !help.contains(&switch), "{flag} is the command's own");
+            continue;
+        }
+        assert!(help.contains(&flag) || help.contains(&switch), "{flag} missing:\n{help}");
+        let blurb: String = p.blurb().unwrap_or_default().chars().take(40).collect();
+        assert!(help.contains(&blurb), "{flag}: '{blurb}' missing");
+        n += 1;
+    }
+    assert!(n >= 25, "{n} options");
+
+    // The element's range, its choices, and a switch written --name=false.
+    let e = String::from_utf8_lossy(&cli().args(["image", "x.png", "--max-stretch", "200"]).output().unwrap().stderr)
+        .to_string();
+    assert!(e.contains("--max-stretch") && e.contains("1..=100"), "{e}");
+    let e = String::from_utf8_lossy(&cli().args(["image", "x.png", "--detector", "dlib"]).output().unwrap().stderr)
+        .to_string();
+    assert!(e.contains("yunet") && e.contains("centerface"), "{e}");
+    // strength 0 is a pass-through: no face looked for, the picture comes back as it was.
+    let dir = temp("strength0");
+    let text = ok(cli()
+        .args(["image", astronaut().to_str().unwrap(), "--strength", "0", "--smoothing=false", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    assert!(text.contains("astronaut.png: 0 faces, 0 restored"), "{text}");
+    let (a, b) = (imread(&astronaut()), imread(&dir.join("astronaut.png")));
+    use opencv::prelude::MatTraitConstManual;
+    assert_eq!(a.data_bytes().unwrap(), b.data_bytes().unwrap());
+}
+
 #[test]
 fn images_are_enhanced_with_a_side_by_side() {
     let dir = temp("stills");

@@ -1,11 +1,86 @@
-//! Still images through the core (no GStreamer): enhance, and put pictures side by side.
+//! Still images through the same elements as videos (`appsrc ! faceenhance ! videoconvert
+//! ! appsink`, one frame), and pictures side by side.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use gst::prelude::*;
+use gst_video::prelude::*;
 use opencv::core::{Mat, Point, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{core, imgcodecs, imgproc};
+
+use crate::options::{self, EnhanceOpts};
+use crate::video::{bus_error, make, start, Tally};
+
+/// One picture (packed BGR) through a `faceenhance` bin set up by `opts`: the enhanced
+/// picture (`upscale` times larger) and what the elements reported.
+pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
+    let (w, h) = (picture.cols() as u32, picture.rows() as u32);
+    ensure!(picture.typ() == core::CV_8UC3 && picture.is_continuous(), "a packed BGR picture is expected");
+    let pixels = picture.data_bytes()?;
+    let info =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h).fps(gst::Fraction::new(25, 1)).build()?;
+    let pipeline = gst::Pipeline::new();
+    let src = gst_app::AppSrc::builder().caps(&info.to_caps()?).format(gst::Format::Time).build();
+    let enhancer = options::element()?;
+    opts.apply(&enhancer)?;
+    let convert = make("videoconvert")?;
+    let bgr = gst::Caps::builder("video/x-raw").field("format", "BGR").build();
+    // wait-on-eos off: the picture is pulled once the bus says the stream is done.
+    let sink = gst_app::AppSink::builder().caps(&bgr).sync(false).wait_on_eos(false).build();
+    pipeline.add_many([src.upcast_ref(), &enhancer, &convert, sink.upcast_ref()])?;
+    gst::Element::link_many([src.upcast_ref(), &enhancer, &convert, sink.upcast_ref()])?;
+
+    // The picture into a buffer laid out as GStreamer lays out BGR (rows padded to 4 bytes).
+    let mut buffer = gst::Buffer::with_size(info.size())?;
+    {
+        let buf = buffer.get_mut().expect("fresh buffer");
+        buf.set_pts(gst::ClockTime::ZERO);
+        buf.set_duration(gst::ClockTime::from_mseconds(40));
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| anyhow!("map"))?;
+        let stride = frame.plane_stride()[0] as usize;
+        let row = w as usize * 3;
+        let data = frame.plane_data_mut(0)?;
+        for y in 0..h as usize {
+            data[y * stride..y * stride + row].copy_from_slice(&pixels[y * row..(y + 1) * row]);
+        }
+    }
+    start(&pipeline)?;
+    let pushed = src.push_buffer(buffer).map(|_| ()).map_err(|e| anyhow!("{e:?}"));
+    let _ = src.end_of_stream();
+    let bus = pipeline.bus().expect("pipelines have a bus");
+    let mut tally = Tally::default();
+    let outcome = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(600)) else {
+            break Err(anyhow!("no result within 10 minutes"));
+        };
+        if let gst::MessageView::Eos(_) = msg.view() {
+            break pushed;
+        }
+        if let Some(e) = bus_error(&msg) {
+            break Err(e);
+        }
+        tally.take(&msg);
+    };
+    let sample = outcome.and_then(|_| sink.try_pull_sample(gst::ClockTime::ZERO).context("no picture came out"));
+    pipeline.set_state(gst::State::Null)?;
+    let sample = sample?;
+    let out_info = gst_video::VideoInfo::from_caps(sample.caps().context("caps")?)?;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().context("buffer")?, &out_info)
+        .map_err(|_| anyhow!("map"))?;
+    let (ow, oh) = (out_info.width() as i32, out_info.height() as i32);
+    ensure!(out_info.format() == gst_video::VideoFormat::Bgr, "{:?} out", out_info.format());
+    let mut out = Mat::new_rows_cols_with_default(oh, ow, core::CV_8UC3, Scalar::all(0.0))?;
+    let stride = frame.plane_stride()[0] as usize;
+    let row = ow as usize * 3;
+    let data = frame.plane_data(0)?;
+    let dst = out.data_bytes_mut()?;
+    for y in 0..oh as usize {
+        dst[y * row..(y + 1) * row].copy_from_slice(&data[y * stride..y * stride + row]);
+    }
+    Ok((out, tally))
+}
 
 pub fn read(path: &Path) -> Result<Mat> {
     let m = imgcodecs::imread(path, imgcodecs::IMREAD_COLOR)?;

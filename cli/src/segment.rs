@@ -24,7 +24,9 @@ use clap::Args;
 use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::video::{bus_error, first_error, link_audio, make, muxer_for, progress_bar, transcode, Tally, VideoArgs};
+use crate::video::{
+    bus_error, first_error, link_audio, make, muxer_for, progress_bar, start, transcode, Tally, VideoArgs,
+};
 
 /// The options of `faceenhance video` that split the work.
 #[derive(Args, Clone, Debug)]
@@ -91,7 +93,7 @@ pub fn dispatch(args: &VideoArgs, stop: &AtomicBool) -> Result<()> {
     if let Some(part) = s.segment {
         let work = s.work.as_deref().context("--segment needs --work")?;
         ensure!(args.faces.is_none(), "--faces needs the whole video in one run (not --segment)");
-        let plan = Plan::open_or_make(work, input, Parts::Count(part.n), &settings(args))?;
+        let plan = Plan::open_or_make(work, input, Parts::Count(part.n), &settings(args)?)?;
         let rec = run_segment(args, work, &plan, part.k, stop)?;
         println!("{}", rec.summary());
         return Ok(());
@@ -108,13 +110,14 @@ pub fn dispatch(args: &VideoArgs, stop: &AtomicBool) -> Result<()> {
 /// The options that change the pixels or the encoding: segments made with other settings
 /// must not be joined, so the plan keeps them and every worker compares. How a worker
 /// runs (its thread count, GPU number, engine cache) may differ from node to node.
-fn settings(args: &VideoArgs) -> String {
-    let mut opts = args.opts.clone();
-    (opts.threads, opts.device_id, opts.trt_cache_dir) = (0, 0, None);
-    format!(
-        "{:?} quality={} chroma={:?} compare={:?} detect_interval={} sweep_frames={}",
-        opts, args.quality, args.chroma, args.compare, args.detect_interval, args.sweep_frames
-    )
+fn settings(args: &VideoArgs) -> Result<String> {
+    Ok(format!(
+        "{} quality={} chroma={:?} compare={:?}",
+        args.opts.settings()?,
+        args.quality,
+        args.chroma,
+        args.compare
+    ))
 }
 
 fn now_unix() -> u64 {
@@ -388,9 +391,7 @@ pub fn variable_rate(packets: &[Packet]) -> bool {
 pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
     let (pipeline, sink, video, other_ended) =
         reader(input, "parsebin", |name| name.starts_with("video/") || name.starts_with("image/"))?;
-    pipeline.set_state(gst::State::Playing).map_err(|_| {
-        first_error(&pipeline).unwrap_or_else(|| anyhow!("cannot read it")).context(format!("{}", input.display()))
-    })?;
+    start(&pipeline).with_context(|| format!("{}", input.display()))?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let mut packets = Vec::new();
     let mut framerate = None;
@@ -688,7 +689,7 @@ pub fn run_resumable(args: &VideoArgs, input: &Path, output: &Path, stop: &Atomi
         }
     };
     ensure!(args.segments.segment_seconds > 0.0, "--segment-seconds must be positive");
-    let plan = Plan::open_or_make(&work, input, Parts::Seconds(args.segments.segment_seconds), &settings(args))?;
+    let plan = Plan::open_or_make(&work, input, Parts::Seconds(args.segments.segment_seconds), &settings(args)?)?;
     let n = plan.segments.len();
     let kept = (0..n).filter(|&i| Record::load(&work, i).is_some_and(|r| r.is_done(&work))).count();
     if kept > 0 {
@@ -1049,7 +1050,7 @@ fn run_manifest(args: &VideoArgs, manifest: &Path, stop: &AtomicBool) -> Result<
             frames: 0,
             faces: 0,
             seconds: started.elapsed().as_secs_f64(),
-            settings: settings(args),
+            settings: settings(args)?,
             error: None,
         };
         match result {

@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::EnhanceOpts;
+use crate::options::EnhanceOpts;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Compare {
@@ -65,13 +65,6 @@ pub struct VideoArgs {
     /// Write the input and the output next to each other.
     #[arg(long, value_enum)]
     pub compare: Option<Compare>,
-    /// Run detection every N frames, reuse faces in between.
-    #[arg(long, default_value_t = 1)]
-    pub detect_interval: u32,
-    /// Frames over which one full search for new faces is spread (known faces are followed
-    /// every frame; only changed parts of the picture are searched); 0: every frame.
-    #[arg(long, default_value_t = faceenhance::search::SearchConfig::default().sweep_frames)]
-    pub sweep_frames: u32,
     /// No progress bar (logs and CI).
     #[arg(long)]
     pub no_progress: bool,
@@ -107,6 +100,11 @@ struct Graph {
 #[derive(Default)]
 pub struct Tally {
     pub faces: u64,
+    /// Faces restored, and faces kept as they were (never worse), over all frames.
+    pub restored: u64,
+    pub skipped: u64,
+    /// Milliseconds spent restoring (crop, models, blend), over all frames.
+    pub restore_ms: f64,
     pub provider: String,
     pub gallery: Option<(i32, String)>,
 }
@@ -116,8 +114,14 @@ impl Tally {
     pub fn take(&mut self, msg: &gst::Message) {
         let gst::MessageView::Element(e) = msg.view() else { return };
         let Some(s) = e.structure() else { return };
+        let count = |field: &str| s.get::<i32>(field).unwrap_or(0).max(0) as u64;
         match s.name().as_str() {
-            "facedetector" => self.faces += s.get::<i32>("faces").unwrap_or(0).max(0) as u64,
+            "facedetector" => self.faces += count("faces"),
+            "facerestore" => {
+                self.restored += count("restored");
+                self.skipped += count("skipped");
+                self.restore_ms += s.get::<f64>("total-ms").unwrap_or(0.0);
+            }
             "facerestore-provider" => self.provider = s.get::<String>("provider").unwrap_or_default(),
             "facegallery" => self.gallery = Some((s.get("faces").unwrap_or(0), s.get("index").unwrap_or_default())),
             _ => {}
@@ -164,37 +168,8 @@ pub fn video_chain(
     // Video: convert -> [tee for the comparison] -> faceenhance -> convert -> x264.
     let convert_in = make("videoconvert")?;
     let enhance = make("faceenhance")?;
-    let o = &args.opts;
-    if !o.model.is_empty() {
-        let list: Vec<String> = o.model.iter().map(|m| m.to_string_lossy().to_string()).collect();
-        enhance.set_property("model", list.join(","));
-    }
-    enhance.set_property("upscale", o.upscale);
-    enhance.set_property_from_str("background", o.background.name());
-    if let Some(m) = &o.background_model {
-        enhance.set_property("background-model", m.to_string_lossy().as_ref());
-    }
-    enhance.set_property("max-stretch", o.max_stretch);
-    enhance.set_property("force", o.force);
-    enhance.set_property_from_str("provider", o.provider.name());
-    enhance.set_property_from_str("detector", o.detector.name());
-    if let Some(m) = &o.detector_model {
-        enhance.set_property("detector-model", m.to_string_lossy().as_ref());
-    }
-    enhance.set_property("strength", o.strength);
-    enhance.set_property("fidelity", o.fidelity);
-    enhance.set_property("device-id", o.device_id);
-    enhance.set_property("fp16", o.fp16);
-    if let Some(p) = &o.profile {
-        enhance.set_property("profile", p.to_string_lossy().as_ref());
-    }
-    if let Some(d) = &o.trt_cache_dir {
-        enhance.set_property("trt-cache-dir", d.to_string_lossy().as_ref());
-    }
-    enhance.set_property("detect-interval", args.detect_interval);
-    enhance.set_property("sweep-frames", args.sweep_frames);
-    enhance.set_property("threads", o.threads);
-    enhance.set_property("restore-interval", o.restore_interval);
+    args.opts.apply(&enhance)?;
+    let upscale = enhance.property::<u32>("upscale");
     // The gallery watches the restored frames: enhance -> [facegallery] -> ...
     let enhanced: gst::Element = match &args.faces {
         None => enhance.clone(),
@@ -281,7 +256,7 @@ pub fn video_chain(
             // input's pixel aspect ratio (else compositor resamples to square pixels and the
             // halves no longer line up pixel for pixel): both known once caps arrive. At
             // --upscale the input half is enlarged (bilinear) to the output's size.
-            let k = o.upscale as i32;
+            let k = upscale as i32;
             let right_pad = right.clone();
             let left_pad = left.clone();
             let shape_weak = shape.downgrade();
@@ -402,8 +377,7 @@ pub fn link_audio(
 }
 
 pub fn run(args: &VideoArgs) -> Result<()> {
-    gst::init()?;
-    gstfaceenhance::plugin_register_static()?;
+    crate::options::init()?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
@@ -415,9 +389,7 @@ pub fn transcode(args: &VideoArgs, input: &Path, output: &Path, stop: &AtomicBoo
     let graph = build(args, input, output)?;
     let pipeline = &graph.pipeline;
     let bar = progress_bar(args.no_progress);
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| first_error(pipeline).unwrap_or_else(|| anyhow!("cannot start")))?;
+    start(pipeline)?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -486,6 +458,17 @@ pub fn progress_bar(hidden: bool) -> ProgressBar {
             .expect("valid template"),
     );
     bar
+}
+
+/// Sets `pipeline` playing; when an element refuses (a model that does not load), the
+/// error it posted, with the pipeline stopped again so nothing is left half started.
+pub fn start(pipeline: &gst::Pipeline) -> Result<()> {
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        return Ok(());
+    }
+    let e = first_error(pipeline).unwrap_or_else(|| anyhow!("cannot start"));
+    pipeline.set_state(gst::State::Null)?;
+    Err(e)
 }
 
 /// The first error message waiting on the bus (a failed state change leaves one).
