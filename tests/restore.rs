@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use faceenhance::detect::{DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
-use faceenhance::pipeline::{run_threaded, Enhancer, FaceRestorer, OwnedFrame, RestoreConfig};
+use faceenhance::pipeline::{Enhancer, FaceRestorer, RestoreConfig};
 use opencv::core::Mat;
 use opencv::prelude::*;
 
@@ -279,39 +279,6 @@ fn moving_face(n: i32, step: i32) -> Vec<Mat> {
             m
         })
         .collect()
-}
-
-#[test]
-fn threaded_pipeline_keeps_frame_order_and_matches_one_thread() {
-    // Frames that differ: the face moves right by 4 px per frame.
-    let frames: Vec<OwnedFrame> = moving_face(10, 4).iter().map(|m| OwnedFrame::from_bgr(m).unwrap()).collect();
-    let mut single = enhancer();
-    let expected: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
-            single.process(&mut f.view().unwrap()).unwrap();
-            f.data
-        })
-        .collect();
-    let mut got = Vec::new();
-    let n = run_threaded(frames, yunet_config(), forced(), 2, |f, faces, _| {
-        assert_eq!(faces.len(), 1);
-        got.push(f.data);
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(n, 10);
-    assert!(got == expected, "threaded output differs from the single-threaded one (order or content)");
-}
-
-#[test]
-fn threaded_pipeline_reports_a_failing_stage() {
-    let frames = vec![OwnedFrame::from_bgr(&imread(&astronaut())).unwrap()];
-    let cfg = RestoreConfig { models: vec!["/nonexistent/model.onnx".into()], ..forced() };
-    let err = run_threaded(frames, yunet_config(), cfg, 2, |_, _, _| Ok(())).expect_err("must fail");
-    let msg = format!("{err:#}");
-    assert!(msg.contains("restoration thread") && msg.contains("/nonexistent/model.onnx"), "{msg}");
 }
 
 /// restore-interval 3: the model runs on frames 0, 3 and 6 only; on the frames between,
