@@ -1,8 +1,6 @@
 //! Buffers <-> core frames: the formats the elements accept and the one mapping of a
 //! GStreamer video buffer onto a [`faceenhance::Frame`].
 
-use std::sync::Mutex;
-
 use faceenhance::{Frame, PixelFormat};
 use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
@@ -117,20 +115,6 @@ pub fn stream_failed<T: gst::subclass::prelude::ElementImpl>(imp: &T, what: &str
     gst::FlowError::Error
 }
 
-/// The video info negotiated on an element's sink pad (set in `set_info`, read per buffer).
-#[derive(Default)]
-pub struct Negotiated(Mutex<Option<VideoInfo>>);
-
-impl Negotiated {
-    pub fn set(&self, info: &VideoInfo) {
-        *self.0.lock().unwrap() = Some(info.clone());
-    }
-
-    pub fn get(&self) -> Result<VideoInfo, gst::FlowError> {
-        self.0.lock().unwrap().clone().ok_or(gst::FlowError::NotNegotiated)
-    }
-}
-
 /// Element metadata and pad templates (the packed formats, or those `$templates` makes).
 macro_rules! video_element {
     ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
@@ -157,7 +141,8 @@ macro_rules! video_element {
 pub(crate) use video_element;
 
 /// An in-place filter over the shared formats: [`video_element!`] plus a `VideoFilterImpl`
-/// that records the negotiated info in the element's `info: Negotiated` field.
+/// that records the negotiated info in the element's `state: Mutex<State>`, whose `info`
+/// field is an `Option<VideoInfo>`.
 macro_rules! in_place_video_filter {
     ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
         $crate::video::video_element!($ty, $long_name, $klass, $description);
@@ -170,7 +155,7 @@ macro_rules! in_place_video_filter {
                 _outcaps: &gst::Caps,
                 _out_info: &gst_video::VideoInfo,
             ) -> Result<(), gst::LoggableError> {
-                self.info.set(in_info);
+                self.state.lock().unwrap().info = Some(in_info.clone());
                 Ok(())
             }
         }

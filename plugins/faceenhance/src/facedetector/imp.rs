@@ -57,8 +57,11 @@ impl Default for Settings {
     }
 }
 
+/// Everything that lives from `start` to `stop`.
 struct State {
     faces: FaceStream,
+    /// The negotiated frames.
+    info: Option<gst_video::VideoInfo>,
     interval: u32,
     sweep_frames: u32,
     /// Detection was off on the last frame: the tracks say nothing about this one.
@@ -69,7 +72,6 @@ struct State {
 pub struct FaceDetector {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -247,7 +249,8 @@ impl BaseTransformImpl for FaceDetector {
         })?;
         gst::info!(CAT, imp = self, "detector {} ready", detector.backend_name());
         let faces = FaceStream::new(detector, TrackConfig { smoothing: s.smoothing, ..Default::default() });
-        *self.state.lock().unwrap() = Some(State { faces, interval: 0, sweep_frames: u32::MAX, was_disabled: false });
+        *self.state.lock().unwrap() =
+            Some(State { faces, info: None, interval: 0, sweep_frames: u32::MAX, was_disabled: false });
         Ok(())
     }
 
@@ -278,13 +281,13 @@ impl BaseTransformImpl for FaceDetector {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let info = self.info.get()?;
         let (interval, sweep_frames, post, enabled) = {
             let s = self.settings.lock().unwrap();
             (s.detect_interval.max(1), s.sweep_frames, s.post_messages, s.enabled)
         };
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         if !enabled {
             // Switched off between before_transform and here: the next frame passes through.
             state.was_disabled = true;
@@ -324,16 +327,16 @@ impl gst_video::subclass::prelude::VideoFilterImpl for FaceDetector {
         _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let before = self.info.get().ok().map(|i| (i.width(), i.height()));
-        self.info.set(in_info);
+        let mut state = self.state.lock().unwrap();
+        let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        let before = state.info.as_ref().map(|i| (i.width(), i.height()));
         let now = (in_info.width(), in_info.height());
         if before.is_some_and(|b| b != now) {
             // The tracks and their smoothing filters are in the old frame's coordinates.
-            if let Some(state) = self.state.lock().unwrap().as_mut() {
-                gst::debug!(CAT, imp = self, "frame size {before:?} -> {now:?}: tracking starts afresh");
-                state.faces.reset();
-            }
+            gst::debug!(CAT, imp = self, "frame size {before:?} -> {now:?}: tracking starts afresh");
+            state.faces.reset();
         }
+        state.info = Some(in_info.clone());
         Ok(())
     }
 }

@@ -15,9 +15,15 @@ use crate::{meta, video};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facedraw", gst::DebugColorFlags::empty(), Some("Face drawing")));
 
+/// No settings; its state is the negotiated frame layout.
+#[derive(Default)]
+struct State {
+    info: Option<gst_video::VideoInfo>,
+}
+
 #[derive(Default)]
 pub struct FaceDraw {
-    info: video::Negotiated,
+    state: std::sync::Mutex<State>,
 }
 
 #[glib::object_subclass]
@@ -81,7 +87,7 @@ impl BaseTransformImpl for FaceDraw {
         if faces.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let info = self.info.get()?;
+        let info = self.state.lock().unwrap().info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         video::with_frame_mut(buf, &info, |frame| draw(frame, &faces))
             .map_err(|e| video::stream_failed(self, "drawing faces failed", e))?;
         Ok(gst::FlowSuccess::Ok)

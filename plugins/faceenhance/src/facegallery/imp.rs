@@ -19,18 +19,20 @@ use crate::{meta, video};
 static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facegallery", gst::DebugColorFlags::empty(), Some("Face gallery")));
 
+/// Everything that lives from `start` to `stop`.
 #[derive(Default)]
 struct State {
     gallery: Option<Gallery>,
     frames: u64,
     written: bool,
+    /// The negotiated frames.
+    info: Option<gst_video::VideoInfo>,
 }
 
 #[derive(Default)]
 pub struct FaceGallery {
     location: Mutex<Option<String>>,
     state: Mutex<State>,
-    info: video::Negotiated,
 }
 
 #[glib::object_subclass]
@@ -93,7 +95,7 @@ impl BaseTransformImpl for FaceGallery {
             })?;
         let gallery = Gallery::new(&PathBuf::from(&location))
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["facegallery: {e:#}"]))?;
-        *self.state.lock().unwrap() = State { gallery: Some(gallery), frames: 0, written: false };
+        *self.state.lock().unwrap() = State { gallery: Some(gallery), ..Default::default() };
         Ok(())
     }
 
@@ -116,9 +118,9 @@ impl BaseTransformImpl for FaceGallery {
     fn transform_ip_passthrough(&self, buf: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(buf);
         let models = meta::models(buf);
-        let info = self.info.get()?;
         let ns = buf.pts().map(|t| t.nseconds()).unwrap_or(0);
         let mut state = self.state.lock().unwrap();
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let number = state.frames;
         state.frames += 1;
         let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;

@@ -75,18 +75,43 @@ enum Engine {
     Live(Box<LiveRestorer>),
 }
 
-#[derive(Default)]
-pub struct FaceRestore {
-    settings: Mutex<Settings>,
-    restorer: Mutex<Option<Engine>>,
+/// Everything that lives from `start` to `stop`.
+struct State {
+    engine: Engine,
     /// Names of the ladder's models, for the stats message and the ROI meta.
-    names: Mutex<Vec<String>>,
-    info: video::Negotiated,
-    out_info: video::Negotiated,
+    names: Vec<String>,
+    /// Negotiated input and output (the output is `upscale` times larger).
+    info: Option<gst_video::VideoInfo>,
+    out_info: Option<gst_video::VideoInfo>,
     /// Live mode: frames with faces seen, and those that left without a restoration made
     /// for them (the QoS message's processed and dropped).
-    live_frames: std::sync::atomic::AtomicU64,
-    live_late: std::sync::atomic::AtomicU64,
+    live_frames: u64,
+    live_late: u64,
+}
+
+impl State {
+    fn infos(&self) -> Result<(gst_video::VideoInfo, gst_video::VideoInfo), gst::FlowError> {
+        match (&self.info, &self.out_info) {
+            (Some(i), Some(o)) => Ok((i.clone(), o.clone())),
+            _ => Err(gst::FlowError::NotNegotiated),
+        }
+    }
+
+    /// Each face's model name (by the stats' assignment), and the per-model counts.
+    fn models<'a>(&'a self, faces: usize, stats: &RestoreStats) -> (Vec<Option<&'a str>>, Vec<(String, i32)>) {
+        let by_face = (0..faces)
+            .map(|i| stats.assigned.get(i).copied().flatten().and_then(|m| self.names.get(m)).map(String::as_str))
+            .collect();
+        let counts = self.names.iter().zip(&stats.per_model).map(|(n, c)| (n.clone(), *c as i32)).collect();
+        (by_face, counts)
+    }
+}
+
+#[derive(Default)]
+pub struct FaceRestore {
+    /// Read per frame; never held across an inference, so setting a property never waits.
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
 }
 
 #[glib::object_subclass]
@@ -347,7 +372,7 @@ impl BaseTransformImpl for FaceRestore {
         }
         let restorer = FaceRestorer::new(config)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["facerestore: {e:#}"]))?;
-        *self.names.lock().unwrap() = restorer.model_names();
+        let names = restorer.model_names();
         let report = restorer.restorer().report().clone();
         gst::info!(CAT, imp = self, "model {}: {report}", s.model);
         let skipped = gst::List::new(report.skipped.iter().map(|(p, why)| format!("{}: {why}", p.name())));
@@ -365,21 +390,22 @@ impl BaseTransformImpl for FaceRestore {
         } else {
             Engine::InStep(Box::new(restorer))
         };
-        *self.restorer.lock().unwrap() = Some(engine);
+        *self.state.lock().unwrap() =
+            Some(State { engine, names, info: None, out_info: None, live_frames: 0, live_late: 0 });
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(msg).src(&*obj).build());
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.restorer.lock().unwrap() = None;
+        *self.state.lock().unwrap() = None;
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
         if let gst::EventView::FlushStop(_) = event.view() {
             // Restorations carried from before a seek belong to other faces.
-            match self.restorer.lock().unwrap().as_mut() {
+            match self.state.lock().unwrap().as_mut().map(|s| &mut s.engine) {
                 Some(Engine::InStep(r)) => r.reset(),
                 Some(Engine::Live(r)) => r.reset(),
                 None => {}
@@ -434,40 +460,54 @@ impl BaseTransformImpl for FaceRestore {
         }
         if strength <= 0.0 {
             // In place at strength 0 the frame goes out as it came: no crop, no model.
-            self.post_stats(buf.pts(), &RestoreStats { faces: faces.len(), ..Default::default() }, false);
+            let stats = RestoreStats { faces: faces.len(), ..Default::default() };
+            self.post_stats(buf.pts(), &stats, false, Vec::new());
             return Ok(gst::FlowSuccess::Ok);
         }
-        let info = self.info.get()?;
         let span = crate::log::element_span(&*self.obj());
         let _entered = span.enter();
-        let mut guard = self.restorer.lock().unwrap();
-        let restorer = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        apply(restorer, strength, fidelity);
-        let result = video::with_frame_mut(buf, &info, |frame| match restorer {
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let (info, _) = state.infos()?;
+        apply(&mut state.engine, strength, fidelity);
+        let result = video::with_frame_mut(buf, &info, |frame| match &mut state.engine {
             Engine::InStep(r) => Ok((r.restore(frame, &faces)?, false)),
             Engine::Live(r) => Ok(match r.restore(frame, &faces)? {
                 LiveOutcome::Restored(stats) => (stats, false),
                 LiveOutcome::Late(stats) => (stats, true),
             }),
         });
-        // Posted after the lock is released: a sync bus handler may call back in.
+        let (stats, late) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Posted after the lock is released: a sync bus handler may call back in.
+                drop(guard);
+                return Err(self.fail(e));
+            }
+        };
+        let (by_face, counts) = state.models(faces.len(), &stats);
+        label(buf, &faces, &by_face, 1, &info);
+        state.live_frames += 1;
+        state.live_late += late as u64;
+        let qos = (state.live_frames, state.live_late);
         drop(guard);
-        let (stats, late) = result.map_err(|e| self.fail(e))?;
-        self.label(buf, &faces, &stats, 1, &info);
-        self.post_stats(buf.pts(), &stats, late);
-        self.post_qos(buf, late);
+        self.post_stats(buf.pts(), &stats, late, counts);
+        if late {
+            self.post_qos(buf, qos);
+        }
         Ok(gst::FlowSuccess::Ok)
     }
 
     fn transform(&self, inbuf: &gst::Buffer, outbuf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(inbuf);
-        let (info, out_info) = (self.info.get()?, self.out_info.get()?);
         let span = crate::log::element_span(&*self.obj());
         let _entered = span.enter();
         let (strength, fidelity) = self.current();
-        let mut guard = self.restorer.lock().unwrap();
-        let Some(Engine::InStep(restorer)) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let (info, out_info) = state.infos()?;
+        let Engine::InStep(restorer) = &mut state.engine else {
+            return Err(gst::FlowError::NotSupported);
         };
         restorer.set_strength(strength);
         restorer.set_fidelity(fidelity);
@@ -476,12 +516,31 @@ impl BaseTransformImpl for FaceRestore {
                 .map_err(anyhow::Error::msg)
         });
         let k = restorer.upscale();
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                drop(guard);
+                return Err(self.fail(e));
+            }
+        };
+        let (by_face, counts) = state.models(faces.len(), &stats);
+        label(outbuf, &faces, &by_face, k, &out_info);
         drop(guard);
-        let stats = result.map_err(|e| self.fail(e))?;
-        self.label(outbuf, &faces, &stats, k, &out_info);
-        self.post_stats(inbuf.pts(), &stats, false);
+        self.post_stats(inbuf.pts(), &stats, false, counts);
         Ok(gst::FlowSuccess::Ok)
     }
+}
+
+/// The faces on the output buffer, in its coordinates, each with the model that restored it.
+fn label(
+    buf: &mut gst::BufferRef,
+    faces: &[faceenhance::Face],
+    models: &[Option<&str>],
+    k: u32,
+    out: &gst_video::VideoInfo,
+) {
+    let scaled: Vec<faceenhance::Face> = faces.iter().map(|f| f.clone().scaled(k as f32)).collect();
+    meta::attach_labelled(buf, &scaled, out.width(), out.height(), models);
 }
 
 /// Strength and fidelity as set now, for the next frame (in step) or the next job (live).
@@ -501,14 +560,8 @@ fn apply(engine: &mut Engine, strength: f32, fidelity: f32) {
 impl FaceRestore {
     /// Live mode: a frame that left without a restoration made for it (late, or the
     /// worker busy) is a QoS event, as GStreamer elements report what they could not do
-    /// in time: processed = live frames with faces so far, dropped = those late ones.
-    fn post_qos(&self, buf: &gst::BufferRef, late: bool) {
-        use std::sync::atomic::Ordering;
-        let frames = self.live_frames.fetch_add(1, Ordering::Relaxed) + 1;
-        if !late {
-            return;
-        }
-        let dropped = self.live_late.fetch_add(1, Ordering::Relaxed) + 1;
+    /// in time: processed = frames with faces so far, dropped = those late ones.
+    fn post_qos(&self, buf: &gst::BufferRef, (frames, dropped): (u64, u64)) {
         let obj = self.obj();
         let segment = gst_base::prelude::BaseTransformExtManual::segment(&*obj).downcast::<gst::ClockTime>().ok();
         let running_time = segment.as_ref().and_then(|s| s.to_running_time(buf.pts()));
@@ -533,32 +586,14 @@ impl FaceRestore {
         video::stream_failed(self, "face restoration failed", e)
     }
 
-    /// The faces on the output buffer, in its coordinates, each with the model that
-    /// restored it.
-    fn label(
-        &self,
-        buf: &mut gst::BufferRef,
-        faces: &[faceenhance::Face],
-        stats: &RestoreStats,
-        k: u32,
-        out: &gst_video::VideoInfo,
-    ) {
-        let names = self.names.lock().unwrap();
-        let models: Vec<Option<&str>> = (0..faces.len())
-            .map(|i| stats.assigned.get(i).copied().flatten().and_then(|m| names.get(m)).map(String::as_str))
-            .collect();
-        let scaled: Vec<faceenhance::Face> = faces.iter().map(|f| f.clone().scaled(k as f32)).collect();
-        meta::attach_labelled(buf, &scaled, out.width(), out.height(), &models);
-    }
-
-    fn post_stats(&self, pts: Option<gst::ClockTime>, stats: &RestoreStats, late: bool) {
+    fn post_stats(&self, pts: Option<gst::ClockTime>, stats: &RestoreStats, late: bool, counts: Vec<(String, i32)>) {
         gst::trace!(CAT, imp = self, "{} faces, {} restored, {:.1} ms", stats.faces, stats.restored, stats.total_ms);
         if !self.settings.lock().unwrap().post_messages {
             return;
         }
         let mut per_model = gst::Structure::new_empty("models");
-        for (name, n) in self.names.lock().unwrap().iter().zip(&stats.per_model) {
-            per_model.set(name.as_str(), *n as i32);
+        for (name, n) in counts {
+            per_model.set(name.as_str(), n);
         }
         let s = gst::Structure::builder("facerestore")
             .field("timestamp", pts)
@@ -584,8 +619,10 @@ impl gst_video::subclass::prelude::VideoFilterImpl for FaceRestore {
         _outcaps: &gst::Caps,
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        self.info.set(in_info);
-        self.out_info.set(out_info);
+        let mut state = self.state.lock().unwrap();
+        let state = state.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        state.info = Some(in_info.clone());
+        state.out_info = Some(out_info.clone());
         let same = in_info.width() == out_info.width() && in_info.height() == out_info.height();
         gst_base::prelude::BaseTransformExt::set_in_place(&*self.obj(), same);
         Ok(())
