@@ -55,6 +55,13 @@ fn video_enhances_a_real_clip_into_a_playable_mp4() {
         .output()
         .unwrap());
     assert!(text.contains("120 frames"), "{text}");
+    // The face of every frame is restored by the default ladder (none kept as it was).
+    let count = |what: &str| -> u64 {
+        let at = text.find(&format!(" {what}")).unwrap_or_else(|| panic!("no '{what}' in {text}"));
+        text[..at].rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let (found, restored) = (count("faces found"), count("restored"));
+    assert!(found >= 110 && restored == found, "{found} faces found, {restored} restored: {text}");
     let p = probe(&out);
     assert_eq!((p.frames, p.width, p.height), (120, 176, 144), "{p:?}");
 }

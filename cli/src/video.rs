@@ -436,11 +436,14 @@ pub fn transcode(args: &VideoArgs, input: &Path, output: &Path, stop: &AtomicBoo
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, restoration on {}{}",
+        "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, {} restored, {} kept (never worse), \
+         restoration on {}{}",
         input.display(),
         output.display(),
         frames as f64 / secs.max(1e-3),
         tally.faces,
+        tally.restored,
+        tally.skipped,
         tally.provider,
         if eos_sent.is_some() { " (stopped early)" } else { "" }
     );
