@@ -66,7 +66,9 @@ fi
 
 built="${FACEENHANCE_BUILD_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}"
 if [ "$build" = 1 ]; then
-  (cd "$repo" && cargo build --release -p gst-plugin-faceenhance -p faceenhance-cli)
+  # The plugin last and on its own: built with the command line in one run, cargo would
+  # give the cdylib the CLI's tracing-subscriber features too.
+  (cd "$repo" && cargo build --release -p faceenhance-cli && cargo build --release -p gst-plugin-faceenhance)
 fi
 for f in "$built/libgstfaceenhance.so" "$built/faceenhance"; do
   [ -f "$f" ] || { echo "install.sh: $f not built" >&2; exit 1; }

@@ -548,8 +548,8 @@ pub fn write_bgr<D: MatTraitConst + opencv::core::ToOutputArray>(
     Ok(())
 }
 
-/// Views an owned BGR (or 3-channel) Mat's bytes as a [`Frame`]: tests and the CLI use it
-/// to run the pipeline on images read with `imgcodecs`.
+/// Views an owned BGR (or 3-channel) Mat's bytes as a [`Frame`]: blending onto a
+/// copy, and tests, benches and the training crate running the core on `imgcodecs` images.
 pub fn frame_from_mat(m: &mut Mat) -> Result<Frame<'_>> {
     let format = match m.channels() {
         3 => PixelFormat::Bgr,

@@ -1,4 +1,4 @@
-//! Measures of what a viewer sees, shared by tests, benches and the command line.
+//! Measures of what a viewer sees (temporal change: flicker), for tests and benches.
 
 use anyhow::{ensure, Result};
 use opencv::core::{self, Mat, Rect};

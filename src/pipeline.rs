@@ -1,7 +1,7 @@
 //! The stages joined on one thread: [`Enhancer`] (detect + track + restore), the core's
 //! whole job without GStreamer, for tests, benches and library users. The product overlaps
-//! detection and restoration with the `faceenhance` bin's queue instead (every command runs
-//! the elements). Restoration itself is [`crate::restore`]; live restoration with a
+//! detection and restoration with the `faceenhance` bin's queue instead (`video` and
+//! `image` run the elements). Restoration itself is [`crate::restore`]; live restoration with a
 //! deadline is [`crate::live`].
 
 use crate::detect::{Detector, DetectorConfig, Face};

@@ -267,6 +267,23 @@ fn model_giving_back_the_wrong_batch_or_channels_is_an_error_not_a_panic() {
     assert!(err.contains("transposed") && err.contains("channel count 1 instead of 3"), "{err}");
 }
 
+/// A model fed a type no profile feeds is refused at load; one that computes NaN is an
+/// error naming it (the start-up run finds it), never black faces.
+#[test]
+fn a_model_of_the_wrong_type_or_giving_nan_is_refused_with_its_name() {
+    use faceenhance::model::{Provider, ProviderOptions, Restorer};
+    let dir = temp_dir("broken");
+    let cpu = ProviderOptions { provider: Provider::Cpu, ..Default::default() };
+    let load_err = |how: Broken, stem: &str| match Restorer::load(&broken_model(&dir, stem, how), None, &cpu) {
+        Ok(_) => panic!("{how:?} loaded"),
+        Err(e) => format!("{e:#}"),
+    };
+    let err = load_err(Broken::DoubleInput, "double");
+    assert!(err.contains("double.onnx") && err.contains("not a float32 or float16 tensor"), "{err}");
+    let err = load_err(Broken::NanOutput, "nan");
+    assert!(err.contains("nan.onnx") && err.contains("NaN values (not finite)"), "{err}");
+}
+
 /// `n` frames of the astronaut moving right by `step` px per frame.
 fn moving_face(n: i32, step: i32) -> Vec<Mat> {
     let img = imread(&astronaut());

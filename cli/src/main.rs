@@ -1,6 +1,6 @@
-//! The `faceenhance` command line: transcode videos through the same GStreamer elements
-//! `gst-launch-1.0` users get, enhance still images through the core, and put two
-//! pictures side by side.
+//! The `faceenhance` command line: videos and still images through the same GStreamer
+//! elements `gst-launch-1.0` users get (their properties are its options), segmented
+//! transcodes for clusters, model speed, and two pictures side by side.
 
 mod image;
 mod options;

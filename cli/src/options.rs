@@ -16,6 +16,11 @@ use gst::prelude::*;
 /// Properties the command sets itself: it counts faces and restorations from the messages.
 const OWN: [&str; 2] = ["post-messages", "detector-post-messages"];
 
+/// Properties that are not options: `max-latency` is for live sources, where a frame
+/// that waits too long leaves unrestored; on a file it would make the output depend on
+/// the machine's speed (and segments stop being repeatable).
+const NOT_OPTIONS: [&str; 1] = ["max-latency"];
+
 /// How a worker runs, not what it makes: left out of [`EnhanceOpts::settings`].
 const HOW: [&str; 3] = ["threads", "device-id", "trt-cache-dir"];
 
@@ -58,7 +63,7 @@ fn props() -> &'static [Prop] {
         bin.list_properties()
             .iter()
             .filter(|p| p.owner_type() == own_type && p.flags().contains(glib::ParamFlags::WRITABLE))
-            .filter(|p| !OWN.contains(&p.name()))
+            .filter(|p| !OWN.contains(&p.name()) && !NOT_OPTIONS.contains(&p.name()))
             .map(|p| {
                 let default = p.default_value();
                 let shown = match (default.get::<Option<String>>(), default.get::<f32>()) {
@@ -153,20 +158,24 @@ impl EnhanceOpts {
         Ok(())
     }
 
-    /// Every option's value as the element holds it (given or default), in text, leaving
-    /// out how a worker runs (threads, GPU number, engine cache): segments made with other
-    /// settings must not be joined, but cluster nodes may differ in those.
+    /// The options whose value differs from the element's default, as the element holds
+    /// them (so `--strength 1` and `--strength 1.0` are the same as nothing), leaving out how
+    /// a worker runs (threads, GPU number, engine cache): segments made with other settings
+    /// must not be joined, but cluster nodes may differ in those, and in where their default
+    /// models are installed.
     pub fn settings(&self) -> Result<String> {
         let bin = element()?;
         self.apply(&bin)?;
+        let text = |v: &glib::Value| match v.get::<Option<String>>() {
+            Ok(s) => s.unwrap_or_default(),
+            Err(_) => v.serialize().map(|s| s.to_string()).unwrap_or_default(),
+        };
         let mut out = Vec::new();
         for p in props().iter().filter(|p| !HOW.contains(&p.name)) {
-            let v = bin.property_value(p.name);
-            let text = match v.get::<Option<String>>() {
-                Ok(s) => s.unwrap_or_default(),
-                Err(_) => v.serialize().map(|s| s.to_string()).unwrap_or_default(),
-            };
-            out.push(format!("{}={text}", p.name));
+            let (now, default) = (text(&bin.property_value(p.name)), text(&element()?.property_value(p.name)));
+            if now != default {
+                out.push(format!("{}={now}", p.name));
+            }
         }
         Ok(out.join(" "))
     }
@@ -184,11 +193,10 @@ impl FromArgMatches for EnhanceOpts {
             if m.value_source(p.name) != Some(clap::parser::ValueSource::CommandLine) {
                 continue;
             }
+            // A switch given alone has its default-missing value, "true".
             if let Some(raw) = m.get_raw(p.name).and_then(|mut v| v.next()) {
                 self.given.retain(|(n, _)| *n != p.name);
                 self.given.push((p.name, raw.to_string_lossy().to_string()));
-            } else if let Kind::Bool = p.kind {
-                self.given.push((p.name, "true".into()));
             }
         }
         Ok(())

@@ -100,7 +100,9 @@ struct Graph {
 #[derive(Default)]
 pub struct Tally {
     pub faces: u64,
-    /// Faces restored, and faces kept as they were (never worse), over all frames.
+    /// Faces that reached the restorer (every frame's, also between detections), those
+    /// restored, and those kept as they were (never worse).
+    pub seen: u64,
     pub restored: u64,
     pub skipped: u64,
     /// Milliseconds spent restoring (crop, models, blend), over all frames.
@@ -118,6 +120,7 @@ impl Tally {
         match s.name().as_str() {
             "facedetector" => self.faces += count("faces"),
             "facerestore" => {
+                self.seen += count("faces");
                 self.restored += count("restored");
                 self.skipped += count("skipped");
                 self.restore_ms += s.get::<f64>("total-ms").unwrap_or(0.0);
@@ -436,13 +439,14 @@ pub fn transcode(args: &VideoArgs, input: &Path, output: &Path, stop: &AtomicBoo
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, {} restored, {} kept (never worse), \
-         restoration on {}{}",
+        "{} -> {}: {frames} frames in {secs:.1} s ({:.1} fps), {} faces found, {} of {} faces restored, {} kept \
+         (never worse), restoration on {}{}",
         input.display(),
         output.display(),
         frames as f64 / secs.max(1e-3),
         tally.faces,
         tally.restored,
+        tally.seen,
         tally.skipped,
         tally.provider,
         if eos_sent.is_some() { " (stopped early)" } else { "" }

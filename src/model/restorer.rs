@@ -256,6 +256,18 @@ impl Restorer {
                     mismatch(arr.shape(), &want)
                 );
             }
+            // NaN or infinity would be clamped into black or white faces: a broken model
+            // (or fp16 overflow) is an error that says so.
+            let images = arr.slice(ndarray::s![..group.len(), .., .., ..]);
+            if let Some(bad) = images.iter().find(|v| !v.is_finite()) {
+                bail!(
+                    "model '{}' ({}): output '{}' holds {bad} values (not finite): the model or its \
+                     precision is broken",
+                    self.profile.name,
+                    self.path.display(),
+                    self.io.output
+                );
+            }
             for i in 0..group.len() {
                 out.push(from_tensor(arr.slice(ndarray::s![i..i + 1, .., .., ..]), &self.profile)?);
             }

@@ -341,6 +341,37 @@ pub fn misshapen_model(dir: &Path, stem: &str, how: Misshapen) -> PathBuf {
     write_model(dir, stem, graph, &profile)
 }
 
+/// Models that load but are wrong in what they compute or take, with restore-64's profile.
+#[derive(Clone, Copy, Debug)]
+pub enum Broken {
+    /// Output (x - x) / (x - x): NaN everywhere.
+    NanOutput,
+    /// A float64 image input (cast to float inside): not what any profile feeds.
+    DoubleInput,
+}
+
+/// A restore-64-shaped model that is broken as `how` says.
+pub fn broken_model(dir: &Path, stem: &str, how: Broken) -> PathBuf {
+    let (elem, nodes) = match how {
+        Broken::NanOutput => (
+            F32,
+            vec![
+                onnx_node("Sub", &["input", "input"], "zero", vec![]),
+                onnx_node("Div", &["zero", "zero"], "output", vec![]),
+            ],
+        ),
+        Broken::DoubleInput => (F64, vec![onnx_node("Cast", &["input"], "output", vec![onnx_int("to", F32)])]),
+    };
+    let graph = Pb::default()
+        .str(2, stem)
+        .msg(11, onnx_typed_value("input", elem, &[-1, 3, 64, 64]))
+        .msg(12, onnx_value("output", &[-1, 3, 64, 64]));
+    let graph = nodes.into_iter().fold(graph, |g, n| g.msg(1, n));
+    let profile =
+        format!("name = \"{stem}\"\ninput = \"input\"\noutput = \"output\"\ninput_size = 64\noutput_size = 64\n");
+    write_model(dir, stem, graph, &profile)
+}
+
 /// Writes `graph` as `{stem}.onnx` (opset 17) and `profile` as `{stem}.toml` into `dir`.
 fn write_model(dir: &Path, stem: &str, graph: Pb, profile: &str) -> PathBuf {
     let path = write_onnx(dir, stem, graph);

@@ -18,8 +18,6 @@ pub mod meta;
 mod props;
 mod video;
 
-pub use props::{DetectorChoice, ProviderChoice};
-
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // Loaded from a file (not registered statically into an application): the models
     // installed beside that file are the default ones.

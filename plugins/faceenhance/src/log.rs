@@ -1,12 +1,13 @@
 //! The core's `tracing` events (provider choices and fall-backs, the model ladder's
 //! choices, ONNX Runtime's own messages) forwarded to GStreamer's debug log, so that
-//! `GST_DEBUG=faceenhance:5` shows them beside the elements' own lines.
+//! `GST_DEBUG=facerestore:5` shows them beside the element's own lines.
 //!
-//! Events go to the `faceenhance` category at the matching level (error, warning, info,
-//! debug; trace becomes log). Inside a span an element opened ([`element_span`]) the line
-//! starts with that element's name. The subscriber is installed once, in `plugin_init`, and
-//! only where the process has none: an application with its own (the `faceenhance` command
-//! line) keeps it.
+//! Events at the matching level (error, warning, info, debug; trace becomes log) go to the
+//! debug category of the element whose call into the core made them (inside the span it
+//! opened, [`element_span`]: `facedetector`, `facerestore`, ...), the line starting with the
+//! element's name; events outside any element go to `faceenhance`. The subscriber is
+//! installed once, in `plugin_init`, and only where the process has none: an application
+//! with its own (the `faceenhance` command line) keeps it.
 
 use std::fmt::Write;
 use std::sync::LazyLock;
@@ -24,9 +25,20 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("faceenhance", gst::DebugColorFlags::empty(), Some("faceenhance core (tracing events)"))
 });
 
-/// The span an element opens around its calls into the core, naming itself.
+/// The span an element opens around its calls into the core, naming itself and its debug
+/// category (its factory's name).
 pub fn element_span(element: &impl IsA<gst::Object>) -> tracing::Span {
-    tracing::info_span!("element", element = %element.name())
+    let category = element.dynamic_cast_ref::<gst::Element>().and_then(|e| e.factory()).map(|f| f.name());
+    let category = category.as_ref().map(|c| c.as_str()).unwrap_or("faceenhance");
+    tracing::info_span!("element", element = %element.name(), category = %category)
+}
+
+/// The categories events may go to: the core's and those of the elements that call it.
+fn categories() -> impl Iterator<Item = gst::DebugCategory> {
+    ["facedetector", "facerestore", "facegallery", "facedraw"]
+        .into_iter()
+        .filter_map(gst::DebugCategory::get)
+        .chain(std::iter::once(*CAT))
 }
 
 /// Installs the forwarding subscriber unless the process already has one.
@@ -48,8 +60,8 @@ pub fn gst_level(level: &tracing::Level) -> gst::DebugLevel {
     }
 }
 
-/// The element name an [`element_span`] carries.
-struct ElementName(String);
+/// The element name and debug category an [`element_span`] carries.
+struct ElementName(String, Option<gst::DebugCategory>);
 
 /// `message` first, then the other fields as `name=value`.
 #[derive(Default)]
@@ -89,7 +101,8 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for GstLayer {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        metadata.is_span() || CAT.above_threshold(gst_level(metadata.level()))
+        let level = gst_level(metadata.level());
+        metadata.is_span() || categories().any(|c| c.above_threshold(level))
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -98,26 +111,30 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for GstLayer {
         }
         let mut line = Line::default();
         attrs.record(&mut line);
-        let name = line.fields.trim_start().strip_prefix("element=").unwrap_or_default().to_string();
+        let field = |key: &str| {
+            line.fields.split_whitespace().find_map(|f| f.strip_prefix(key)).unwrap_or_default().to_string()
+        };
+        let (name, category) = (field("element="), gst::DebugCategory::get(&field("category=")));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(ElementName(name));
+            span.extensions_mut().insert(ElementName(name, category));
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = gst_level(meta.level());
-        if !CAT.above_threshold(level) {
+        let element = ctx.event_scope(event).and_then(|scope| {
+            scope.from_root().filter_map(|s| s.extensions().get::<ElementName>().map(|e| (e.0.clone(), e.1))).last()
+        });
+        let category = element.as_ref().and_then(|e| e.1).unwrap_or(*CAT);
+        if !category.above_threshold(level) {
             return;
         }
         let mut line = Line::default();
         event.record(&mut line);
-        let element = ctx.event_scope(event).and_then(|scope| {
-            scope.from_root().filter_map(|s| s.extensions().get::<ElementName>().map(|e| e.0.clone())).last()
-        });
-        let prefix = element.map(|e| format!("<{e}> ")).unwrap_or_default();
+        let prefix = element.map(|e| format!("<{}> ", e.0)).unwrap_or_default();
         let file = glib::GString::from(meta.file().unwrap_or("<unknown>"));
-        CAT.log(
+        category.log(
             None::<&glib::Object>,
             level,
             file.as_gstr(),

@@ -18,7 +18,7 @@ use gst_base::subclass::prelude::*;
 use crate::props::DetectorChoice;
 use crate::{meta, video};
 
-static CAT: LazyLock<gst::DebugCategory> =
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facedetector", gst::DebugColorFlags::empty(), Some("Face detector")));
 
 #[derive(Debug, Clone)]
@@ -345,7 +345,8 @@ video::video_element!(
     FaceDetector,
     "Face detector",
     "Filter/Analyzer/Video",
-    "Finds faces (YuNet, CenterFace or Haar through OpenCV) and attaches them as region-of-interest meta",
+    "Finds faces (CenterFace through ONNX Runtime, YuNet or Haar through OpenCV) and attaches them as \
+     region-of-interest meta",
     video::pad_templates_with_planar
 );
 

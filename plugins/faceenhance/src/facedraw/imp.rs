@@ -12,7 +12,7 @@ use opencv::imgproc;
 
 use crate::{meta, video};
 
-static CAT: LazyLock<gst::DebugCategory> =
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facedraw", gst::DebugColorFlags::empty(), Some("Face drawing")));
 
 /// No settings; its state is the negotiated frame layout.

@@ -16,7 +16,7 @@ use gst_base::subclass::prelude::*;
 
 use crate::{meta, video};
 
-static CAT: LazyLock<gst::DebugCategory> =
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facegallery", gst::DebugColorFlags::empty(), Some("Face gallery")));
 
 /// Everything that lives from `start` to `stop`.

@@ -18,7 +18,7 @@ use gst_base::subclass::prelude::*;
 use crate::props::{BackgroundChoice, ProviderChoice};
 use crate::{meta, video};
 
-static CAT: LazyLock<gst::DebugCategory> =
+pub(super) static CAT: LazyLock<gst::DebugCategory> =
     LazyLock::new(|| gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("Face restorer")));
 
 #[derive(Debug, Clone)]
@@ -83,8 +83,8 @@ struct State {
     /// Negotiated input and output (the output is `upscale` times larger).
     info: Option<gst_video::VideoInfo>,
     out_info: Option<gst_video::VideoInfo>,
-    /// Live mode: frames with faces seen, and those that left without a restoration made
-    /// for them (the QoS message's processed and dropped).
+    /// Live mode: frames with faces seen, and those that left with their faces
+    /// unrestored (the QoS message's processed and dropped).
     live_frames: u64,
     live_late: u64,
 }
@@ -199,7 +199,7 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("CPU threads")
-                    .blurb("Inference threads on the CPU provider (0: ONNX Runtime's default)")
+                    .blurb("Inference threads on the CPU provider (0: ONNX Runtime's default, one per core)")
                     .maximum(256)
                     .default_value(d.threads)
                     .mutable_ready()
@@ -487,12 +487,14 @@ impl BaseTransformImpl for FaceRestore {
         };
         let (by_face, counts) = state.models(faces.len(), &stats);
         label(buf, &faces, &by_face, 1, &info);
+        // Unrestored: late, and no earlier restoration of the face to carry either.
+        let unrestored = late && stats.restored == 0;
         state.live_frames += 1;
-        state.live_late += late as u64;
+        state.live_late += unrestored as u64;
         let qos = (state.live_frames, state.live_late);
         drop(guard);
         self.post_stats(buf.pts(), &stats, late, counts);
-        if late {
+        if unrestored {
             self.post_qos(buf, qos);
         }
         Ok(gst::FlowSuccess::Ok)
@@ -558,9 +560,9 @@ fn apply(engine: &mut Engine, strength: f32, fidelity: f32) {
 }
 
 impl FaceRestore {
-    /// Live mode: a frame that left without a restoration made for it (late, or the
-    /// worker busy) is a QoS event, as GStreamer elements report what they could not do
-    /// in time: processed = frames with faces so far, dropped = those late ones.
+    /// Live mode: a frame that left with its faces unrestored (late, and no earlier
+    /// restoration to carry) is a QoS event, as GStreamer elements report what they could
+    /// not do in time: processed = frames with faces so far, dropped = those unrestored.
     fn post_qos(&self, buf: &gst::BufferRef, (frames, dropped): (u64, u64)) {
         let obj = self.obj();
         let segment = gst_base::prelude::BaseTransformExtManual::segment(&*obj).downcast::<gst::ClockTime>().ok();

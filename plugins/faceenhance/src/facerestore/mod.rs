@@ -9,5 +9,7 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The category exists before the first call into the core, whose events go to it.
+    std::sync::LazyLock::force(&imp::CAT);
     gst::Element::register(Some(plugin), "facerestore", gst::Rank::NONE, FaceRestore::static_type())
 }
