@@ -442,3 +442,36 @@ fn a_truncated_input_fails_with_its_name_and_leaves_nothing() {
     assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
     assert!(!out_file.exists(), "an empty output was left behind");
 }
+
+/// A clip with garbage written over a stretch of its coded frames (the index intact):
+/// either a playable file with the frames the decoder could make, or an error naming the
+/// input; never a hang, never an unplayable file left behind.
+#[test]
+fn a_corrupted_input_gives_a_playable_file_or_a_clear_error() {
+    let mut clip = std::fs::read(cached("data/carphone_distorted.mp4")).unwrap();
+    let n = clip.len();
+    // Deterministic garbage over 10 % of the file from its middle (inside the mdat box).
+    let mut x = 0x9E37_79B9u32;
+    for b in &mut clip[n * 45 / 100..n * 55 / 100] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    let bad = temp("corrupted.mp4");
+    std::fs::write(&bad, &clip).unwrap();
+    let out_file = temp("corrupted-out.mp4");
+    let t = std::time::Instant::now();
+    let out = cli().args(["video", bad.to_str().unwrap(), "--no-progress", "-o"]).arg(&out_file).output().unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        let p = probe(&out_file);
+        assert!(p.frames > 0 && (p.width, p.height) == (176, 144), "{p:?}: {text}");
+        println!("corrupted clip: {} frames written", p.frames);
+    } else {
+        assert!(text.contains("corrupted.mp4"), "{text}");
+        assert!(!out_file.exists() || probe(&out_file).frames > 0, "an unplayable output was left behind");
+        println!("corrupted clip: refused ({})", text.lines().last().unwrap_or_default());
+    }
+}
