@@ -6,6 +6,7 @@
 
 #[cfg(feature = "core")]
 pub mod align_error;
+pub mod attributes;
 pub mod config;
 pub mod data;
 pub mod degrade;

@@ -108,6 +108,21 @@ enum Cmd {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Train (or resume) the face attribute predictor (40 CelebA attributes) from a TOML config.
+    Attributes {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Export the attribute predictor to ONNX and write its validation accuracy per
+    /// attribute (clean and degraded crops) as a markdown table.
+    AttributesReport {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        table: PathBuf,
+    },
     /// Train (or resume) the learned degradation GAN (clean crops -> real-looking LR crops).
     DegradeTrain {
         #[command(flatten)]
@@ -266,6 +281,17 @@ fn main() -> Result<()> {
                 best_val_psnr = st.best_val_psnr,
                 "stopped"
             );
+        }
+        Cmd::Attributes { run } => {
+            let cfg = faceenhance_train::attributes::AttrConfig::load(&run.config)?;
+            let st = faceenhance_train::attributes::train(&cfg, run.resume, run.max_minutes, run.stop_at)?;
+            tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, "stopped");
+        }
+        Cmd::AttributesReport { config, out, table } => {
+            let cfg = faceenhance_train::attributes::AttrConfig::load(&config)?;
+            let md = faceenhance_train::attributes::export_and_report(&cfg, &out)?;
+            std::fs::write(&table, &md)?;
+            print!("{md}");
         }
         Cmd::DegradeTrain { run } => {
             let cfg = DegradeGanConfig::load(&run.config)?;
