@@ -475,3 +475,24 @@ fn a_corrupted_input_gives_a_playable_file_or_a_clear_error() {
         println!("corrupted clip: refused ({})", text.lines().last().unwrap_or_default());
     }
 }
+
+/// `attributes` names the attributes of each face: the astronaut smiles; `--json` gives
+/// every attribute's probability for every face.
+#[test]
+fn attributes_of_the_faces_in_a_picture() {
+    let text = ok(cli().args(["attributes", astronaut().to_str().unwrap()]).output().unwrap());
+    let line = text.lines().find(|l| l.contains("astronaut.png: face 0")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(": Smiling"), "the most certain attribute is the smile: {line}");
+    let json = ok(cli()
+        .args(["attributes", "--json", real_lq("codeformer-inputs/whole_imgs/00.jpg").to_str().unwrap()])
+        .output()
+        .unwrap());
+    let faces: Vec<serde_json::Value> =
+        json.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(faces.len(), 4, "{json}");
+    for f in &faces {
+        let attrs = f["attributes"].as_object().unwrap();
+        assert_eq!(attrs.len(), 40);
+        assert!(attrs.values().all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
+    }
+}

@@ -2,6 +2,7 @@
 //! elements `gst-launch-1.0` users get (their properties are its options), segmented
 //! transcodes for clusters, model speed, and two pictures side by side.
 
+mod attributes;
 mod image;
 mod options;
 mod segment;
@@ -35,6 +36,9 @@ enum Command {
         #[command(flatten)]
         opts: EnhanceOpts,
     },
+    /// The 40 CelebA attributes (Eyeglasses, Smiling, Male, ...) of every face in still
+    /// images, by the attribute predictor: those present, most certain first.
+    Attributes(attributes::AttributesArgs),
     /// Faces per second of each model on a provider and batch sizes (and which provider
     /// really ran): a markdown table.
     Speed(speed::SpeedArgs),
@@ -69,6 +73,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Video(args) => video::run(&args),
         Command::Speed(args) => speed::run(&args),
+        Command::Attributes(args) => attributes::run(&args),
         Command::Join { work, output, no_progress } => {
             gst::init()?;
             let o = segment::join(&work, &output, no_progress)?;

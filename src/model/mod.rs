@@ -2,6 +2,7 @@
 //! providers tried in order with reasons ([`provider`]), model profiles that say how to
 //! feed each generator ([`profile`]), and batched inference on aligned crops ([`restorer`]).
 
+pub mod attributes;
 pub mod onnx_dims;
 pub mod profile;
 pub mod provider;

@@ -29,6 +29,8 @@ pub enum ModelKind {
     Background,
     /// Clean faces in, degraded faces out (training-data generators).
     Degradation,
+    /// Aligned face crops in, one logit per attribute out ([`crate::model::attributes`]).
+    Attributes,
 }
 
 impl std::fmt::Display for ModelKind {
@@ -38,6 +40,7 @@ impl std::fmt::Display for ModelKind {
             Self::Face => "face",
             Self::Background => "background",
             Self::Degradation => "degradation",
+            Self::Attributes => "attributes",
         })
     }
 }
@@ -59,7 +62,8 @@ pub struct Profile {
     pub output: String,
     /// Side of the square input crop (px).
     pub input_size: i32,
-    /// Side of the square output (input_size x the model's scale).
+    /// Side of the square output (input_size x the model's scale); none for attributes.
+    #[serde(default)]
     pub output_size: i32,
     #[serde(default)]
     pub channels: ChannelOrder,
@@ -73,6 +77,9 @@ pub struct Profile {
     /// setting.
     #[serde(default)]
     pub fidelity_input: Option<String>,
+    /// `kind = "attributes"`: the attributes' names, in the order of the output's logits.
+    #[serde(default)]
+    pub attributes: Vec<String>,
 }
 
 fn unit_range() -> [f32; 2] {
@@ -100,7 +107,11 @@ impl Profile {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.input_size < 4 || self.output_size < 4 {
+        if self.kind == ModelKind::Attributes {
+            if self.input_size < 4 || self.attributes.is_empty() {
+                bail!("an attributes model needs input_size >= 4 and the attributes' names");
+            }
+        } else if self.input_size < 4 || self.output_size < 4 {
             bail!("input_size {} and output_size {} must be at least 4", self.input_size, self.output_size);
         }
         if self.range[1] <= self.range[0] {

@@ -145,6 +145,7 @@ impl Recognised {
             range: [-1.0, 1.0],
             template: Template::Ffhq5,
             fidelity_input: self.fidelity_input,
+            attributes: Vec::new(),
         };
         let (name, p) = match (scale, base.fidelity_input.is_some(), self.input_size) {
             (1, true, Some(_)) => ("codeformer".to_string(), base),

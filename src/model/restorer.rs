@@ -371,6 +371,7 @@ mod tests {
             range,
             template: Template::Ffhq5,
             fidelity_input: None,
+            attributes: Vec::new(),
         }
     }
 
