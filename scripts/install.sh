@@ -89,6 +89,12 @@ install -m 644 "$repo"/models/*.onnx "$repo"/models/*.toml "$models/"
 if ls "$repo"/models/profiles/*.toml >/dev/null 2>&1; then
   install -m 644 "$repo"/models/profiles/*.toml "$models/profiles/"
 fi
+# The attribute predictor (`faceenhance attributes`), in a folder of its own: the ladder
+# takes every face model of the top folder.
+if ls "$repo"/models/attributes/*.onnx >/dev/null 2>&1; then
+  install -d "$models/attributes"
+  install -m 644 "$repo"/models/attributes/*.onnx "$repo"/models/attributes/*.toml "$models/attributes/"
+fi
 
 echo "plugin:  $plugins/libgstfaceenhance.so"
 echo "command: $bin/faceenhance"

@@ -402,6 +402,12 @@ fn the_installed_plugin_and_command_line_run_on_the_installed_models() {
     assert!(text.contains(&format!("model={}/restore-", models.display())), "{text}");
     assert!(text.contains("1 faces, 1 restored"), "{text}");
     assert!(out.join("astronaut.png").is_file());
+    // ... and the attribute predictor installed beside the models.
+    let attrs = ok(clean(&prefix.join("bin/faceenhance"))
+        .args(["attributes", astronaut().to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(attrs.contains("astronaut.png: face 0"), "{attrs}");
 
     // A broken install: the default is not the build machine's source tree.
     std::fs::rename(&models, prefix.join("share/faceenhance/moved")).unwrap();
