@@ -126,6 +126,40 @@ impl AttrNet {
     }
 }
 
+/// The predictor's stage outputs, frozen: the feature maps of a perceptual loss.
+pub struct Features {
+    net: AttrNet,
+}
+
+impl Features {
+    /// The predictor in `dir` (`net.bpk` and the run's `config.toml`), its parameters
+    /// frozen, on `device` (an autodiff one: gradients flow through it to the input).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg = AttrConfig::load(&dir.join("config.toml"))?;
+        let n = Labels::load(&cfg.labels)?.names.len();
+        let p = dir.join("net.bpk");
+        ensure!(p.is_file(), "no predictor weights at {}", p.display());
+        Ok(Self { net: AttrNet::new(cfg.channels, n, device).load_file(p).no_grad() })
+    }
+
+    /// Mean L1 between the feature maps of `x` and `target` after each of the first three
+    /// stages (1/2, 1/4, 1/8 resolution), summed; the target's are detached.
+    pub fn loss(&self, x: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+        let (mut a, mut b) = (x, target.detach());
+        let mut total: Option<Tensor<1>> = None;
+        for s in self.net.stages.iter().take(3) {
+            a = lrelu(s.forward(a));
+            b = lrelu(s.forward(b)).detach();
+            let l = (a.clone() - b.clone()).abs().mean();
+            total = Some(match total {
+                Some(t) => t + l,
+                None => l,
+            });
+        }
+        total.expect("three stages")
+    }
+}
+
 /// Mean binary cross-entropy of `logits` against 0/1 `targets` (same shape), in the
 /// numerically stable form max(x, 0) - x y + log(1 + exp(-|x|)).
 pub fn bce_logits(logits: Tensor<4>, targets: Tensor<4>) -> Tensor<1> {

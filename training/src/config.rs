@@ -98,6 +98,14 @@ pub struct TrainConfig {
     /// GAN phase begins from a converged fidelity model.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
+    /// Weight of a feature (perceptual) loss: L1 between the frozen face attribute
+    /// predictor's feature maps of output and target (`attributes::Features`), a face
+    /// network's view of texture that a pixel loss averages away.
+    #[serde(default)]
+    pub perceptual_weight: f64,
+    /// Folder with the predictor's `net.bpk` and its run `config.toml`.
+    #[serde(default)]
+    pub perceptual_net: Option<PathBuf>,
     pub ema_decay: f64,
     pub checkpoint_every: usize,
     pub log_every: usize,
@@ -138,6 +146,8 @@ impl Default for TrainConfig {
             d_channels: 32,
             d_detail: false,
             init_from: None,
+            perceptual_weight: 0.0,
+            perceptual_net: None,
             ema_decay: 0.995,
             checkpoint_every: 200,
             log_every: 10,

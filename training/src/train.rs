@@ -401,6 +401,11 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         cfg.batch_size
     );
 
+    let perceptual = match (&cfg.perceptual_net, cfg.perceptual_weight > 0.0) {
+        (Some(dir), true) => Some(crate::attributes::Features::load(dir, &ad)?),
+        (None, true) => anyhow::bail!("perceptual_weight > 0 needs perceptual_net"),
+        _ => None,
+    };
     let val_pairs = validation_pairs(&val_set, scale, &cfg.degrade, cfg.val_seed, cfg.val_count)?;
     let val_size = val_set.size;
     let stop_at = opts.stop_at.unwrap_or(cfg.steps).min(cfg.steps);
@@ -431,6 +436,13 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         }
         if cfg.hf_energy_weight > 0.0 {
             total = total + loss::hf_energy_gap(fake.clone(), y.clone()).mul_scalar(cfg.hf_energy_weight);
+        }
+        if let Some(f) = &perceptual {
+            let p = f.loss(fake.clone(), y.clone());
+            if (state.step + 1) % cfg.log_every == 0 {
+                tracing::debug!(step = state.step + 1, perceptual = p.clone().into_scalar::<f32>(), "feature loss");
+            }
+            total = total + p.mul_scalar(cfg.perceptual_weight);
         }
         let (mut adv_v, mut fm_v) = (0.0, 0.0);
         if gan {
