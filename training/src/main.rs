@@ -175,6 +175,9 @@ enum Cmd {
         /// Share of this run's weights when interpolating with `--base` (0..=1).
         #[arg(long)]
         alpha: Option<f64>,
+        /// Export the raw generator instead of its EMA.
+        #[arg(long)]
+        raw: bool,
     },
     /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
     Eval {
@@ -320,10 +323,10 @@ fn main() -> Result<()> {
                 std::fs::write(p, s)?;
             }
         }
-        Cmd::Export { config, out, size, base, alpha } => {
+        Cmd::Export { config, out, size, base, alpha, raw } => {
             let cfg = TrainConfig::load(&config)?;
             let device = Device::flex();
-            let mut g = train::load_ema(&cfg, &device)?;
+            let mut g = train::load_generator(&cfg, &device, raw)?;
             if let (Some(base), Some(alpha)) = (base, alpha) {
                 anyhow::ensure!((0.0..=1.0).contains(&alpha), "--alpha {alpha} is not in 0..=1");
                 let p = base.join("ema.bpk");

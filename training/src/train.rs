@@ -578,7 +578,13 @@ pub fn interpolate<M: Module>(base: M, other: &M, alpha: f64) -> M {
 
 /// The EMA generator of a run's checkpoint, on a plain device.
 pub fn load_ema(cfg: &TrainConfig, device: &Device) -> Result<Generator> {
-    let p = cfg.out_dir.join("checkpoint").join("ema.bpk");
+    load_generator(cfg, device, false)
+}
+
+/// The EMA generator of a run's checkpoint or, with `raw`, the generator itself (a GAN's
+/// texture may live in the raw weights and be averaged away in the EMA's).
+pub fn load_generator(cfg: &TrainConfig, device: &Device, raw: bool) -> Result<Generator> {
+    let p = cfg.out_dir.join("checkpoint").join(if raw { "g.bpk" } else { "ema.bpk" });
     anyhow::ensure!(p.is_file(), "no checkpoint at {}", p.display());
     Ok(cfg.generator.init(device).load_file(p))
 }
