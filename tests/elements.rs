@@ -294,27 +294,64 @@ fn faceenhance_runs_a_published_family_by_name_with_its_fidelity() {
         );
         let r = run(&desc, vec![(caps.clone(), input.clone())]);
         assert!(r.error.is_none(), "{:?}", r.error);
-        let out = data(&r.samples[0]);
-        let (x, y, fw, fh) = faces_on(&r.samples[0])[0];
-        let (cx, cy) = ((x + fw / 2) as usize, (y + fh / 2) as usize);
-        // Means over a 9x9 patch: the warps in and out smooth single pixels.
-        let mean = |buf: &[u8], c: usize| {
-            let mut sum = 0.0;
-            for py in cy - 4..=cy + 4 {
-                for px in cx - 4..=cx + 4 {
-                    sum += buf[(py * 512 + px) * 4 + c] as f64;
-                }
-            }
-            sum / 81.0
-        };
-        let red = mean(&input, 2);
-        // The model is affine in red (no clipping at these values): the mean's answer is
-        // the answer's mean.
-        let want = family_answer(red, (-1.0, 1.0), w);
-        for (c, want) in want.iter().enumerate() {
-            assert!((mean(&out, c) - want).abs() < 3.0, "w {w}, channel {c}: {} vs {want}", mean(&out, c));
-        }
+        assert_family_answer(&r.samples[0], &input, w);
     }
+}
+
+/// The centre of the face in `sample` is what the CodeFormer-shaped `family_model` gives
+/// for fidelity `w` on `input` (a 512x512 BGRx frame).
+fn assert_family_answer(sample: &gst::Sample, input: &[u8], w: f64) {
+    let out = data(sample);
+    let (x, y, fw, fh) = faces_on(sample)[0];
+    let (cx, cy) = ((x + fw / 2) as usize, (y + fh / 2) as usize);
+    // Means over a 9x9 patch: the warps in and out smooth single pixels.
+    let mean = |buf: &[u8], c: usize| {
+        let mut sum = 0.0;
+        for py in cy - 4..=cy + 4 {
+            for px in cx - 4..=cx + 4 {
+                sum += buf[(py * 512 + px) * 4 + c] as f64;
+            }
+        }
+        sum / 81.0
+    };
+    let red = mean(input, 2);
+    // The model is affine in red (no clipping at these values): the mean's answer is the
+    // answer's mean.
+    let want = family_answer(red, (-1.0, 1.0), w);
+    for (c, want) in want.iter().enumerate() {
+        assert!((mean(&out, c) - want).abs() < 3.0, "w {w}, channel {c}: {} vs {want}", mean(&out, c));
+    }
+}
+
+/// Live mode (`max-latency`) takes a fidelity change while playing: the frames before it
+/// come back with the old w, those after it with the new one (a budget far above one
+/// inference, so every frame waits for its own restoration).
+#[test]
+fn live_mode_takes_fidelity_while_playing() {
+    let dir = std::env::temp_dir().join(format!("faceenhance-livefid-{}", std::process::id()));
+    let model = family_model(&dir, "codeformer", Signature { size: 512, scale: 1, fidelity: true, f16: false });
+    let (caps, input) = bgrx(&imread(&astronaut()));
+    let desc = format!(
+        "faceenhance name=fe model={} profile=codeformer fidelity=0.0 max-latency=5000 detector-model={} force=true",
+        model.display(),
+        yunet().display()
+    );
+    let r = run_with(&desc, vec![(caps, input.clone()); 6], |i, pipeline| {
+        if i == 3 {
+            // The first three frames out (restored at w 0), then w 0.2.
+            let sink = pipeline.by_name("sink").unwrap();
+            let t = std::time::Instant::now();
+            while sink.query_position::<gst::ClockTime>().is_none_or(|p| p < gst::ClockTime::from_mseconds(80)) {
+                assert!(t.elapsed() < Duration::from_secs(30), "the first frames did not come out");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pipeline.by_name("fe").unwrap().set_property("fidelity", 0.2f32);
+        }
+    });
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 6);
+    assert_family_answer(&r.samples[0], &input, 0.0);
+    assert_family_answer(&r.samples[5], &input, 0.2);
 }
 
 #[test]
