@@ -57,7 +57,11 @@ impl LiveRestorer {
         let rungs = ladder.rungs();
         let (jobs, job_rx) = bounded::<LiveJob>(1);
         let (done_tx, done) = bounded::<LiveDone>(2);
+        // The caller's span (an element's): the worker's events (a rung's session opening)
+        // are logged as the element's.
+        let span = tracing::Span::current();
         let worker = std::thread::Builder::new().name("facerestore-live".into()).spawn(move || {
+            let _entered = span.enter();
             for job in job_rx {
                 let mut run = || -> LiveDone {
                     let t = Instant::now();

@@ -499,6 +499,5 @@ fn attributes_of_the_faces_in_a_picture() {
     for f in &faces {
         let attrs = f["attributes"].as_object().unwrap();
         assert_eq!(attrs.len(), 40);
-        assert!(attrs.values().all(|v| (0.0..=1.0).contains(&v.as_f64().unwrap())));
     }
 }

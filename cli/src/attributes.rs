@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use faceenhance::detect::{Detector, DetectorConfig};
 use faceenhance::frame::frame_from_mat;
@@ -37,12 +37,15 @@ pub fn run(args: &AttributesArgs) -> Result<()> {
     for input in &args.inputs {
         let mut bgr = crate::image::read(input)?;
         let faces = detector.detect_frame(&frame_from_mat(&mut bgr)?)?;
-        let probs = predictor.predict(&bgr, &faces).with_context(|| format!("{}", input.display()))?;
         if faces.is_empty() && !args.json {
             println!("{}: no face", input.display());
         }
-        for (i, (face, p)) in faces.iter().zip(&probs).enumerate() {
-            print_face(input, i, face, p, predictor.names(), args.json);
+        for (i, face) in faces.iter().enumerate() {
+            // A face that cannot be aligned (landmarks collapsed) is skipped, not the picture.
+            match predictor.predict(&bgr, std::slice::from_ref(face)) {
+                Ok(p) => print_face(input, i, face, &p[0], predictor.names(), args.json),
+                Err(e) => tracing::warn!("{}: face {i} skipped: {e:#}", input.display()),
+            }
         }
     }
     Ok(())
@@ -51,8 +54,11 @@ pub fn run(args: &AttributesArgs) -> Result<()> {
 fn print_face(input: &Path, i: usize, face: &faceenhance::Face, p: &[f32], names: &[String], json: bool) {
     let [x, y, w, h] = face.bbox.map(|v| v.round() as i32);
     if json {
-        let attrs: serde_json::Map<String, serde_json::Value> =
-            names.iter().zip(p).map(|(n, &v)| (n.clone(), serde_json::json!((v * 1000.0).round() / 1000.0))).collect();
+        let attrs: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(p)
+            .map(|(n, &v)| (n.clone(), serde_json::json!((v as f64 * 1000.0).round() / 1000.0)))
+            .collect();
         let line = serde_json::json!({ "input": input, "face": i, "box": [x, y, w, h], "attributes": attrs });
         println!("{line}");
         return;

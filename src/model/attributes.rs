@@ -50,8 +50,9 @@ impl AttributePredictor {
     }
 
     /// Each face's attribute probabilities, the face aligned on the profile's template in
-    /// `bgr` (cropped at twice the model's input and area-averaged down, as the training
-    /// crops were made).
+    /// `bgr`: cropped at twice the model's input (as the training crops were: CelebA faces
+    /// about 1:1 at 128 px), or at the face's own resolution when it is larger (a warp
+    /// straight to 128 px would alias what the network never saw), then area-averaged down.
     pub fn predict(&mut self, bgr: &Mat, faces: &[Face]) -> Result<Vec<Vec<f32>>> {
         if faces.is_empty() {
             return Ok(Vec::new());
@@ -60,7 +61,9 @@ impl AttributePredictor {
         let mut input = Array4::<f32>::zeros((faces.len(), 3, s as usize, s as usize));
         let [lo, hi] = self.profile.range;
         for (i, face) in faces.iter().enumerate() {
-            let big = align::crop_face(bgr, face, self.profile.template, 2 * s)?;
+            let k = align::estimate(face, self.profile.template, 2 * s)?.scale();
+            let side = if k < 1.0 { ((2 * s) as f64 / k).round().min(1024.0) as i32 } else { 2 * s };
+            let big = align::crop_face(bgr, face, self.profile.template, side)?;
             let mut crop = Mat::default();
             imgproc::resize(&big, &mut crop, Size::new(s, s), 0.0, 0.0, imgproc::INTER_AREA)?;
             let px = crop.data_typed::<opencv::core::Vec3b>()?;

@@ -32,7 +32,8 @@ use crate::train::{append_csv, flip, step_rng};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AttrConfig {
     pub name: String,
-    /// Aligned crops (`prepare` of `celeba-10k`), any size: resized to `size`.
+    /// Aligned crops (`prepare --size 128` of `celeba-10k`): area-averaged to `size`. The
+    /// core crops at twice `size` for inference, so the cache should be made at 2x `size`.
     pub cache: PathBuf,
     /// `celeba-10k-attributes.txt`: names on the first line, then `FILE +1/-1 x 40`.
     pub labels: PathBuf,
@@ -50,6 +51,10 @@ pub struct AttrConfig {
     pub degrade_prob: f64,
     pub checkpoint_every: usize,
     pub log_every: usize,
+    /// How many attributes the head gives (written by `train` from the label file), so the
+    /// trained net can be rebuilt without the labels (a perceptual loss elsewhere).
+    #[serde(default)]
+    pub attributes: usize,
 }
 
 impl AttrConfig {
@@ -136,7 +141,7 @@ impl Features {
     /// frozen, on `device` (an autodiff one: gradients flow through it to the input).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let cfg = AttrConfig::load(&dir.join("config.toml"))?;
-        let n = Labels::load(&cfg.labels)?.names.len();
+        let n = if cfg.attributes > 0 { cfg.attributes } else { Labels::load(&cfg.labels)?.names.len() };
         let p = dir.join("net.bpk");
         ensure!(p.is_file(), "no predictor weights at {}", p.display());
         Ok(Self { net: AttrNet::new(cfg.channels, n, device).load_file(p).no_grad() })
@@ -231,7 +236,8 @@ pub fn train(cfg: &AttrConfig, resume: bool, max_minutes: Option<f64>, stop_at: 
     let set = CropSet::load(&cfg.cache, Split::Train)?;
     let y = labels.for_set(&set)?;
     std::fs::create_dir_all(&cfg.out_dir)?;
-    std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(cfg)?)?;
+    let saved = AttrConfig { attributes: labels.names.len(), ..cfg.clone() };
+    std::fs::write(cfg.out_dir.join("config.toml"), toml::to_string(&saved)?)?;
     let ck = cfg.out_dir.join("checkpoint");
     let adam = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-8).with_weight_decay(None);
     let mut net = AttrNet::new(cfg.channels, labels.names.len(), &ad);
