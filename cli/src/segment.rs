@@ -25,7 +25,7 @@ use gst::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::video::{
-    bus_error, first_error, link_audio, make, muxer_for, progress_bar, start, transcode, Tally, VideoArgs,
+    bus_error, first_error, link_audio, make, muxer_for, progress_bar, start, transcode, NullOnDrop, Tally, VideoArgs,
 };
 
 /// The options of `faceenhance video` that split the work.
@@ -391,6 +391,7 @@ pub fn variable_rate(packets: &[Packet]) -> bool {
 pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
     let (pipeline, sink, video, other_ended) =
         reader(input, "parsebin", |name| name.starts_with("video/") || name.starts_with("image/"))?;
+    let _stopped = NullOnDrop(pipeline.clone());
     start(&pipeline).with_context(|| format!("{}", input.display()))?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let mut packets = Vec::new();
@@ -556,10 +557,12 @@ fn encode_span(
 ) -> Result<()> {
     // reading side: filesrc ! decodebin ! appsink (first video stream; the rest discarded)
     let (reader, frames_out, video, _) = reader(&plan.input, "decodebin", |name| name == "video/x-raw")?;
+    let _reader_stopped = NullOnDrop(reader.clone());
     frames_out.set_max_buffers(4);
 
     // writing side: appsrc ! <the chain of `faceenhance video`> ! mp4mux ! filesink
     let writer = gst::Pipeline::new();
+    let _writer_stopped = NullOnDrop(writer.clone());
     let frames_in = gst_app::AppSrc::builder().format(gst::Format::Time).block(true).max_bytes(64 << 20).build();
     let mux = make("mp4mux")?;
     let part = Record::part(work, span.index);
@@ -789,9 +792,8 @@ pub fn join(work: &Path, output: &Path, no_progress: bool) -> Result<JoinOutcome
         }
     });
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| first_error(&pipeline).unwrap_or_else(|| anyhow!("cannot start the join")))?;
+    let _stopped = NullOnDrop(pipeline.clone());
+    start(&pipeline).context("cannot start the join")?;
     let total: u64 = records.iter().map(|r| r.frames).sum();
     let bar = progress_bar(no_progress);
     bar.set_length(total);
@@ -864,9 +866,8 @@ fn feed_segment(
     bar: &indicatif::ProgressBar,
 ) -> Result<u64> {
     let (reader, sink, _, _) = reader(path, "qtdemux", |name| name.starts_with("video/"))?;
-    reader
-        .set_state(gst::State::Playing)
-        .map_err(|_| first_error(&reader).unwrap_or_else(|| anyhow!("cannot read {}", path.display())))?;
+    let _stopped = NullOnDrop(reader.clone());
+    start(&reader).with_context(|| format!("cannot read {}", path.display()))?;
     let bus = reader.bus().unwrap();
     let mut offset: Option<i128> = None;
     let mut n = 0u64;

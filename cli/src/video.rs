@@ -467,6 +467,16 @@ pub fn progress_bar(hidden: bool) -> ProgressBar {
     bar
 }
 
+/// Sets its pipeline to NULL when dropped: every way out of a function (an early `?`
+/// included) leaves nothing running or half started.
+pub struct NullOnDrop(pub gst::Pipeline);
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
 /// Sets `pipeline` playing; when an element refuses (a model that does not load), the
 /// error it posted, with the pipeline stopped again so nothing is left half started.
 pub fn start(pipeline: &gst::Pipeline) -> Result<()> {
