@@ -58,7 +58,12 @@ pub fn element() -> Result<gst::Element> {
 fn props() -> &'static [Prop] {
     static PROPS: OnceLock<Vec<Prop>> = OnceLock::new();
     PROPS.get_or_init(|| {
-        let bin = element().expect("the faceenhance elements register");
+        // clap builds every subcommand's options to parse any of them: without the
+        // elements there is nothing this command can do, so say why and stop.
+        let bin = element().unwrap_or_else(|e| {
+            eprintln!("faceenhance: the GStreamer elements cannot be made: {e:#}");
+            std::process::exit(2)
+        });
         let own_type = bin.type_();
         bin.list_properties()
             .iter()
