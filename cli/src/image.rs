@@ -10,6 +10,8 @@ use opencv::core::{Mat, Point, Scalar, Size, Vector};
 use opencv::prelude::*;
 use opencv::{core, imgcodecs, imgproc};
 
+use faceenhance::frame::{Frame, PixelFormat};
+
 use crate::options::{self, EnhanceOpts};
 use crate::video::{bus_error, make, start, Tally};
 
@@ -17,8 +19,7 @@ use crate::video::{bus_error, make, start, Tally};
 /// picture (`upscale` times larger) and what the elements reported.
 pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
     let (w, h) = (picture.cols() as u32, picture.rows() as u32);
-    ensure!(picture.typ() == core::CV_8UC3 && picture.is_continuous(), "a packed BGR picture is expected");
-    let pixels = picture.data_bytes()?;
+    ensure!(picture.typ() == core::CV_8UC3, "a packed BGR picture is expected");
     let info =
         gst_video::VideoInfo::builder(gst_video::VideoFormat::Bgr, w, h).fps(gst::Fraction::new(25, 1)).build()?;
     let pipeline = gst::Pipeline::new();
@@ -40,11 +41,8 @@ pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
         buf.set_duration(gst::ClockTime::from_mseconds(40));
         let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).map_err(|_| anyhow!("map"))?;
         let stride = frame.plane_stride()[0] as usize;
-        let row = w as usize * 3;
-        let data = frame.plane_data_mut(0)?;
-        for y in 0..h as usize {
-            data[y * stride..y * stride + row].copy_from_slice(&pixels[y * row..(y + 1) * row]);
-        }
+        let mut view = Frame::new(frame.plane_data_mut(0)?, w, h, stride, PixelFormat::Bgr)?;
+        picture.copy_to(&mut view.mat_mut()?)?;
     }
     start(&pipeline)?;
     let pushed = src.push_buffer(buffer).map(|_| ()).map_err(|e| anyhow!("{e:?}"));
@@ -69,16 +67,12 @@ pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
     let out_info = gst_video::VideoInfo::from_caps(sample.caps().context("caps")?)?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer().context("buffer")?, &out_info)
         .map_err(|_| anyhow!("map"))?;
-    let (ow, oh) = (out_info.width() as i32, out_info.height() as i32);
     ensure!(out_info.format() == gst_video::VideoFormat::Bgr, "{:?} out", out_info.format());
-    let mut out = Mat::new_rows_cols_with_default(oh, ow, core::CV_8UC3, Scalar::all(0.0))?;
     let stride = frame.plane_stride()[0] as usize;
-    let row = ow as usize * 3;
-    let data = frame.plane_data(0)?;
-    let dst = out.data_bytes_mut()?;
-    for y in 0..oh as usize {
-        dst[y * row..(y + 1) * row].copy_from_slice(&data[y * stride..y * stride + row]);
-    }
+    let view =
+        Frame::new_readonly(frame.plane_data(0)?, out_info.width(), out_info.height(), stride, PixelFormat::Bgr)?;
+    // A packed copy: the view has the buffer's padded rows.
+    let out = view.mat()?.try_clone()?;
     Ok((out, tally))
 }
 
