@@ -127,6 +127,18 @@ fn run_buffers(
     Run { samples, messages, error }
 }
 
+/// Waits (at most 30 s) until the first `n` frames of a [`run_with`] pipeline (40 ms apart)
+/// reached its appsink.
+fn wait_until_out(pipeline: &gst::Pipeline, n: u64) {
+    let sink = pipeline.by_name("sink").unwrap();
+    let last = gst::ClockTime::from_mseconds(40 * (n - 1));
+    let t = std::time::Instant::now();
+    while sink.query_position::<gst::ClockTime>().is_none_or(|p| p < last) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the first {n} frames did not come out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn run(middle: &str, frames: Vec<(gst::Caps, Vec<u8>)>) -> Run {
     run_with(middle, frames, |_, _| {})
 }
@@ -339,12 +351,7 @@ fn live_mode_takes_fidelity_while_playing() {
     let r = run_with(&desc, vec![(caps, input.clone()); 6], |i, pipeline| {
         if i == 3 {
             // The first three frames out (restored at w 0), then w 0.2.
-            let sink = pipeline.by_name("sink").unwrap();
-            let t = std::time::Instant::now();
-            while sink.query_position::<gst::ClockTime>().is_none_or(|p| p < gst::ClockTime::from_mseconds(80)) {
-                assert!(t.elapsed() < Duration::from_secs(30), "the first frames did not come out");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until_out(pipeline, 3);
             pipeline.by_name("fe").unwrap().set_property("fidelity", 0.2f32);
         }
     });
@@ -435,12 +442,7 @@ fn flush_mid_stream_then_more_frames() {
     let r = run_with(&format!("faceenhance detector-model={}", yunet().display()), vec![frame; 6], |i, pipeline| {
         if i == 3 {
             // The first three frames through the detector (its tracks hold the face), then flush.
-            let sink = pipeline.by_name("sink").unwrap();
-            let t = std::time::Instant::now();
-            while sink.query_position::<gst::ClockTime>().is_none_or(|p| p < gst::ClockTime::from_mseconds(80)) {
-                assert!(t.elapsed() < Duration::from_secs(30), "the first frames did not come out");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_until_out(pipeline, 3);
             pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO).expect("flushing seek");
         }
     });
