@@ -169,7 +169,7 @@ impl EnhanceOpts {
     /// must not be joined, but cluster nodes may differ in those, and in where their default
     /// models are installed.
     pub fn settings(&self) -> Result<String> {
-        let bin = element()?;
+        let (bin, defaults) = (element()?, element()?);
         self.apply(&bin)?;
         let text = |v: &glib::Value| match v.get::<Option<String>>() {
             Ok(s) => s.unwrap_or_default(),
@@ -177,7 +177,7 @@ impl EnhanceOpts {
         };
         let mut out = Vec::new();
         for p in props().iter().filter(|p| !HOW.contains(&p.name)) {
-            let (now, default) = (text(&bin.property_value(p.name)), text(&element()?.property_value(p.name)));
+            let (now, default) = (text(&bin.property_value(p.name)), text(&defaults.property_value(p.name)));
             if now != default {
                 out.push(format!("{}={now}", p.name));
             }
