@@ -97,13 +97,16 @@ impl State {
         }
     }
 
-    /// Each face's model name (by the stats' assignment), and the per-model counts.
-    fn models<'a>(&'a self, faces: usize, stats: &RestoreStats) -> (Vec<Option<&'a str>>, Vec<(String, i32)>) {
-        let by_face = (0..faces)
+    /// Each face's model name (by the stats' assignment).
+    fn models<'a>(&'a self, faces: usize, stats: &RestoreStats) -> Vec<Option<&'a str>> {
+        (0..faces)
             .map(|i| stats.assigned.get(i).copied().flatten().and_then(|m| self.names.get(m)).map(String::as_str))
-            .collect();
-        let counts = self.names.iter().zip(&stats.per_model).map(|(n, c)| (n.clone(), *c as i32)).collect();
-        (by_face, counts)
+            .collect()
+    }
+
+    /// Faces per model, for the stats message.
+    fn counts(&self, stats: &RestoreStats) -> Vec<(String, i32)> {
+        self.names.iter().zip(&stats.per_model).map(|(n, c)| (n.clone(), *c as i32)).collect()
     }
 }
 
@@ -461,7 +464,7 @@ impl BaseTransformImpl for FaceRestore {
         if strength <= 0.0 {
             // In place at strength 0 the frame goes out as it came: no crop, no model.
             let stats = RestoreStats { faces: faces.len(), ..Default::default() };
-            self.post_stats(buf.pts(), &stats, false, Vec::new());
+            self.post_stats(buf.pts(), &stats, false, self.posting().then(Vec::new));
             return Ok(gst::FlowSuccess::Ok);
         }
         let span = crate::log::element_span(&*self.obj());
@@ -485,8 +488,8 @@ impl BaseTransformImpl for FaceRestore {
                 return Err(self.fail(e));
             }
         };
-        let (by_face, counts) = state.models(faces.len(), &stats);
-        label(buf, &faces, &by_face, 1, &info);
+        label(buf, &faces, &state.models(faces.len(), &stats), 1, &info);
+        let counts = self.posting().then(|| state.counts(&stats));
         // Unrestored: late, and no earlier restoration of the face to carry either.
         let unrestored = late && stats.restored == 0;
         state.live_frames += 1;
@@ -525,8 +528,8 @@ impl BaseTransformImpl for FaceRestore {
                 return Err(self.fail(e));
             }
         };
-        let (by_face, counts) = state.models(faces.len(), &stats);
-        label(outbuf, &faces, &by_face, k, &out_info);
+        label(outbuf, &faces, &state.models(faces.len(), &stats), k, &out_info);
+        let counts = self.posting().then(|| state.counts(&stats));
         drop(guard);
         self.post_stats(inbuf.pts(), &stats, false, counts);
         Ok(gst::FlowSuccess::Ok)
@@ -588,11 +591,22 @@ impl FaceRestore {
         video::stream_failed(self, "face restoration failed", e)
     }
 
-    fn post_stats(&self, pts: Option<gst::ClockTime>, stats: &RestoreStats, late: bool, counts: Vec<(String, i32)>) {
+    /// Whether a `facerestore` message goes out per frame (`post-messages`).
+    fn posting(&self) -> bool {
+        self.settings.lock().unwrap().post_messages
+    }
+
+    /// The frame's stats message, with the faces per model (`counts`, made only when
+    /// [`Self::posting`]: none, no message).
+    fn post_stats(
+        &self,
+        pts: Option<gst::ClockTime>,
+        stats: &RestoreStats,
+        late: bool,
+        counts: Option<Vec<(String, i32)>>,
+    ) {
         gst::trace!(CAT, imp = self, "{} faces, {} restored, {:.1} ms", stats.faces, stats.restored, stats.total_ms);
-        if !self.settings.lock().unwrap().post_messages {
-            return;
-        }
+        let Some(counts) = counts else { return };
         let mut per_model = gst::Structure::new_empty("models");
         for (name, n) in counts {
             per_model.set(name.as_str(), n);
