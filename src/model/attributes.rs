@@ -7,15 +7,14 @@
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use ndarray::Array4;
 use opencv::core::{Mat, Size};
 use opencv::imgproc;
-use opencv::prelude::*;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::profile::{ChannelOrder, ModelKind};
+use super::profile::ModelKind;
 use super::provider::{self, ProviderOptions};
+use super::restorer::to_tensor;
 use super::Profile;
 use crate::align;
 use crate::detect::Face;
@@ -58,26 +57,18 @@ impl AttributePredictor {
             return Ok(Vec::new());
         }
         let s = self.profile.input_size;
-        let mut input = Array4::<f32>::zeros((faces.len(), 3, s as usize, s as usize));
-        let [lo, hi] = self.profile.range;
-        for (i, face) in faces.iter().enumerate() {
-            let k = align::estimate(face, self.profile.template, 2 * s)?.scale();
-            let side = if k < 1.0 { ((2 * s) as f64 / k).round().min(1024.0) as i32 } else { 2 * s };
-            let big = align::crop_face(bgr, face, self.profile.template, side)?;
-            let mut crop = Mat::default();
-            imgproc::resize(&big, &mut crop, Size::new(s, s), 0.0, 0.0, imgproc::INTER_AREA)?;
-            let px = crop.data_typed::<opencv::core::Vec3b>()?;
-            let order: [usize; 3] = match self.profile.channels {
-                ChannelOrder::Rgb => [2, 1, 0],
-                ChannelOrder::Bgr => [0, 1, 2],
-            };
-            for (k, p) in px.iter().enumerate() {
-                let (y, x) = (k / s as usize, k % s as usize);
-                for (c, &src) in order.iter().enumerate() {
-                    input[[i, c, y, x]] = lo + p[src] as f32 / 255.0 * (hi - lo);
-                }
-            }
-        }
+        let crops = faces
+            .iter()
+            .map(|face| {
+                let k = align::estimate(face, self.profile.template, 2 * s)?.scale();
+                let side = if k < 1.0 { ((2 * s) as f64 / k).round().min(1024.0) as i32 } else { 2 * s };
+                let big = align::crop_face(bgr, face, self.profile.template, side)?;
+                let mut crop = Mat::default();
+                imgproc::resize(&big, &mut crop, Size::new(s, s), 0.0, 0.0, imgproc::INTER_AREA)?;
+                Ok(crop)
+            })
+            .collect::<Result<Vec<Mat>>>()?;
+        let input = to_tensor(&crops, &self.profile)?;
         let outputs = self.session.run(ort::inputs![self.profile.input.as_str() => Tensor::from_array(input)?])?;
         let (shape, logits) = outputs[self.profile.output.as_str()].try_extract_tensor::<f32>()?;
         let n = self.profile.attributes.len();
