@@ -131,6 +131,15 @@ impl AttrNet {
     }
 }
 
+/// The trained predictor in `dir` (`net.bpk` and the run's `config.toml`).
+pub fn load_predictor(dir: &Path, device: &Device) -> Result<AttrNet> {
+    let cfg = AttrConfig::load(&dir.join("config.toml"))?;
+    let n = if cfg.attributes > 0 { cfg.attributes } else { Labels::load(&cfg.labels)?.names.len() };
+    let p = dir.join("net.bpk");
+    ensure!(p.is_file(), "no predictor weights at {}", p.display());
+    AttrNet::new(cfg.channels, n, device).try_load_file(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+}
+
 /// The predictor's stage outputs, frozen: the feature maps of a perceptual loss.
 pub struct Features {
     net: AttrNet,
@@ -140,11 +149,7 @@ impl Features {
     /// The predictor in `dir` (`net.bpk` and the run's `config.toml`), its parameters
     /// frozen, on `device` (an autodiff one: gradients flow through it to the input).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let cfg = AttrConfig::load(&dir.join("config.toml"))?;
-        let n = if cfg.attributes > 0 { cfg.attributes } else { Labels::load(&cfg.labels)?.names.len() };
-        let p = dir.join("net.bpk");
-        ensure!(p.is_file(), "no predictor weights at {}", p.display());
-        Ok(Self { net: AttrNet::new(cfg.channels, n, device).load_file(p).no_grad() })
+        Ok(Self { net: load_predictor(dir, device)?.no_grad() })
     }
 
     /// Mean L1 between the feature maps of `x` and `target` after each of the first three

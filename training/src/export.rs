@@ -242,4 +242,18 @@ mod tests {
     fn sr_export_matches_burn_through_ort() {
         parity(GeneratorConfig::Sr(SrConfig { channels: 8, blocks: 1, scale: 4 }), 8, "sr4", 2);
     }
+
+    #[test]
+    fn attribute_guided_export_matches_burn_through_ort() {
+        let cfg = crate::aga::AgaConfig {
+            channels: vec![8, 8, 8, 8],
+            attr_channels: 4,
+            blocks: 1,
+            refine: RestoreConfig { channels: [8, 8, 8], blocks: 1, stem: 1 },
+            predictor_channels: [8, 8, 8, 8],
+            ..Default::default()
+        };
+        // three guided up-sampling stages and the refining U-Net's two
+        parity(GeneratorConfig::Aga(cfg), 8, "aga8", 5);
+    }
 }

@@ -4,6 +4,7 @@
 //! Everything runs on the CPU through burn's `flex` backend (autodiff on top); exported
 //! models are checked against ONNX Runtime, the library the pipeline loads.
 
+pub mod aga;
 #[cfg(feature = "core")]
 pub mod align_error;
 pub mod attributes;

@@ -305,6 +305,8 @@ impl SrNet {
 pub enum GeneratorConfig {
     Restore(RestoreConfig),
     Sr(SrConfig),
+    /// Attribute-guided hallucination (`aga::AgaNet`).
+    Aga(crate::aga::AgaConfig),
 }
 
 impl GeneratorConfig {
@@ -313,13 +315,24 @@ impl GeneratorConfig {
         match self {
             GeneratorConfig::Restore(_) => 1,
             GeneratorConfig::Sr(c) => c.scale,
+            GeneratorConfig::Aga(c) => c.scale,
         }
     }
     pub fn init(&self, device: &Device) -> Generator {
         match self {
             GeneratorConfig::Restore(c) => Generator::Restore(RestoreNet::new(c, device)),
             GeneratorConfig::Sr(c) => Generator::Sr(SrNet::new(c, device)),
+            GeneratorConfig::Aga(c) => Generator::Aga(crate::aga::AgaNet::new(c, device)),
         }
+    }
+
+    /// A fresh generator as training starts it: `init`, plus the trained parts it builds on
+    /// (the attribute-guided generator's frozen predictor).
+    pub fn init_fresh(&self, device: &Device) -> anyhow::Result<Generator> {
+        Ok(match (self, self.init(device)) {
+            (GeneratorConfig::Aga(c), Generator::Aga(m)) => Generator::Aga(m.with_predictor(&c.predictor, device)?),
+            (_, g) => g,
+        })
     }
 }
 
@@ -329,6 +342,7 @@ impl GeneratorConfig {
 pub enum Generator {
     Restore(RestoreNet),
     Sr(SrNet),
+    Aga(crate::aga::AgaNet),
 }
 
 impl Generator {
@@ -336,6 +350,7 @@ impl Generator {
         match self {
             Generator::Restore(m) => m.forward(x),
             Generator::Sr(m) => m.forward(x),
+            Generator::Aga(m) => m.forward(x),
         }
     }
 }

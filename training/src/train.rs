@@ -371,7 +371,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     };
 
     let adam = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.99).with_epsilon(1e-8);
-    let mut g = cfg.generator.init(&ad);
+    let mut g = cfg.generator.init_fresh(&ad)?;
     if let (Some(from), false) = (&cfg.init_from, ck.exists()) {
         let p = from.join("ema.bpk");
         anyhow::ensure!(p.is_file(), "init_from: no EMA generator at {}", p.display());
