@@ -34,7 +34,7 @@ pub fn export_module<M: Module>(
     let onnx = OnnxExporter::new()
         .export_dynamic(module, sample, validation, &specs, forward)
         .map_err(|e| anyhow!("ONNX export: {e}"))?;
-    let bytes = fuse_pixel_shuffles(&rename_io(onnx.as_bytes(), "input", "output")?)?;
+    let bytes = fuse_pixel_shuffles(&rename_io(onnx.as_bytes(), &["input"], &["output"])?)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -150,29 +150,38 @@ pub fn fuse_pixel_shuffles(bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(model.write_to_bytes()?)
 }
 
-/// Renames the first graph input and output (the exporter calls them `tensor_N`).
-pub fn rename_io(bytes: &[u8], input: &str, output: &str) -> Result<Vec<u8>> {
+/// Names the graph's inputs and outputs, in order (the exporter calls them `tensor_N`).
+pub fn rename_io(bytes: &[u8], inputs: &[&str], outputs: &[&str]) -> Result<Vec<u8>> {
     let mut model = ModelProto::parse_from_bytes(bytes)?;
     model.producer_name = "faceenhance-train (burn-onnx)".into();
     let graph = model.graph.mut_or_insert_default();
-    let old_in = graph.input.first().context("graph has no input")?.name.clone();
-    let old_out = graph.output.first().context("graph has no output")?.name.clone();
+    anyhow::ensure!(
+        graph.input.len() == inputs.len() && graph.output.len() == outputs.len(),
+        "graph has {} inputs and {} outputs, names given for {} and {}",
+        graph.input.len(),
+        graph.output.len(),
+        inputs.len(),
+        outputs.len()
+    );
+    let mut map = std::collections::HashMap::new();
+    for (vi, new) in graph.input.iter().zip(inputs).chain(graph.output.iter().zip(outputs)) {
+        map.insert(vi.name.clone(), new.to_string());
+    }
     let rename = |s: &mut String| {
-        if *s == old_in {
-            *s = input.to_string();
-        } else if *s == old_out {
-            *s = output.to_string();
+        if let Some(n) = map.get(s.as_str()) {
+            *s = n.clone();
         }
     };
     for node in graph.node.iter_mut() {
         node.input.iter_mut().for_each(rename);
         node.output.iter_mut().for_each(rename);
     }
-    graph.input[0].name = input.to_string();
-    graph.output[0].name = output.to_string();
-    for vi in graph.value_info.iter_mut() {
-        rename(&mut vi.name);
-    }
+    graph
+        .input
+        .iter_mut()
+        .chain(graph.output.iter_mut())
+        .chain(graph.value_info.iter_mut())
+        .for_each(|vi| rename(&mut vi.name));
     Ok(model.write_to_bytes()?)
 }
 

@@ -11,6 +11,7 @@ pub mod attributes;
 pub mod config;
 pub mod data;
 pub mod degrade;
+pub mod edit;
 pub mod eval;
 pub mod export;
 pub mod image;

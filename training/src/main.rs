@@ -123,6 +123,26 @@ enum Cmd {
         #[arg(long)]
         table: PathBuf,
     },
+    /// Train (or resume) the attribute editor (InterGAN-style, 64 px).
+    Edit {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Export the attribute editor to ONNX, measure its edits on the validation split
+    /// (judged by the attribute predictor) as a markdown table, and write a grid.
+    EditReport {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        table: PathBuf,
+        #[arg(long)]
+        grid: PathBuf,
+        /// Faces (columns) in the grid.
+        #[arg(long, default_value_t = 8)]
+        grid_faces: usize,
+    },
     /// Train (or resume) the learned degradation GAN (clean crops -> real-looking LR crops).
     DegradeTrain {
         #[command(flatten)]
@@ -293,6 +313,17 @@ fn main() -> Result<()> {
         Cmd::AttributesReport { config, out, table } => {
             let cfg = faceenhance_train::attributes::AttrConfig::load(&config)?;
             let md = faceenhance_train::attributes::export_and_report(&cfg, &out)?;
+            std::fs::write(&table, &md)?;
+            print!("{md}");
+        }
+        Cmd::Edit { run } => {
+            let cfg = faceenhance_train::edit::EditConfig::load(&run.config)?;
+            let st = faceenhance_train::edit::train(&cfg, &run.options())?;
+            tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, "stopped");
+        }
+        Cmd::EditReport { config, out, table, grid, grid_faces } => {
+            let cfg = faceenhance_train::edit::EditConfig::load(&config)?;
+            let md = faceenhance_train::edit::export_and_report(&cfg, &out, &grid, grid_faces)?;
             std::fs::write(&table, &md)?;
             print!("{md}");
         }

@@ -66,6 +66,20 @@ impl OrtModel {
         Ok((s.iter().map(|&d| d as usize).collect(), v.to_vec()))
     }
 
+    /// Runs a model with two NCHW float inputs, by name (`input` and another); returns the
+    /// first output as (shape, data).
+    pub fn run_two(
+        &mut self,
+        first: ([usize; 4], Vec<f32>),
+        (name, shape, data): (&str, [usize; 4], Vec<f32>),
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let a = Tensor::from_array(first)?;
+        let b = Tensor::from_array((shape, data))?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => a, name => b])?;
+        let (s, v) = outputs[self.output.as_str()].try_extract_tensor::<f32>()?;
+        Ok((s.iter().map(|&d| d as usize).collect(), v.to_vec()))
+    }
+
     /// Runs a batch of images (all the same size); outputs are not clamped.
     pub fn run(&mut self, imgs: &[Img]) -> Result<Vec<Img>> {
         let (w, h) = (imgs[0].w, imgs[0].h);
