@@ -95,6 +95,11 @@ if ls "$repo"/models/attributes/*.onnx >/dev/null 2>&1; then
   install -d "$models/attributes"
   install -m 644 "$repo"/models/attributes/*.onnx "$repo"/models/attributes/*.toml "$models/attributes/"
 fi
+# The attribute editor (`faceedit`, `--edit`), in its folder for the same reason.
+if ls "$repo"/models/edit/*.onnx >/dev/null 2>&1; then
+  install -d "$models/edit"
+  install -m 644 "$repo"/models/edit/*.onnx "$repo"/models/edit/*.toml "$models/edit/"
+fi
 
 echo "plugin:  $plugins/libgstfaceenhance.so"
 echo "command: $bin/faceenhance"

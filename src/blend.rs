@@ -39,6 +39,29 @@ pub fn covered_rect(sim: &Similarity, size: i32, width: i32, height: i32) -> Opt
     (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
 }
 
+/// The BGR `size` x `size` crop of `src` under `sim` (None: the crop misses the frame).
+/// Packed frames are warped from `mat` (the frame's own view, made once per frame by the
+/// caller); I420 ones from a BGR copy of the face's surroundings, a pixel more on each side
+/// for the interpolation at the crop's edge.
+pub fn aligned_crop(
+    src: &Frame,
+    mat: Option<&opencv::boxed_ref::BoxedRef<'_, Mat>>,
+    sim: &Similarity,
+    size: i32,
+) -> Result<Option<Mat>> {
+    let Some([x, y, w, h]) = covered_rect(sim, size, src.width(), src.height()) else { return Ok(None) };
+    let crop = match mat.filter(|_| !src.format().is_planar()) {
+        Some(mat) => crate::frame::to_bgr(&crate::align::warp(mat, sim, size)?, src.format())?,
+        None => {
+            let (x0, y0) = ((x - 2).max(0), (y - 2).max(0));
+            let (x1, y1) = ((x + w + 2).min(src.width()), (y + h + 2).min(src.height()));
+            let region = src.bgr_region([x0, y0, x1 - x0, y1 - y0], 1.0)?;
+            crate::align::warp(&region, &sim.with_source_offset(x0 as f64, y0 as f64), size)?
+        }
+    };
+    Ok(Some(crop))
+}
+
 /// Blends `restored` (BGR f32 in [0, 255], square) into `frame`, where `sim` maps frame
 /// coordinates to `restored`'s. `mask` has `restored`'s size. Returns the rectangle that
 /// may have changed; pixels outside it, and under a zero mask, are left bit-exact.
@@ -49,6 +72,33 @@ pub fn paste(
     sim: &Similarity,
     strength: f32,
 ) -> Result<Option<[i32; 4]>> {
+    paste_as(frame, restored, mask, sim, strength, Mode::Mix)
+}
+
+/// Adds `residual` (BGR f32, a change in 8-bit levels, square) to `frame` under `mask`,
+/// where `sim` maps frame coordinates to `residual`'s: the frame's own pixels are not
+/// resampled, so where the residual is zero the face stays exactly as it was.
+pub fn add_residual(frame: &mut Frame, residual: &Mat, mask: &Mat, sim: &Similarity) -> Result<Option<[i32; 4]>> {
+    paste_as(frame, residual, mask, sim, 1.0, Mode::Add)
+}
+
+/// How a warped image meets the frame's pixels.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `v + a (f - v)`: the image replaces the frame under the mask.
+    Mix,
+    /// `v + a f`: the image is a change added to the frame.
+    Add,
+}
+
+fn paste_as(
+    frame: &mut Frame,
+    restored: &Mat,
+    mask: &Mat,
+    sim: &Similarity,
+    strength: f32,
+    mode: Mode,
+) -> Result<Option<[i32; 4]>> {
     let size = restored.rows();
     let Some([rx, ry, rw, rh]) = covered_rect(sim, size, frame.width(), frame.height()) else {
         return Ok(None);
@@ -57,7 +107,8 @@ pub fn paste(
         // I420: pasted into a BGR copy of the (even-cornered) rectangle, written back.
         let [ex, ey, ew, eh] = frame.writable_around([rx, ry, rw, rh])?;
         let mut bgr = frame.bgr_region([ex, ey, ew, eh], 1.0)?;
-        paste(&mut frame_from_mat(&mut bgr)?, restored, mask, &sim.with_source_offset(ex as f64, ey as f64), strength)?;
+        let sim = sim.with_source_offset(ex as f64, ey as f64);
+        paste_as(&mut frame_from_mat(&mut bgr)?, restored, mask, &sim, strength, mode)?;
         frame.write_bgr_region(ex, ey, &bgr)?;
         return Ok(Some([ex, ey, ew, eh]));
     }
@@ -88,8 +139,9 @@ pub fn paste(
             }
             for (c, &off) in offsets.iter().enumerate() {
                 let v = px[off] as f32;
+                let d = if mode == Mode::Mix { f[c] - v } else { f[c] };
                 // Round half up; `as u8` saturates at both ends.
-                px[off] = (v + a * (f[c] - v) + 0.5) as u8;
+                px[off] = (v + a * d + 0.5) as u8;
             }
         }
     }

@@ -11,6 +11,7 @@
 pub mod align;
 pub mod blend;
 pub mod detect;
+pub mod edit;
 pub mod frame;
 pub mod gallery;
 pub mod live;

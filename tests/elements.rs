@@ -361,6 +361,70 @@ fn live_mode_takes_fidelity_while_playing() {
     assert_family_answer(&r.samples[5], &input, 0.2);
 }
 
+/// `faceedit` after `facedetector`: with an attribute asked, the face changes and nothing
+/// outside its crop does; the ask changes while playing (to nothing: frames pass as they
+/// came); `gst-inspect-1.0` lists the attributes the model edits.
+#[test]
+fn faceedit_edits_the_face_only_and_takes_attributes_while_playing() {
+    let (caps, input) = bgrx(&imread(&astronaut()));
+    let desc = format!("facedetector {} ! faceedit name=fe attributes=Eyeglasses=1,Smiling=-1", yunet_prop());
+    let r = run_with(&desc, vec![(caps, input.clone()); 4], |i, pipeline| {
+        if i == 2 {
+            wait_until_out(pipeline, 2);
+            pipeline.by_name("fe").unwrap().set_property("attributes", "");
+        }
+    });
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 4);
+    let out = data(&r.samples[0]);
+    assert_ne!(out, input, "the asked edit changed nothing");
+    let (x, y, w, h) = faces_on(&r.samples[0])[0];
+    let (x, y, w, h) = (x as usize, y as usize, w as usize, h as usize);
+    // the aligned crop covers about twice the face box: outside 3x the box nothing moves
+    let near = |px: usize, py: usize| px + w >= x && px < x + 2 * w && py + h >= y && py < y + 2 * h;
+    for py in 0..512 {
+        for px in 0..512 {
+            let i = (py * 512 + px) * 4;
+            if !near(px, py) {
+                assert_eq!(out[i..i + 4], input[i..i + 4], "pixel {px},{py} changed far from the face");
+            }
+        }
+    }
+    assert_eq!(data(&r.samples[3]), input, "nothing asked: the frame passes as it came");
+
+    let fe = gst::ElementFactory::make("faceedit").build().unwrap();
+    let blurb = fe.find_property("attributes").unwrap().blurb().unwrap_or_default().to_string();
+    for name in ["Eyeglasses", "Smiling", "Blond_Hair"] {
+        assert!(blurb.contains(name), "gst-inspect does not list {name}: {blurb}");
+    }
+}
+
+/// An attribute the model does not edit: at start an error that names the ones it does;
+/// set while playing, a warning, and the stream goes on with the previous edit.
+#[test]
+fn faceedit_refuses_unknown_attributes_with_the_names_it_edits() {
+    let frame = bgrx(&imread(&astronaut()));
+    let r = run(&format!("facedetector {} ! faceedit attributes=Beard=1", yunet_prop()), vec![frame.clone()]);
+    let err = r.error.expect("must fail");
+    assert!(err.contains("'Beard'") && err.contains("Eyeglasses"), "{err}");
+
+    let desc = format!("facedetector {} ! faceedit name=fe attributes=Eyeglasses=1", yunet_prop());
+    let r = run_with(&desc, vec![frame.clone(); 3], |i, pipeline| {
+        if i == 1 {
+            wait_until_out(pipeline, 1);
+            pipeline.by_name("fe").unwrap().set_property("attributes", "Eyeglasses=3");
+        }
+    });
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.samples.len(), 3);
+    let warned = r.messages.iter().any(|m| match m.view() {
+        gst::MessageView::Warning(w) => w.error().to_string().contains("Eyeglasses=3"),
+        _ => false,
+    });
+    assert!(warned, "no warning for a bad value set while playing");
+    assert_eq!(data(&r.samples[2]), data(&r.samples[0]), "the previous edit goes on");
+}
+
 #[test]
 fn restore_reports_the_provider_that_runs_and_why_others_did_not() {
     let frame = bgrx(&imread(&astronaut()));

@@ -30,8 +30,11 @@ pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
     let bgr = gst::Caps::builder("video/x-raw").field("format", "BGR").build();
     // wait-on-eos off: the picture is pulled once the bus says the stream is done.
     let sink = gst_app::AppSink::builder().caps(&bgr).sync(false).wait_on_eos(false).build();
-    pipeline.add_many([src.upcast_ref(), &enhancer, &convert, sink.upcast_ref()])?;
-    gst::Element::link_many([src.upcast_ref(), &enhancer, &convert, sink.upcast_ref()])?;
+    let mut chain: Vec<gst::Element> = vec![src.clone().upcast(), enhancer];
+    chain.extend(opts.edit_element()?);
+    chain.extend([convert, sink.clone().upcast()]);
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
 
     // The picture into a buffer laid out as GStreamer lays out BGR (rows padded to 4 bytes).
     let mut buffer = gst::Buffer::with_size(info.size())?;

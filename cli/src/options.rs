@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::builder::PossibleValuesParser;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use gst::glib;
@@ -145,6 +145,20 @@ fn arg(p: &Prop) -> Arg {
 #[derive(Clone, Debug, Default)]
 pub struct EnhanceOpts {
     given: Vec<(&'static str, String)>,
+    /// `--edit`: the attributes a `faceedit` after the bin changes.
+    edit: Option<String>,
+}
+
+/// `--edit`'s help, naming what the installed edit model edits.
+fn edit_help() -> String {
+    let names = faceenhance::edit::edit_names(&faceenhance::paths::default_edit_model())
+        .map(|n| n.join(", "))
+        .unwrap_or_else(|e| format!("(no edit model installed: {e:#})"));
+    format!(
+        "Edit the faces' attributes after restoring them (the faceedit element): Name=value pairs \
+         separated by commas, 1 add, -1 remove, e.g. \"Eyeglasses=1,Smiling=-1\". The edit model \
+         edits: {names}"
+    )
 }
 
 impl EnhanceOpts {
@@ -161,6 +175,16 @@ impl EnhanceOpts {
             bin.set_property(name, true);
         }
         Ok(())
+    }
+
+    /// A `faceedit` set up as `--edit` asks, if it was given.
+    pub fn edit_element(&self) -> Result<Option<gst::Element>> {
+        let Some(spec) = &self.edit else { return Ok(None) };
+        let edit = gst::ElementFactory::make("faceedit")
+            .property("attributes", spec.as_str())
+            .build()
+            .context("GStreamer element 'faceedit' is not installed")?;
+        Ok(Some(edit))
     }
 
     /// The options whose value differs from the element's default, as the element holds
@@ -181,6 +205,9 @@ impl EnhanceOpts {
             if now != default {
                 out.push(format!("{}={now}", p.name));
             }
+        }
+        if let Some(spec) = &self.edit {
+            out.push(format!("edit={spec}"));
         }
         Ok(out.join(" "))
     }
@@ -204,6 +231,9 @@ impl FromArgMatches for EnhanceOpts {
                 self.given.push((p.name, raw.to_string_lossy().to_string()));
             }
         }
+        if let Some(spec) = m.get_one::<String>("edit") {
+            self.edit = Some(spec.clone());
+        }
         Ok(())
     }
 }
@@ -211,6 +241,7 @@ impl FromArgMatches for EnhanceOpts {
 impl Args for EnhanceOpts {
     fn augment_args(cmd: Command) -> Command {
         cmd.args(props().iter().map(arg))
+            .arg(Arg::new("edit").long("edit").value_name("ATTRIBUTES").help(edit_help()).action(ArgAction::Set))
     }
 
     fn augment_args_for_update(cmd: Command) -> Command {

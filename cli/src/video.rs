@@ -150,7 +150,7 @@ pub struct Outcome {
 }
 
 /// The video chain every transcode shares, added to `pipeline` and linked into `mux`:
-/// videoconvert -> [tee + compositor for --compare] -> faceenhance -> [facegallery] ->
+/// videoconvert -> [tee + compositor for --compare] -> faceenhance -> [faceedit] -> [facegallery] ->
 /// videocrop -> videoconvert -> x264enc -> queue. Returns its first element (to feed raw
 /// frames into) and a counter of the frames the encoder took.
 ///
@@ -173,15 +173,16 @@ pub fn video_chain(
     let enhance = make("faceenhance")?;
     args.opts.apply(&enhance)?;
     let upscale = enhance.property::<u32>("upscale");
-    // The gallery watches the restored frames: enhance -> [facegallery] -> ...
-    let enhanced: gst::Element = match &args.faces {
-        None => enhance.clone(),
-        Some(dir) => {
-            let gallery = make("facegallery")?;
-            gallery.set_property("location", dir.to_string_lossy().as_ref());
-            gallery
-        }
-    };
+    // Edits after restoration, and the gallery watches the finished faces:
+    // enhance -> [faceedit] -> [facegallery] -> ...
+    let mut after = Vec::new();
+    after.extend(args.opts.edit_element()?);
+    if let Some(dir) = &args.faces {
+        let gallery = make("facegallery")?;
+        gallery.set_property("location", dir.to_string_lossy().as_ref());
+        after.push(gallery);
+    }
+    let enhanced = after.last().cloned().unwrap_or_else(|| enhance.clone());
     // x264 takes 4:2:0 at even sizes only: an odd last column or row is cropped off
     // (right and bottom set from the caps as they arrive; 0 and 0 pass frames through).
     let crop = make("videocrop")?;
@@ -234,9 +235,10 @@ pub fn video_chain(
     let vqueue = make("queue")?;
     pipeline.add_many([&convert_in, &enhance])?;
     pipeline.add_many([&crop, &convert_out, &raw, &encode, &coded, &vqueue])?;
-    if enhanced != enhance {
-        pipeline.add(&enhanced)?;
-        enhance.link(&enhanced)?;
+    if !after.is_empty() {
+        pipeline.add_many(&after)?;
+        let chain: Vec<&gst::Element> = std::iter::once(&enhance).chain(&after).collect();
+        gst::Element::link_many(chain)?;
     }
     match args.compare {
         None => {

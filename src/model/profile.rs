@@ -31,6 +31,9 @@ pub enum ModelKind {
     Degradation,
     /// Aligned face crops in, one logit per attribute out ([`crate::model::attributes`]).
     Attributes,
+    /// Aligned face crops and the attributes asked for in, edited faces out
+    /// ([`crate::edit`]).
+    Edit,
 }
 
 impl std::fmt::Display for ModelKind {
@@ -41,6 +44,7 @@ impl std::fmt::Display for ModelKind {
             Self::Background => "background",
             Self::Degradation => "degradation",
             Self::Attributes => "attributes",
+            Self::Edit => "edit",
         })
     }
 }
@@ -77,9 +81,14 @@ pub struct Profile {
     /// setting.
     #[serde(default)]
     pub fidelity_input: Option<String>,
-    /// `kind = "attributes"`: the attributes' names, in the order of the output's logits.
+    /// `kind = "attributes"`: the attributes' names, in the order of the output's logits;
+    /// `kind = "edit"`: the editable ones, in the order of the condition input.
     #[serde(default)]
     pub attributes: Vec<String>,
+    /// `kind = "edit"`: the input `[batch, attributes, 1, 1]` that says what to change per
+    /// attribute (+1 add, -1 remove, 0 keep as it is).
+    #[serde(default)]
+    pub condition_input: Option<String>,
 }
 
 fn unit_range() -> [f32; 2] {
@@ -111,6 +120,8 @@ impl Profile {
             if self.input_size < 4 || self.attributes.is_empty() {
                 bail!("an attributes model needs input_size >= 4 and the attributes' names");
             }
+        } else if self.kind == ModelKind::Edit && (self.attributes.is_empty() || self.condition_input.is_none()) {
+            bail!("an edit model needs the attributes' names and its condition_input");
         } else if self.input_size < 4 || self.output_size < 4 {
             bail!("input_size {} and output_size {} must be at least 4", self.input_size, self.output_size);
         }

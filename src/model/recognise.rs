@@ -146,6 +146,7 @@ impl Recognised {
             template: Template::Ffhq5,
             fidelity_input: self.fidelity_input,
             attributes: Vec::new(),
+            condition_input: None,
         };
         let (name, p) = match (scale, base.fidelity_input.is_some(), self.input_size) {
             (1, true, Some(_)) => ("codeformer".to_string(), base),

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use half::f16;
 use ndarray::{Array4, ArrayD, ArrayView4, IxDyn};
 use opencv::core::{Mat, Scalar, CV_32FC3};
@@ -25,6 +25,8 @@ struct Io {
     /// Fixed batch size of the image input, if it has one.
     fixed_batch: Option<usize>,
     fidelity: Option<Scalar1>,
+    /// An edit model's condition input (`[batch, n, 1, 1]` float32) and its `n`.
+    condition: Option<(String, usize)>,
 }
 
 /// A one-element input (CodeFormer's fidelity weight) with its element type and shape.
@@ -37,7 +39,14 @@ struct Scalar1 {
 impl Io {
     /// Binds the names a profile gives (output empty: the first output) to the model's
     /// tensors and checks their types.
-    fn new(ins: &[TensorSig], outs: &[TensorSig], input: &str, output: &str, fidelity: Option<&str>) -> Result<Self> {
+    fn new(
+        ins: &[TensorSig],
+        outs: &[TensorSig],
+        input: &str,
+        output: &str,
+        fidelity: Option<&str>,
+        condition: Option<(&str, usize)>,
+    ) -> Result<Self> {
         let find = |list: &[TensorSig], name: &str, what: &str| -> Result<TensorSig> {
             list.iter().find(|t| t.name == name).cloned().ok_or_else(|| {
                 let names: Vec<&str> = list.iter().map(|t| t.name.as_str()).collect();
@@ -74,7 +83,25 @@ impl Io {
                 Some(Scalar1 { name: t.name, elem, shape })
             }
         };
-        let fed: Vec<&str> = [Some(input), fidelity.as_ref().map(|f| f.name.as_str())].into_iter().flatten().collect();
+        let condition = match condition {
+            None => None,
+            Some((name, n)) => {
+                let t = find(ins, name, "input")?;
+                let ok = t.elem == Some(TensorElementType::Float32)
+                    && t.shape.len() == 4
+                    && (t.shape[1] == n as i64 || t.shape[1] < 0)
+                    && t.shape[2..].iter().all(|&d| d == 1 || d < 0);
+                if !ok {
+                    bail!("condition input {t} is not a float32 [batch, {n}, 1, 1] tensor (one value per attribute)");
+                }
+                Some((t.name, n))
+            }
+        };
+        let fed: Vec<&str> =
+            [Some(input), fidelity.as_ref().map(|f| f.name.as_str()), condition.as_ref().map(|c| c.0.as_str())]
+                .into_iter()
+                .flatten()
+                .collect();
         if let Some(t) = ins.iter().find(|t| !fed.contains(&t.name.as_str())) {
             bail!("input {t} is not named by the profile (nothing would feed it)");
         }
@@ -85,12 +112,20 @@ impl Io {
             input: image_in.name,
             output: image_out.name,
             fidelity,
+            condition,
         })
     }
 
-    /// One run: `input` NCHW f32 in the model's range, `fidelity` for the scalar input.
-    fn run(&self, session: &mut Session, input: Array4<f32>, fidelity: f32) -> Result<Array4<f32>> {
-        let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(2);
+    /// One run: `input` NCHW f32 in the model's range, `fidelity` for the scalar input,
+    /// `condition` (one value per attribute) for every image of an edit model's batch.
+    fn run(&self, session: &mut Session, input: Array4<f32>, fidelity: f32, condition: &[f32]) -> Result<Array4<f32>> {
+        let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(3);
+        if let Some((name, n)) = &self.condition {
+            ensure!(condition.len() == *n, "{} condition values for {n} attributes", condition.len());
+            let batch = input.shape()[0];
+            let c = Array4::from_shape_fn((batch, *n, 1, 1), |(_, k, _, _)| condition[k]);
+            feed.push((name.clone(), Tensor::from_array(c)?.into_dyn()));
+        }
         let image = if self.input_f16 {
             Tensor::from_array(input.mapv(f16::from_f32))?.into_dyn()
         } else {
@@ -132,6 +167,8 @@ pub struct Restorer {
     io: Io,
     /// Value fed to the profile's fidelity input, if it has one.
     fidelity: f32,
+    /// Values fed to an edit model's condition input (zeros: change nothing).
+    condition: Vec<f32>,
 }
 
 impl Restorer {
@@ -152,7 +189,8 @@ impl Restorer {
         let with_profile = |p: &Profile| format!("model {} with profile '{}'", model.display(), p.name);
         let (profile, io) = match from_file {
             Some(p) => {
-                let io = Io::new(&ins, &outs, &p.input, &p.output, p.fidelity_input.as_deref())
+                let condition = p.condition_input.as_deref().map(|c| (c, p.attributes.len()));
+                let io = Io::new(&ins, &outs, &p.input, &p.output, p.fidelity_input.as_deref(), condition)
                     .with_context(|| with_profile(&p))?;
                 (p, io)
             }
@@ -166,13 +204,13 @@ impl Restorer {
                     ),
                 };
                 let rec = Recognised::from_signature(&ins, &outs).with_context(ctx)?;
-                let io =
-                    Io::new(&ins, &outs, &rec.input, &rec.output, rec.fidelity_input.as_deref()).with_context(ctx)?;
+                let io = Io::new(&ins, &outs, &rec.input, &rec.output, rec.fidelity_input.as_deref(), None)
+                    .with_context(ctx)?;
                 let probed = match rec.probe_size() {
                     None => None,
                     Some(s) => {
                         let out = io
-                            .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5)
+                            .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5, &[])
                             .with_context(|| format!("model {}: probe run at {s} px", model.display()))?;
                         Some(out.shape()[2] as i32)
                     }
@@ -183,7 +221,8 @@ impl Restorer {
             }
         };
         check_sizes(&ins, &outs, &io, &profile).with_context(|| with_profile(&profile))?;
-        let mut r = Self { session, profile, path: model.to_path_buf(), report, io, fidelity: 0.5 };
+        let condition = vec![0.0; profile.attributes.len()];
+        let mut r = Self { session, profile, path: model.to_path_buf(), report, io, fidelity: 0.5, condition };
         r.warm_up().with_context(|| format!("model {}: the first run failed", model.display()))?;
         Ok(r)
     }
@@ -224,6 +263,20 @@ impl Restorer {
         self.fidelity = w.clamp(0.0, 1.0);
     }
 
+    /// What an edit model is asked for, one value per attribute of the profile (+1 add,
+    /// -1 remove, 0 keep); no effect on other models.
+    pub fn set_condition(&mut self, values: &[f32]) -> Result<()> {
+        ensure!(
+            values.len() == self.profile.attributes.len(),
+            "{} values for the {} attributes of model '{}'",
+            values.len(),
+            self.profile.attributes.len(),
+            self.profile.name
+        );
+        self.condition = values.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
+        Ok(())
+    }
+
     /// Restores aligned BGR u8 crops of `input_size`; returns BGR f32 images in [0, 255] of
     /// `output_size`, one per crop, in order. All crops go in one batch when the model allows.
     pub fn infer(&mut self, crops: &[Mat]) -> Result<Vec<Mat>> {
@@ -240,7 +293,7 @@ impl Restorer {
                 }
             }
             let batch = input.shape()[0];
-            let arr = self.io.run(&mut self.session, input, self.fidelity)?;
+            let arr = self.io.run(&mut self.session, input, self.fidelity, &self.condition)?;
             // Slicing and indexing below trust this shape: a model that gives back fewer
             // images or channels than it was fed is an error here, not a panic there.
             let side = self.profile.output_size as usize;
@@ -372,6 +425,7 @@ mod tests {
             template: Template::Ffhq5,
             fidelity_input: None,
             attributes: Vec::new(),
+            condition_input: None,
         }
     }
 

@@ -10,7 +10,7 @@ use opencv::core::Mat;
 use crate::align::{self, Similarity};
 use crate::blend;
 use crate::detect::Face;
-use crate::frame::{self, Frame};
+use crate::frame::Frame;
 use crate::model::{Profile, ProviderOptions, Restorer};
 
 use super::carry::{as_output, Carry};
@@ -87,7 +87,7 @@ impl Ladder {
     pub(crate) fn plan(&self, src: &Frame, faces: &[Face]) -> Result<(Vec<Job>, usize)> {
         let k = self.config.upscale as f64;
         let sizes = self.sizes();
-        // Packed frames are warped from directly; I420 ones through BGR copies of regions.
+        // Packed frames are warped from directly (one view for all faces).
         let mat = if src.format().is_planar() { None } else { Some(src.mat()?) };
         let (mut jobs, mut skipped) = (Vec::with_capacity(faces.len()), 0);
         for (i, face) in faces.iter().enumerate() {
@@ -106,20 +106,7 @@ impl Ladder {
             }
             let profile = &self.rungs[rung].profile;
             let sim = align::estimate(face, profile.template, profile.input_size)?;
-            let Some([x, y, w, h]) = blend::covered_rect(&sim, profile.input_size, src.width(), src.height()) else {
-                continue;
-            };
-            let crop = match &mat {
-                Some(mat) => frame::to_bgr(&align::warp(mat, &sim, profile.input_size)?, src.format())?,
-                None => {
-                    // I420: a BGR copy of the face's surroundings (a pixel more on each side
-                    // for the interpolation at the crop's edge), warped from there.
-                    let (x0, y0) = ((x - 2).max(0), (y - 2).max(0));
-                    let (x1, y1) = ((x + w + 2).min(src.width()), (y + h + 2).min(src.height()));
-                    let region = src.bgr_region([x0, y0, x1 - x0, y1 - y0], 1.0)?;
-                    align::warp(&region, &sim.with_source_offset(x0 as f64, y0 as f64), profile.input_size)?
-                }
-            };
+            let Some(crop) = blend::aligned_crop(src, mat.as_ref(), &sim, profile.input_size)? else { continue };
             let key = if face.id != 0 { face.id } else { u64::MAX - i as u64 };
             jobs.push(Job { face: i, key, rung, crop, sim });
         }

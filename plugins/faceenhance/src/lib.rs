@@ -2,14 +2,16 @@
 //! `GstVideoRegionOfInterestMeta` of type `face`), `facerestore` (reads that meta, restores
 //! and blends the faces, optionally into an up-scaled frame), `facedraw` (draws the meta;
 //! `faceoverlay` is taken by gst-plugins-bad), `faceenhance` (a bin of
-//! `facedetector ! queue ! facerestore`) and `facegallery` (the best crop of each tracked
-//! face, an index and a contact sheet). The elements only map buffers and metadata onto the
-//! core's types; all the work is in the core.
+//! `facedetector ! queue ! facerestore`), `facegallery` (the best crop of each tracked
+//! face, an index and a contact sheet) and `faceedit` (edits the faces' attributes). The
+//! elements only map buffers and metadata onto the core's types; all the work is in the
+//! core.
 
 use gst::glib;
 
 mod facedetector;
 mod facedraw;
+mod faceedit;
 mod faceenhance;
 mod facegallery;
 mod facerestore;
@@ -30,6 +32,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facedraw::register(plugin)?;
     faceenhance::register(plugin)?;
     facegallery::register(plugin)?;
+    faceedit::register(plugin)?;
     Ok(())
 }
 
