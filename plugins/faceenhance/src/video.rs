@@ -140,12 +140,15 @@ macro_rules! video_element {
 }
 pub(crate) use video_element;
 
-/// An in-place filter over the shared formats: [`video_element!`] plus a `VideoFilterImpl`
-/// that records the negotiated info in the element's `state: Mutex<State>`, whose `info`
-/// field is an `Option<VideoInfo>`.
+/// An in-place filter over the shared formats (or those `$templates` makes):
+/// [`video_element!`] plus a `VideoFilterImpl` that records the negotiated info in the
+/// element's `state: Mutex<State>`, whose `info` field is an `Option<VideoInfo>`.
 macro_rules! in_place_video_filter {
     ($ty:ty, $long_name:expr, $klass:expr, $description:expr) => {
-        $crate::video::video_element!($ty, $long_name, $klass, $description);
+        $crate::video::in_place_video_filter!($ty, $long_name, $klass, $description, $crate::video::pad_templates);
+    };
+    ($ty:ty, $long_name:expr, $klass:expr, $description:expr, $templates:path) => {
+        $crate::video::video_element!($ty, $long_name, $klass, $description, $templates);
 
         impl gst_video::subclass::prelude::VideoFilterImpl for $ty {
             fn set_info(

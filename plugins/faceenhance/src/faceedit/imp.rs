@@ -221,20 +221,7 @@ impl BaseTransformImpl for FaceEdit {
     }
 }
 
-impl gst_video::subclass::prelude::VideoFilterImpl for FaceEdit {
-    fn set_info(
-        &self,
-        _incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        self.state.lock().unwrap().info = Some(in_info.clone());
-        Ok(())
-    }
-}
-
-video::video_element!(
+video::in_place_video_filter!(
     FaceEdit,
     "Face attribute editor",
     "Filter/Effect/Video",
