@@ -135,8 +135,7 @@ impl FaceEditor {
             self.residuals.clear();
             return Ok(stats);
         }
-        let profile = self.model.profile().clone();
-        let (s, template) = (profile.input_size, profile.template);
+        let (s, template) = (self.model.profile().input_size, self.model.profile().template);
         // model crops, and each face's paste transform at its own resolution
         let mut jobs = Vec::new();
         {

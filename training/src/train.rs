@@ -301,14 +301,22 @@ impl Ckpt {
             anyhow::bail!("{} has a checkpoint: pass --resume or remove it", self.dir.display());
         }
         let (g, d, ema, opt_g, opt_d) = fresh;
-        let e = |e: burn::store::RecordError| anyhow::anyhow!("{e:?}");
         let state = serde_json::from_str(&std::fs::read_to_string(self.p("state.json"))?)?;
+        // A checkpoint kept small for git may leave out the optimizer states: Adam then
+        // starts afresh (its moments rebuild within a few hundred steps).
+        let opt = |opt: ModuleOptimizer, f: &str| -> Result<ModuleOptimizer> {
+            if !self.p(f).is_file() {
+                tracing::warn!("{} has no {f}: the optimizer starts afresh", self.dir.display());
+                return Ok(opt);
+            }
+            opt.load(self.p(f)).map_err(|e| anyhow::anyhow!("{f}: {e:?}"))
+        };
         let nets = (
             g.load_file(self.p("g.bpk")),
             d.load_file(self.p("d.bpk")),
             ema.load_file(self.p("ema.bpk")),
-            opt_g.load(self.p("opt_g.bpk")).map_err(e)?,
-            opt_d.load(self.p("opt_d.bpk")).map_err(e)?,
+            opt(opt_g, "opt_g.bpk")?,
+            opt(opt_d, "opt_d.bpk")?,
         );
         Ok((nets, state))
     }
