@@ -85,11 +85,10 @@ fn no_face_from_16_to_600_px_is_skipped_for_want_of_a_model() {
             s_in *= 1.02;
         }
     }
-    // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one;
-    // at upscale 4 a 32 px crop goes to the super-resolution rung (32 -> 128 px), at
-    // upscale 2 a 64 px one to restore-128 on the enlarged crop
+    // upscale 2 and 4 take 32-64 px crops to a 128 px model, not a stretched 64 px one:
+    // the super-resolution rungs, 32 -> 128 px at upscale 4 and 64 -> 128 px at upscale 2
     let max_stretch = RestoreConfig::default().max_stretch as f64;
-    for (s_in, upscale, model_in) in [(32.0, 4.0, 32), (64.0, 2.0, 128)] {
+    for (s_in, upscale, model_in) in [(32.0, 4.0, 32), (64.0, 2.0, 64)] {
         let (rung, stretch) = pick_model(&sizes, s_in, upscale, max_stretch).unwrap();
         assert_eq!(sizes[rung], (model_in, 128), "{s_in} px at x{upscale}: {:?}", sizes[rung]);
         assert!((stretch - 1.0).abs() < 1e-9);
@@ -334,5 +333,7 @@ fn default_ladder_super_resolves_unseen_64_px_faces_at_upscale_2() {
     );
     assert_eq!(found, gains.len(), "faces missed");
     assert_eq!(by_sr, gains.len(), "every 64 px face at upscale 2 goes to sr-x2-128");
-    assert!(mean >= 1.0, "mean gain {mean:+.2} dB over bicubic");
+    // measured +1.23 (per face +0.92 to +1.74; restore-128 on the bicubic crop, the rung
+    // before sr-x2-128: +0.31): held at +0.8
+    assert!(mean >= 0.8, "mean gain {mean:+.2} dB over bicubic (measured +1.23)");
 }
