@@ -165,7 +165,9 @@ impl AgaNet {
             x,
             InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([s, s]),
         );
-        sigmoid(self.predictor.forward(up)).detach()
+        // a frozen copy: with its parameters tracked, every step would leave an orphaned
+        // autodiff graph of the predictor that no backward pass frees (12 GB by step 1,300)
+        sigmoid(self.predictor.clone().no_grad().forward(up)).detach()
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
