@@ -458,8 +458,16 @@ fn decide(judge: &AttrNet, imgs: &[Img]) -> Result<Vec<Vec<bool>>> {
 /// the predictor sees the asked value after the edit, and how often the other 39
 /// attributes keep their decision; reconstruction PSNR when nothing is asked. Writes a
 /// grid of `grid_faces` faces (input, then one row per attribute, then the
-/// reconstruction) to `grid_path`. Returns a markdown table.
-pub fn export_and_report(cfg: &EditConfig, onnx: &Path, grid_path: &Path, grid_faces: usize) -> Result<String> {
+/// reconstruction) to `grid_path`, from `grid_cache`'s validation faces when given (e.g.
+/// the CC BY London set, area-resized to 64 px: CelebA pictures stay out of the repository).
+/// Returns a markdown table.
+pub fn export_and_report(
+    cfg: &EditConfig,
+    onnx: &Path,
+    grid_path: &Path,
+    grid_faces: usize,
+    grid_cache: Option<&Path>,
+) -> Result<String> {
     let (net, labels) = load(cfg)?;
     export(&net, onnx)?;
     let val = CropSet::load(&cfg.cache, Split::Val)?;
@@ -537,6 +545,38 @@ pub fn export_and_report(cfg: &EditConfig, onnx: &Path, grid_path: &Path, grid_f
                 rows[a + 1] = out.into_iter().take(grid_faces).collect();
             }
         }
+    }
+    if let Some(cache) = grid_cache {
+        let set = CropSet::load(cache, Split::Val)?;
+        let faces: Vec<Img> = (0..grid_faces.min(set.len()))
+            .map(|i| {
+                set.get(i * set.len() / grid_faces.max(1)).resize(64, 64, opencv::imgproc::INTER_AREA).map(Img::clamp)
+            })
+            .collect::<Result<_>>()?;
+        let before = decide(&judge, &faces)?;
+        rows = vec![faces.clone()];
+        for a in 0..n {
+            let asks: Vec<Vec<f32>> = before
+                .iter()
+                .map(|d| {
+                    (0..n)
+                        .map(|k| {
+                            if k == a {
+                                if d[pick[a]] {
+                                    -1.0
+                                } else {
+                                    1.0
+                                }
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            rows.push(from_tensor(net.forward(to_tensor(&faces, &device), column(&asks, &device)).clamp(0.0, 1.0)));
+        }
+        rows.push(edit_batch(&net, &faces, &vec![0.0; n]));
     }
     grid(&rows, 64, 2).save_png(grid_path)?;
     let mut md = format!(

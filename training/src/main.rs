@@ -142,6 +142,9 @@ enum Cmd {
         /// Faces (columns) in the grid.
         #[arg(long, default_value_t = 8)]
         grid_faces: usize,
+        /// Take the grid's faces from this cache's validation split instead.
+        #[arg(long)]
+        grid_cache: Option<PathBuf>,
     },
     /// Train (or resume) the learned degradation GAN (clean crops -> real-looking LR crops).
     DegradeTrain {
@@ -321,9 +324,9 @@ fn main() -> Result<()> {
             let st = faceenhance_train::edit::train(&cfg, &run.options())?;
             tracing::info!(step = st.step, elapsed_min = st.elapsed_s / 60.0, "stopped");
         }
-        Cmd::EditReport { config, out, table, grid, grid_faces } => {
+        Cmd::EditReport { config, out, table, grid, grid_faces, grid_cache } => {
             let cfg = faceenhance_train::edit::EditConfig::load(&config)?;
-            let md = faceenhance_train::edit::export_and_report(&cfg, &out, &grid, grid_faces)?;
+            let md = faceenhance_train::edit::export_and_report(&cfg, &out, &grid, grid_faces, grid_cache.as_deref())?;
             std::fs::write(&table, &md)?;
             print!("{md}");
         }
