@@ -451,6 +451,27 @@ fn decide(judge: &AttrNet, imgs: &[Img]) -> Result<Vec<Vec<bool>>> {
     Ok((0..n).map(|i| v[i * k..(i + 1) * k].iter().map(|&l| l > 0.0).collect()).collect())
 }
 
+/// Per face, an ask for the opposite of what the judge decided for attribute `a` of the
+/// editor's `n` (`judged` its place among the judge's), nothing for the others.
+fn opposite(decisions: &[Vec<bool>], judged: usize, a: usize, n: usize) -> Vec<Vec<f32>> {
+    decisions
+        .iter()
+        .map(|d| {
+            (0..n)
+                .map(|k| {
+                    if k != a {
+                        0.0
+                    } else if d[judged] {
+                        -1.0
+                    } else {
+                        1.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Exports the editor to `onnx` (checked against burn through ONNX Runtime) and measures
 /// it on the validation split, judged by the attribute predictor (which gave the editor
 /// no training signal: its classification loss came from the discriminator's head): for
@@ -509,25 +530,7 @@ pub fn export_and_report(
             rows[n + 1] = rec.iter().take(grid_faces).cloned().collect();
         }
         for a in 0..n {
-            // per face, the opposite of what the judge sees now
-            let asks: Vec<Vec<f32>> = before
-                .iter()
-                .map(|d| {
-                    (0..n)
-                        .map(|k| {
-                            if k == a {
-                                if d[pick[a]] {
-                                    -1.0
-                                } else {
-                                    1.0
-                                }
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
+            let asks = opposite(&before, pick[a], a, n);
             let out = from_tensor(net.forward(to_tensor(&batch, &device), column(&asks, &device)).clamp(0.0, 1.0));
             let after = decide(&judge, &out)?;
             for (b, af) in before.iter().zip(&after) {
@@ -556,24 +559,7 @@ pub fn export_and_report(
         let before = decide(&judge, &faces)?;
         rows = vec![faces.clone()];
         for a in 0..n {
-            let asks: Vec<Vec<f32>> = before
-                .iter()
-                .map(|d| {
-                    (0..n)
-                        .map(|k| {
-                            if k == a {
-                                if d[pick[a]] {
-                                    -1.0
-                                } else {
-                                    1.0
-                                }
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect()
-                })
-                .collect();
+            let asks = opposite(&before, pick[a], a, n);
             rows.push(from_tensor(net.forward(to_tensor(&faces, &device), column(&asks, &device)).clamp(0.0, 1.0)));
         }
         rows.push(edit_batch(&net, &faces, &vec![0.0; n]));
