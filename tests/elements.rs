@@ -1143,7 +1143,7 @@ fn the_plugin_describes_its_real_elements_and_licence() {
     let plugin = gst::Registry::get().find_plugin("faceenhance").unwrap();
     let features = gst::Registry::get().features_by_plugin("faceenhance");
     let names: Vec<String> = features.iter().map(|f| f.name().to_string()).collect();
-    assert_eq!(names.len(), 5, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     let description = plugin.description().to_string();
     let named: Vec<&str> =
         description.split(|c: char| !c.is_alphanumeric()).filter(|w| w.starts_with("face")).collect();
