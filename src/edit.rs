@@ -15,7 +15,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use opencv::core::{Mat, Size, CV_32FC3};
 use opencv::imgproc;
-use opencv::prelude::*;
 
 use crate::align;
 use crate::blend;
@@ -69,8 +68,8 @@ pub struct EditStats {
 }
 
 pub struct FaceEditor {
+    /// The edit model; what is asked lives in its condition input.
     model: Restorer,
-    asks: Vec<f32>,
     /// Weight of a track's previous residual in its smoothed one (0: none).
     smoothing: f32,
     /// Smoothed edit residual per track, at the model's output size (f32 BGR).
@@ -85,14 +84,7 @@ impl FaceEditor {
         let restorer = Restorer::load(model, Some(&Profile::beside(model)), opts)
             .with_context(|| format!("edit model {}", model.display()))?;
         restorer.profile().ensure_kind(ModelKind::Edit).with_context(|| format!("model {}", model.display()))?;
-        let n = restorer.profile().attributes.len();
-        Ok(Self {
-            model: restorer,
-            asks: vec![0.0; n],
-            smoothing: 0.0,
-            residuals: HashMap::new(),
-            masks: HashMap::new(),
-        })
+        Ok(Self { model: restorer, smoothing: 0.0, residuals: HashMap::new(), masks: HashMap::new() })
     }
 
     /// The attributes the model edits, in its order.
@@ -108,13 +100,7 @@ impl FaceEditor {
     /// Sets what is asked ([`parse_asks`]); an error leaves the previous asks.
     pub fn set_asks(&mut self, spec: &str) -> Result<()> {
         let asks = parse_asks(spec, self.names())?;
-        self.model.set_condition(&asks)?;
-        self.asks = asks;
-        Ok(())
-    }
-
-    pub fn asks(&self) -> &[f32] {
-        &self.asks
+        self.model.set_condition(&asks)
     }
 
     /// How much of a track's previous edit is kept in this frame's (0..1): steadier edits,
@@ -131,7 +117,7 @@ impl FaceEditor {
     /// Edits every face of `frame` as asked.
     pub fn edit(&mut self, frame: &mut Frame, faces: &[Face]) -> Result<EditStats> {
         let mut stats = EditStats { faces: faces.len(), ..Default::default() };
-        if self.asks.iter().all(|&a| a == 0.0) {
+        if self.model.condition().iter().all(|&a| a == 0.0) {
             self.residuals.clear();
             return Ok(stats);
         }
@@ -157,9 +143,7 @@ impl FaceEditor {
         let outputs = if crops.is_empty() { Vec::new() } else { self.model.infer(&crops)? };
         let mut seen = Vec::with_capacity(jobs.len());
         for ((key, crop, big_sim, side), out) in jobs.into_iter().zip(outputs) {
-            let (mut crop_f, mut residual) = (Mat::default(), Mat::default());
-            crop.convert_to(&mut crop_f, CV_32FC3, 1.0, 0.0)?;
-            opencv::core::subtract(&out, &crop_f, &mut residual, &opencv::core::no_array(), CV_32FC3)?;
+            let mut residual = crate::restore::residual(&out, &crop)?;
             if let Some(k) = key {
                 if let Some(prev) = self.residuals.get(&k).filter(|_| self.smoothing > 0.0) {
                     let mut mixed = Mat::default();

@@ -277,6 +277,11 @@ impl Restorer {
         Ok(())
     }
 
+    /// What an edit model is asked for (zeros: nothing), as [`Self::set_condition`] set it.
+    pub fn condition(&self) -> &[f32] {
+        &self.condition
+    }
+
     /// Restores aligned BGR u8 crops of `input_size`; returns BGR f32 images in [0, 255] of
     /// `output_size`, one per crop, in order. All crops go in one batch when the model allows.
     pub fn infer(&mut self, crops: &[Mat]) -> Result<Vec<Mat>> {
