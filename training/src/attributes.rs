@@ -195,9 +195,10 @@ pub fn make_input<R: Rng>(crop: &Img, size: usize, how: Input, rng: &mut R) -> R
     degrade::jpeg(&img.clamp(), rng.gen_range(30..90))
 }
 
-fn labels_tensor(rows: &[&Vec<f32>], device: &Device) -> Tensor<4> {
-    let n = rows[0].len();
-    let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+/// One row of values per image as a `[batch, n, 1, 1]` tensor (labels, asked attributes).
+pub(crate) fn labels_tensor<R: AsRef<[f32]>>(rows: &[R], device: &Device) -> Tensor<4> {
+    let n = rows[0].as_ref().len();
+    let data: Vec<f32> = rows.iter().flat_map(|r| r.as_ref().iter().copied()).collect();
     Tensor::from_data(TensorData::new(data, [rows.len(), n, 1, 1]), device)
 }
 

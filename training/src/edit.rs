@@ -30,7 +30,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::attributes::{bce_logits, load_predictor, AttrNet, Labels};
+use crate::attributes::{bce_logits, labels_tensor, load_predictor, AttrNet, Labels};
 use crate::config::warmup_cosine;
 use crate::data::{CropSet, Split};
 use crate::image::{from_tensor, grid, to_tensor, Img};
@@ -277,12 +277,6 @@ pub fn ask_for<R: Rng>(label: &[f32], exclusive: &[usize], keep_prob: f64, rng: 
     ask
 }
 
-fn column(rows: &[Vec<f32>], device: &Device) -> Tensor<4> {
-    let n = rows[0].len();
-    let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-    Tensor::from_data(TensorData::new(data, [rows.len(), n, 1, 1]), device)
-}
-
 /// The editor's predictor and the positions of its editable attributes.
 fn predictor_for(cfg: &EditConfig, device: &Device) -> Result<(AttrNet, Vec<usize>, Labels)> {
     let labels = Labels::load(&cfg.labels)?;
@@ -338,14 +332,14 @@ pub fn train(cfg: &EditConfig, opts: &crate::train::RunOptions) -> Result<EditSt
             .map(|(&i, a)| a.iter().zip(&y[i]).map(|(&a, &l)| if a != 0.0 { (a + 1.0) / 2.0 } else { l }).collect())
             .collect();
         let x = to_tensor(&imgs, &ad);
-        let real_labels = column(&idx.iter().map(|&i| y[i].clone()).collect::<Vec<_>>(), &ad);
+        let real_labels = labels_tensor(&idx.iter().map(|&i| &y[i]).collect::<Vec<_>>(), &ad);
 
         // generator: edit + reconstruction
-        let fake = g.forward(x.clone(), column(&asks, &ad));
+        let fake = g.forward(x.clone(), labels_tensor(&asks, &ad));
         let rec = g.forward(x.clone(), Tensor::zeros([idx.len(), n, 1, 1], &ad));
         let (adv_f, cls_f) = d.forward(fake.clone());
         let l_rec = loss::l1(rec, x.clone());
-        let l_cls = bce_logits(cls_f, column(&want, &ad));
+        let l_cls = bce_logits(cls_f, labels_tensor(&want, &ad));
         let l_adv = loss::lsgan_g(adv_f);
         let total = l_rec.clone().mul_scalar(cfg.rec_weight)
             + l_cls.clone().mul_scalar(cfg.cls_weight)
@@ -415,7 +409,7 @@ pub fn load(cfg: &EditConfig) -> Result<(EditNet, Labels)> {
 pub fn edit_batch(net: &EditNet, imgs: &[Img], ask: &[f32]) -> Vec<Img> {
     let device = Device::flex();
     let asks = vec![ask.to_vec(); imgs.len()];
-    from_tensor(net.forward(to_tensor(imgs, &device), column(&asks, &device)).clamp(0.0, 1.0))
+    from_tensor(net.forward(to_tensor(imgs, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0))
 }
 
 /// Exports the editor with inputs `input` `[batch, 3, 64, 64]` and `attributes`
@@ -501,7 +495,7 @@ pub fn export_and_report(
     let asks: Vec<Vec<f32>> = (0..4).map(|i| (0..n).map(|a| if a == i % n { 1.0 } else { 0.0 }).collect()).collect();
     let device = Device::flex();
     let want = net
-        .forward(to_tensor(&imgs, &device), column(&asks, &device))
+        .forward(to_tensor(&imgs, &device), labels_tensor(&asks, &device))
         .into_data()
         .try_to_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -531,7 +525,8 @@ pub fn export_and_report(
         }
         for a in 0..n {
             let asks = opposite(&before, pick[a], a, n);
-            let out = from_tensor(net.forward(to_tensor(&batch, &device), column(&asks, &device)).clamp(0.0, 1.0));
+            let out =
+                from_tensor(net.forward(to_tensor(&batch, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0));
             let after = decide(&judge, &out)?;
             for (b, af) in before.iter().zip(&after) {
                 asked[a] += 1;
@@ -560,7 +555,9 @@ pub fn export_and_report(
         rows = vec![faces.clone()];
         for a in 0..n {
             let asks = opposite(&before, pick[a], a, n);
-            rows.push(from_tensor(net.forward(to_tensor(&faces, &device), column(&asks, &device)).clamp(0.0, 1.0)));
+            rows.push(from_tensor(
+                net.forward(to_tensor(&faces, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0),
+            ));
         }
         rows.push(edit_batch(&net, &faces, &vec![0.0; n]));
     }
