@@ -12,7 +12,10 @@
 //!   touched (small faces);
 //! - each frame examines the waiting regions, oldest first, within a budget of detection
 //!   pixels: one full search spread over `sweep_frames` frames (so constant motion costs
-//!   a bounded share of a frame, and stillness saves credit for the next thing that moves).
+//!   a bounded share of a frame, and stillness saves credit for the next thing that moves);
+//! - a small moving thing examined without a face (a ball, a car, a swaying branch) is
+//!   followed through the thumbnail and not examined again for [`RECHECK_FRAMES`] frames:
+//!   otherwise it spends the whole budget, frame after frame, on the same nothing.
 //!   The first frame, a seek (reset) and a cut get a full search at once.
 
 use anyhow::Result;
@@ -38,6 +41,9 @@ const MOVING_SHARE: f64 = 8.0;
 const MAX_MOVING: usize = 64;
 /// Largest enlargement of a small known face for its re-detection.
 const MAX_FOLLOW_SCALE: f64 = 4.0;
+/// A moving thing examined without a face is examined again after this many frames (2 s at
+/// 25 fps: a person who walks in with their back turned is found within that once they turn).
+pub const RECHECK_FRAMES: u64 = 50;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchConfig {
@@ -61,6 +67,23 @@ struct Region {
     rect: [i32; 4],
     scale: f64,
     dirty_since: Option<u64>,
+}
+
+/// A small moving thing examined without a face: where it is now (its search region,
+/// moved along with it), its size in the motion mask when examined, and when.
+#[derive(Clone, Debug)]
+struct Cleared {
+    rect: [i32; 4],
+    blob: (i32, i32),
+    at: u64,
+}
+
+impl Cleared {
+    /// Whether the moving blob `b` is this thing, moved on: it overlaps its region and has
+    /// not grown (a face that walks into it makes the blob larger, and is examined).
+    fn is(&self, b: [i32; 4]) -> bool {
+        overlaps(self.rect, b) && b[2] <= self.blob.0 * 3 / 2 + THUMB && b[3] <= self.blob.1 * 3 / 2 + THUMB
+    }
 }
 
 impl Region {
@@ -150,14 +173,26 @@ pub struct Search {
     frame: u64,
     /// Detection pixels the search may still spend.
     credit: f64,
-    /// Regions around small moving things, waiting to be examined (oldest first).
-    moving: Vec<Region>,
+    /// Regions around small moving things, waiting to be examined (oldest first), with
+    /// the size of the blob that made each.
+    moving: Vec<(Region, (i32, i32))>,
+    /// Moving things examined lately without a face.
+    cleared: Vec<Cleared>,
     full_pending: bool,
 }
 
 impl Search {
     pub fn new(config: SearchConfig) -> Self {
-        Self { config, layout: None, prev: None, frame: 0, credit: 0.0, moving: Vec::new(), full_pending: true }
+        Self {
+            config,
+            layout: None,
+            prev: None,
+            frame: 0,
+            credit: 0.0,
+            moving: Vec::new(),
+            cleared: Vec::new(),
+            full_pending: true,
+        }
     }
 
     pub fn config(&self) -> &SearchConfig {
@@ -178,6 +213,7 @@ impl Search {
     pub fn reset(&mut self) {
         self.prev = None;
         self.moving.clear();
+        self.cleared.clear();
         self.full_pending = true;
         self.credit = 0.0;
     }
@@ -211,7 +247,12 @@ impl Search {
             let (x1, y1) = ((bx + bw + pad).min(w), (by + bh + pad).min(h));
             let region = Region { rect: [x0, y0, x1 - x0, y1 - y0], scale: fine, dirty_since: Some(frame_no) };
             if region.pixels() <= layout.full_pixels / MOVING_SHARE && self.moving.len() < MAX_MOVING {
-                add_moving(&mut self.moving, region);
+                if let Some(c) = self.cleared.iter_mut().find(|c| c.is([bx, by, bw, bh])) {
+                    // Examined lately, no face: follow it instead.
+                    c.rect = region.rect;
+                    continue;
+                }
+                add_moving(&mut self.moving, region, (bw, bh));
             } else {
                 for y in (by..by + bh).step_by(THUMB as usize) {
                     for x in (bx..bx + bw).step_by(THUMB as usize) {
@@ -234,6 +275,7 @@ impl Search {
     ) -> Result<(Vec<Face>, SearchReport)> {
         let frame_no = self.frame;
         self.frame += 1;
+        self.cleared.retain(|c| frame_no - c.at < RECHECK_FRAMES);
         let mut report = SearchReport::default();
         let size = (frame.width(), frame.height());
         if self.layout.as_ref().is_none_or(|l| l.size != size) {
@@ -278,6 +320,7 @@ impl Search {
                 r.dirty_since = None;
             }
             self.moving.clear();
+            self.cleared.clear();
             self.full_pending = false;
             self.credit = 0.0;
             report.full = true;
@@ -309,8 +352,12 @@ impl Search {
         self.credit = (self.credit + layout.full_pixels / sweep).min(layout.full_pixels);
         while self.credit > 0.0 {
             // Moving things first (oldest first), then the coarse pass and tiles.
-            if let Some(r) = (!self.moving.is_empty()).then(|| self.moving.remove(0)) {
-                searched.extend(det.detect_region(frame, r.rect, r.scale)?);
+            if let Some((r, blob)) = (!self.moving.is_empty()).then(|| self.moving.remove(0)) {
+                let found = det.detect_region(frame, r.rect, r.scale)?;
+                if found.is_empty() {
+                    self.cleared.push(Cleared { rect: r.rect, blob, at: frame_no });
+                }
+                searched.extend(found);
                 self.credit -= r.pixels();
                 report.pixels += r.pixels();
                 report.moving += 1;
@@ -341,9 +388,10 @@ impl Search {
 
 /// Queues `r`, merged with any queued region it overlaps (the union keeps the older
 /// mark: a thing that keeps moving is not pushed back in the queue).
-fn add_moving(queue: &mut Vec<Region>, mut r: Region) {
-    while let Some(i) = queue.iter().position(|q| overlaps(q.rect, r.rect)) {
-        let q = queue.remove(i);
+fn add_moving(queue: &mut Vec<(Region, (i32, i32))>, mut r: Region, mut blob: (i32, i32)) {
+    while let Some(i) = queue.iter().position(|(q, _)| overlaps(q.rect, r.rect)) {
+        let (q, b) = queue.remove(i);
+        blob = (blob.0.max(b.0), blob.1.max(b.1));
         let [ax, ay, aw, ah] = q.rect;
         let [bx, by, bw, bh] = r.rect;
         let (x0, y0) = (ax.min(bx), ay.min(by));
@@ -351,8 +399,8 @@ fn add_moving(queue: &mut Vec<Region>, mut r: Region) {
         r.rect = [x0, y0, x1 - x0, y1 - y0];
         r.dirty_since = q.dirty_since.min(r.dirty_since);
     }
-    let at = queue.partition_point(|q| q.dirty_since <= r.dirty_since);
-    queue.insert(at, r);
+    let at = queue.partition_point(|(q, _)| q.dirty_since <= r.dirty_since);
+    queue.insert(at, (r, blob));
 }
 
 /// Whether rectangle `a` lies within `b`.

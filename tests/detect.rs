@@ -7,7 +7,7 @@ mod truth;
 use common::*;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind};
 use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
-use faceenhance::search::{Search, SearchConfig};
+use faceenhance::search::{Search, SearchConfig, RECHECK_FRAMES};
 use opencv::core::{Mat, Rect, Scalar, CV_8UC3};
 use opencv::prelude::*;
 use truth::ground_truth;
@@ -268,6 +268,44 @@ fn constant_motion_stays_within_the_budget() {
     assert!(spent <= (frames - 1) as f64 * sweep_cost / sweep as f64 + full_cost, "{per_frame} px per frame");
     // The tiles' overlaps (so that no small face is cut in two) cost less than 2x.
     assert!(sweep_cost < 2.0 * full_cost, "{sweep_cost} against {full_cost}");
+}
+
+/// A small thing that keeps moving and is no face (a ball, a car) is examined once per
+/// `RECHECK_FRAMES`, not on every frame the budget allows; a face that takes its place is
+/// still found within that.
+#[test]
+fn a_moving_thing_without_a_face_is_examined_once_per_recheck() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    // A generous budget: without the memory of cleared things the square would be
+    // examined on nearly every frame.
+    let mut search = Search::new(SearchConfig { sweep_frames: 5 });
+    let frames = 80;
+    let mut examined = 0;
+    for i in 0..frames {
+        let mut img = scene(None);
+        let mut square = Mat::roi_mut(&mut img, Rect::new(100 + 6 * i, 300, 40, 40)).unwrap();
+        square.set_to(&Scalar::all(250.0), &opencv::core::no_array()).unwrap();
+        let (faces, report) = search.faces(&frame_from_mat(&mut img).unwrap(), &mut det, &[]).unwrap();
+        assert!(faces.is_empty());
+        examined += (report.moving > 0) as u64;
+    }
+    println!("the moving square was examined on {examined} of {frames} frames");
+    assert!(examined >= 1, "never examined");
+    assert!(examined <= (frames as u64).div_ceil(RECHECK_FRAMES) + 1, "examined on {examined} frames");
+    let head = head(60);
+    let mut found_at = None;
+    for i in 0..RECHECK_FRAMES as i32 + 5 {
+        let x = 100 + 6 * (frames + i);
+        let mut img = scene(Some((&head, x, 300)));
+        let (faces, _) = search.faces(&frame_from_mat(&mut img).unwrap(), &mut det, &[]).unwrap();
+        if let Some(f) = faces.first() {
+            assert!(iou(f.bbox, [x as f32, 300.0, 60.0, 75.0]) > 0.3, "{:?}", f.bbox);
+            found_at = Some(i);
+            break;
+        }
+    }
+    println!("the face that took its place was found on its frame {found_at:?}");
+    assert!(found_at.is_some_and(|i| i <= RECHECK_FRAMES as i32 + 2), "found at {found_at:?}");
 }
 
 /// A cut (most of the picture changes) is searched whole at once.
