@@ -5,7 +5,7 @@
 use anyhow::Result;
 use opencv::core::{Mat, Point2f, Size, TermCriteria, TermCriteria_Type, Vector};
 use opencv::prelude::*;
-use opencv::{imgproc, video};
+use opencv::video;
 
 use crate::align::Similarity;
 use crate::detect::{Detector, Face};
@@ -186,6 +186,19 @@ impl Tracker {
     }
 }
 
+/// Side (px) the smallest tracked face keeps in the grey copy optical flow runs on.
+const FLOW_FACE: f32 = 48.0;
+
+/// The power-of-two reduction (1 to 8) of the frame that optical flow runs on, given the
+/// smallest tracked face's side: small enough to be cheap, large enough to follow it.
+fn flow_reduction(smallest: f32) -> i32 {
+    let mut k = 1;
+    while k < 8 && smallest / (2 * k) as f32 >= FLOW_FACE {
+        k *= 2;
+    }
+    k
+}
+
 /// Points to follow on a face: its landmarks (or eyes) and a 4x4 grid over its box.
 fn flow_points(f: &Face, scale: f32) -> Vec<Point2f> {
     let mut pts = Vec::new();
@@ -307,12 +320,13 @@ impl FaceStream {
 
     /// This frame's faces, and whether the detector ran on it.
     pub fn next(&mut self, frame: &Frame) -> Result<(Vec<Face>, bool)> {
-        // The grey copy only serves optical flow: made only when frames are skipped.
+        // The grey copy only serves optical flow: made only when frames are skipped, at
+        // the power-of-two reduction that leaves the smallest tracked face about
+        // FLOW_FACE px (the Y plane of I420 as it is: no colour conversion).
         let gray = if self.interval > 1 {
-            let (bgr, factor) = self.detector.scaled_copy(frame)?;
-            let mut g = Mat::default();
-            imgproc::cvt_color_def(&bgr, &mut g, imgproc::COLOR_BGR2GRAY)?;
-            Some((g, factor))
+            let smallest = self.tracker.current().iter().map(|f| f.bbox[2].max(f.bbox[3])).fold(f32::MAX, f32::min);
+            let k = flow_reduction(smallest);
+            Some((frame.gray_thumbnail(k)?, k as f32))
         } else {
             None
         };
@@ -333,7 +347,20 @@ impl FaceStream {
                 }
                 moved
             }
-            _ => self.search.faces(frame, &mut self.detector, &self.tracker.live())?.0,
+            _ => {
+                let (faces, r) = self.search.faces(frame, &mut self.detector, &self.tracker.live())?;
+                tracing::trace!(
+                    followed = r.followed,
+                    kept = r.kept,
+                    moving = r.moving,
+                    examined = r.examined.len(),
+                    full = r.full,
+                    pixels = r.pixels as u64,
+                    changed = format!("{:.3}", r.changed),
+                    "search"
+                );
+                faces
+            }
         };
         self.tracker.update(&mut faces);
         self.prev = gray;
@@ -352,6 +379,15 @@ mod tests {
 
     fn raw() -> Tracker {
         Tracker::new(TrackConfig { smoothing: false, ..Default::default() })
+    }
+
+    #[test]
+    fn flow_runs_on_a_copy_where_the_smallest_face_keeps_about_48_px() {
+        assert_eq!(flow_reduction(f32::MAX), 8, "no face: the cheapest copy");
+        assert_eq!(flow_reduction(300.0), 4);
+        assert_eq!(flow_reduction(100.0), 2);
+        assert_eq!(flow_reduction(60.0), 1);
+        assert_eq!(flow_reduction(20.0), 1);
     }
 
     #[test]

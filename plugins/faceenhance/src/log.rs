@@ -35,7 +35,7 @@ pub fn element_span(element: &impl IsA<gst::Object>) -> tracing::Span {
 
 /// The categories events may go to: the core's and those of the elements that call it.
 fn categories() -> impl Iterator<Item = gst::DebugCategory> {
-    ["facedetector", "facerestore", "facegallery", "facedraw"]
+    ["facedetector", "facerestore", "facegallery", "facedraw", "faceedit"]
         .into_iter()
         .filter_map(gst::DebugCategory::get)
         .chain(std::iter::once(*CAT))
