@@ -42,16 +42,22 @@ gst-launch-1.0 -q -e compositor name=m background=black $pads ! video/x-raw,widt
 
 frames() { gst-launch-1.0 -v filesrc location="$1" ! decodebin ! identity silent=false ! fakesink 2>/dev/null | grep -c 'chain' || true; }
 
-# run NAME CLIP MIDDLE: decode ! MIDDLE ! encode, REPS times; prints "secs maxrss_kb" of the fastest.
+# run NAME CLIP MIDDLE: decode ! MIDDLE ! encode, REPS times; prints "secs maxrss_kb start_secs" of
+# the fastest, start_secs the fastest of the same pipeline cut to its first 3 frames (start-up:
+# loading models and the first frame's full search, paid once per stream).
 run() {
-  local best="" rss=0
+  local best="" rss=0 start=""
   for _ in $(seq "$REPS"); do
     /usr/bin/time -f '%e %M' -o "$W/time" gst-launch-1.0 -m filesrc location="$2" ! decodebin ! videoconvert \
       $3 ! videoconvert ! $ENC ! fakesink > "$W/$1.log" 2>&1
     read -r s r < "$W/time"
     if [ -z "$best" ] || awk -v a="$s" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$s; rss=$r; fi
+    /usr/bin/time -f '%e' -o "$W/time" gst-launch-1.0 -q filesrc location="$2" ! decodebin ! identity eos-after=3 \
+      ! videoconvert $3 ! videoconvert ! $ENC ! fakesink > /dev/null 2>&1
+    read -r s < "$W/time"
+    if [ -z "$start" ] || awk -v a="$s" -v b="$start" 'BEGIN{exit !(a<b)}'; then start=$s; fi
   done
-  echo "$best $rss"
+  echo "$best $rss $start"
 }
 
 # Share of K expected faces found per analysed frame, from the element messages of a -m log.
@@ -67,16 +73,18 @@ per_frame() { grep -o 'facedetector, timestamp.*faces=(int)[0-9]*' "$1" | sed 's
 restored_share() { grep -o 'facerestore, timestamp.*' "$1" | awk '{n++; if ($0 ~ /restored=\(int\)[1-9]/) r++} END{printf "%.2f", (n? r/n:0)}'; }
 
 rows=()
-FLOOR=""
+FLOOR=""; FLOOR_START=""
 row() { # CLIP_LABEL LABEL CLIP MIDDLE NFRAMES [EXTRA_COLUMN_COMMAND]
-  read -r secs rss < <(run "$2" "$3" "$4")
-  local fps ratio extra="-"
+  read -r secs rss start < <(run "$2" "$3" "$4")
+  local fps ratio steady extra="-"
   fps=$(awk -v f="$5" -v s="$secs" 'BEGIN{printf "%.1f", f/s}')
-  [ "$2" = floor ] && FLOOR=$secs
+  [ "$2" = floor ] && { FLOOR=$secs; FLOOR_START=$start; }
   ratio=$(awk -v s="$secs" -v f="$FLOOR" 'BEGIN{printf "%.2f", s/f}')
+  # per frame once running: the whole run less its start-up, against the floor's
+  steady=$(awk -v s="$secs" -v a="$start" -v f="$FLOOR" -v b="$FLOOR_START" 'BEGIN{printf "%.2f", (s-a)/(f-b)}')
   [ -n "${6:-}" ] && extra=$(eval "$6")
-  rows+=("| $1 | $2 | $fps | $ratio | $((rss / 1024)) | $extra |")
-  echo "[bench] $1 / $2: $fps fps, ${ratio}x the floor, $((rss / 1024)) MiB, $extra" >&2
+  rows+=("| $1 | $2 | $fps | $ratio | $steady | $start | $((rss / 1024)) | $extra |")
+  echo "[bench] $1 / $2: $fps fps, ${ratio}x the floor (${steady}x running, start ${start} s), $((rss / 1024)) MiB, $extra" >&2
 }
 
 MSG="post-messages=true"
@@ -88,6 +96,14 @@ row call "faceenhance restore-interval=4" "$W/call.mp4" "! faceenhance restore-i
   'restored_share "$W/faceenhance restore-interval=4.log"'
 row call "faceenhance max-latency=40 (live)" "$W/call.mp4" "! faceenhance max-latency=40 $MSG" "$N" \
   'restored_share "$W/faceenhance max-latency=40 (live).log"'
+row call "facedetector detect-interval=5" "$W/call.mp4" "! facedetector detect-interval=5 $MSG" "$N" \
+  'recall "$W/facedetector detect-interval=5.log" facedetector 1'
+row call "faceenhance detect-interval=5 restore-interval=8" "$W/call.mp4" \
+  "! faceenhance detect-interval=5 restore-interval=8 $MSG" "$N" \
+  'restored_share "$W/faceenhance detect-interval=5 restore-interval=8.log"'
+row call "faceenhance detect-interval=5 max-latency=40 (live)" "$W/call.mp4" \
+  "! faceenhance detect-interval=5 max-latency=40 $MSG" "$N" \
+  'restored_share "$W/faceenhance detect-interval=5 max-latency=40 (live).log"'
 
 N=$(frames "$W/noface.mp4")
 row noface floor "$W/noface.mp4" "" "$N"
@@ -137,12 +153,14 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "Every pipeline: \`filesrc ! decodebin ! videoconvert ! [element] ! videoconvert ! $ENC ! fakesink\`;"
   echo "clips are I420 H.264. The floor is that pipeline with no element; 'x floor' is time over the"
-  echo "floor's on the same clip (fastest of $REPS runs each). Last column: call: share of frames with"
+  echo "floor's on the same clip (fastest of $REPS runs each); 'running' is the same less each pipeline's"
+  echo "start-up (the time of its first 3 frames: what a stream pays once), the per-frame cost of a stream"
+  echo "that runs on. Last column: call: share of frames with"
   echo "the face restored (facerestore messages) or found (facedetector); faces4: share of the 4 faces"
   echo "found per analysed frame; cctv: faces found per analysed frame (no truth: compare the rows)."
   echo
-  echo "| clip | pipeline | fps | x floor | peak RSS MiB | restored / recall / faces |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: |"
+  echo "| clip | pipeline | fps | x floor | x floor running | start-up s | peak RSS MiB | restored / recall / faces |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
   printf '%s\n' "${rows[@]}"
   echo
   [ -n "$LEAKLINE" ] && echo "$LEAKLINE"
