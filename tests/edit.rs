@@ -93,7 +93,9 @@ fn an_edit_changes_the_face_and_nothing_outside_it() {
             predictor does not see yet (models/edit/edit-64.md); run with --ignored to measure it"]
 fn edits_move_the_asked_attribute_and_keep_the_others() {
     let mut ed = editor();
-    let mut judge = AttributePredictor::load(&repo().join("models/attributes/attributes-64.onnx"), &cpu()).unwrap();
+    // The judge, trained apart from the predictor the editor trained against.
+    let mut judge =
+        AttributePredictor::load(&repo().join("models/attributes/attributes-64-judge.onnx"), &cpu()).unwrap();
     let names: Vec<String> = judge.names().to_vec();
     let set = photos(9001, 9060);
     assert!(set.len() >= 55, "{} photos with a face", set.len());
