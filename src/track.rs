@@ -320,15 +320,11 @@ impl FaceStream {
 
     /// This frame's faces, and whether the detector ran on it.
     pub fn next(&mut self, frame: &Frame) -> Result<(Vec<Face>, bool)> {
-        // The grey copy only serves optical flow: made only when frames are skipped, at
-        // the power-of-two reduction that leaves the smallest tracked face about
-        // FLOW_FACE px (the Y plane of I420 as it is: no colour conversion).
-        let gray = if self.interval > 1 {
-            let smallest = self.tracker.current().iter().map(|f| f.bbox[2].max(f.bbox[3])).fold(f32::MAX, f32::min);
-            let k = flow_reduction(smallest);
-            Some((frame.gray_thumbnail(k)?, k as f32))
-        } else {
-            None
+        // The grey copy only serves optical flow: made only when frames are skipped, at the
+        // reduction of the previous one (see below).
+        let gray = match &self.prev {
+            Some((_, k)) if self.interval > 1 => Some((frame.gray_thumbnail(*k as i32)?, *k)),
+            _ => None,
         };
         let flow = match (&self.prev, &gray) {
             (Some((p, f)), Some((g, gf))) if p.size().ok() == g.size().ok() && f == gf => Some((p, g, *f)),
@@ -363,7 +359,19 @@ impl FaceStream {
             }
         };
         self.tracker.update(&mut faces);
-        self.prev = gray;
+        // For the next frame's flow: the power-of-two reduction that leaves the smallest
+        // face now tracked about FLOW_FACE px (the Y plane of I420 as it is: no colour
+        // conversion), this frame's copy when it already has it.
+        self.prev = if self.interval > 1 {
+            let smallest = faces.iter().map(|f| f.bbox[2].max(f.bbox[3])).fold(f32::MAX, f32::min);
+            let k = flow_reduction(smallest) as f32;
+            match gray {
+                Some((g, f)) if f == k => Some((g, f)),
+                _ => Some((frame.gray_thumbnail(k as i32)?, k)),
+            }
+        } else {
+            None
+        };
         self.frame += 1;
         Ok((faces, detect))
     }
