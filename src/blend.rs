@@ -113,14 +113,23 @@ fn paste_as(
         return Ok(Some([ex, ey, ew, eh]));
     }
     let m = sim.with_source_offset(rx as f64, ry as f64).to_mat()?;
-    // Face and weight travel as one 4-channel image: one warp instead of two.
+    // Face and weight travel as one 4-channel image: one warp instead of two. A face to
+    // mix in travels as 8-bit (colours and weight x 255: the warp moves a quarter of the
+    // bytes of float, which made it most of a carried frame's cost; at most about a level
+    // off); a change to add keeps float, it has a sign.
+    let bytes = mode == Mode::Mix;
     let mut both = Mat::default();
-    let parts: Vector<Mat> = Vector::from_iter([restored.clone(), mask.clone()]);
-    core::merge(&parts, &mut both)?;
+    if bytes {
+        let (mut face, mut weight) = (Mat::default(), Mat::default());
+        restored.convert_to(&mut face, opencv::core::CV_8U, 1.0, 0.0)?;
+        mask.convert_to(&mut weight, opencv::core::CV_8U, 255.0, 0.0)?;
+        core::merge(&Vector::<Mat>::from_iter([face, weight]), &mut both)?;
+    } else {
+        core::merge(&Vector::<Mat>::from_iter([restored.clone(), mask.clone()]), &mut both)?;
+    }
     let mut warped = Mat::default();
     let flags = imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP;
     imgproc::warp_affine(&both, &mut warped, &m, Size::new(rw, rh), flags, BORDER_CONSTANT, Scalar::all(0.0))?;
-    let warped = warped.data_typed::<opencv::core::Vec4f>()?;
 
     let [r_off, g_off, b_off] = frame.format().rgb_offsets();
     let offsets = [b_off, g_off, r_off];
@@ -129,19 +138,37 @@ fn paste_as(
     let strength = strength.clamp(0.0, 1.0);
     let data = frame.data_mut()?;
     let (w, x0, y0) = (rw as usize, rx as usize, ry as usize);
-    for y in 0..rh as usize {
-        let start = (y0 + y) * stride + x0 * ch;
-        let pixels = data[start..start + w * ch].chunks_exact_mut(ch);
-        for (px, f) in pixels.zip(&warped[y * w..(y + 1) * w]) {
-            let a = f[3] * strength;
-            if a <= 0.0 {
-                continue;
+    let row = |y: usize| (y0 + y) * stride + x0 * ch;
+    if bytes {
+        // Fixed point: the weight in 0..=256, so v + a (f - v) is one multiply-add and a
+        // shift per channel (this loop was most of a carried frame's paste in float).
+        let k = (strength * 256.0 / 255.0 * 256.0).round() as u32;
+        let warped = warped.data_bytes()?;
+        for y in 0..rh as usize {
+            let (start, src) = (row(y), &warped[y * w * 4..(y + 1) * w * 4]);
+            for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(src.chunks_exact(4)) {
+                let a = (f[3] as u32 * k + 128) >> 8;
+                if a == 0 {
+                    continue;
+                }
+                for (c, &off) in offsets.iter().enumerate() {
+                    px[off] = ((px[off] as u32 * (256 - a) + f[c] as u32 * a + 128) >> 8) as u8;
+                }
             }
-            for (c, &off) in offsets.iter().enumerate() {
-                let v = px[off] as f32;
-                let d = if mode == Mode::Mix { f[c] - v } else { f[c] };
-                // Round half up; `as u8` saturates at both ends.
-                px[off] = (v + a * d + 0.5) as u8;
+        }
+    } else {
+        let warped = warped.data_typed::<opencv::core::Vec4f>()?;
+        for y in 0..rh as usize {
+            let start = row(y);
+            for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(&warped[y * w..(y + 1) * w]) {
+                let a = f[3] * strength;
+                if a <= 0.0 {
+                    continue;
+                }
+                for (c, &off) in offsets.iter().enumerate() {
+                    // v + a f, rounded half up; `as u8` saturates at both ends.
+                    px[off] = (px[off] as f32 + a * f[c] + 0.5) as u8;
+                }
             }
         }
     }
