@@ -665,6 +665,7 @@ mod tests {
             labels: "l".into(),
             out_dir: "o".into(),
             predictor: "p".into(),
+            judge: None,
             attributes: vec!["A".into(), "B".into(), "C".into()],
             exclusive: vec![],
             seed: 1,
