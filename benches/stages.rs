@@ -21,6 +21,7 @@ use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
 use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use faceenhance::search::follow_region;
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};
 use opencv::prelude::*;
@@ -78,13 +79,9 @@ fn bench_detect(c: &mut Criterion) {
             let faces = det.detect_frame(&f).unwrap();
             eprintln!("{name} {res}: {} faces", faces.len());
             g.bench_function(BenchmarkId::new(name, res), |b| b.iter(|| black_box(det.detect_frame(&f).unwrap())));
-            // A known face re-detected in its region (twice its size, scaled so it spans 64
-            // px), as the search does on every frame where it moved.
-            if let Some(face) = faces.first() {
-                let side = face.bbox[2].max(face.bbox[3]);
-                let [x, y] = [face.bbox[0] + face.bbox[2] / 2.0 - side, face.bbox[1] + face.bbox[3] / 2.0 - side];
-                let rect = [x.max(0.0) as i32, y.max(0.0) as i32, (2.0 * side) as i32, (2.0 * side) as i32];
-                let scale = 64.0 / side as f64;
+            // A known face re-detected in the search's own region for it, as on every frame
+            // where it moved.
+            if let Some((rect, scale)) = faces.first().and_then(|face| follow_region(face, (w, h))) {
                 g.bench_function(BenchmarkId::new(format!("{name}-follow-one-face"), res), |b| {
                     b.iter(|| black_box(det.detect_region(&f, rect, scale).unwrap()))
                 });

@@ -16,7 +16,8 @@
 //! - a small moving thing examined without a face (a ball, a car, a swaying branch) is
 //!   followed through the thumbnail and not examined again for [`RECHECK_FRAMES`] frames:
 //!   otherwise it spends the whole budget, frame after frame, on the same nothing.
-//!   The first frame, a seek (reset) and a cut get a full search at once.
+//!
+//! The first frame, a seek (reset) and a cut get a full search at once.
 
 use anyhow::Result;
 use opencv::core::{self as cv, Mat};
@@ -424,7 +425,7 @@ fn moved(mask: &Mat, rect: [i32; 4]) -> Result<bool> {
 
 /// The region around a known face that its re-detection examines (twice its size, inside
 /// the frame) and the scale that brings the face to [`FOLLOW_FACE`] px.
-fn follow_region(f: &Face, (w, h): (i32, i32)) -> Option<([i32; 4], f64)> {
+pub fn follow_region(f: &Face, (w, h): (i32, i32)) -> Option<([i32; 4], f64)> {
     let side = f.bbox[2].max(f.bbox[3]) as f64;
     if side < 1.0 {
         return None;
