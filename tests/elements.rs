@@ -705,29 +705,39 @@ fn max_latency_keeps_frames_flowing_with_a_slow_model() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Faces per frame and their ids, from a real clip through `facedetector`.
-fn faces_per_frame(clip: &Path, props: &str) -> Vec<Vec<u64>> {
+/// Each buffer of a real clip through `facedetector {props}` (the first `frames` of it, or
+/// all), read by `read`.
+fn through_detector<T>(
+    clip: &Path,
+    props: &str,
+    frames: Option<u32>,
+    mut read: impl FnMut(&gst::BufferRef) -> T,
+) -> Vec<T> {
     init();
+    let cut = frames.map(|n| format!("identity eos-after={n} ! ")).unwrap_or_default();
     let desc = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! facedetector {props} ! appsink name=sink sync=false",
+        "filesrc location={} ! decodebin ! videoconvert ! {cut}facedetector {props} ! appsink name=sink sync=false",
         clip.display()
     );
     let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
-    while let Ok(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)).ok_or(()) {
-        let ids = s
-            .buffer()
-            .unwrap()
-            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-            .filter(|m| m.roi_type() == "face")
-            .map(|m| m.param("face").unwrap().get::<u64>("id").unwrap())
-            .collect();
-        out.push(ids);
+    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
+        out.push(read(s.buffer().unwrap()));
     }
     pipeline.set_state(gst::State::Null).unwrap();
     out
+}
+
+/// Faces per frame and their ids, from a real clip through `facedetector`.
+fn faces_per_frame(clip: &Path, props: &str) -> Vec<Vec<u64>> {
+    through_detector(clip, props, None, |buf| {
+        buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .filter(|m| m.roi_type() == "face")
+            .map(|m| m.param("face").unwrap().get::<u64>("id").unwrap())
+            .collect()
+    })
 }
 
 /// A face leaves the view, another enters: tracking between detections (every 5th frame)
@@ -767,28 +777,15 @@ fn faces_leaving_and_entering_with_tracking_between_detections() {
 /// The first face's five landmarks on each of a clip's first `frames` frames (absolute
 /// pixels, from the point ROIs `facedetector` attaches), through `facedetector {props}`.
 fn landmarks_per_frame(clip: &Path, props: &str, frames: u32) -> Vec<Option<Vec<[f64; 2]>>> {
-    init();
-    let desc = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! identity eos-after={frames} ! facedetector {props} \
-         ! appsink name=sink sync=false",
-        clip.display()
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut out = Vec::new();
-    while let Some(s) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
-        let buf = s.buffer().unwrap();
+    through_detector(clip, props, Some(frames), |buf| {
         let mut pts: Vec<(i32, [f64; 2])> = buf
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .filter(|m| m.roi_type() == "face-landmark")
             .map(|m| (m.id(), [m.rect().0 as f64, m.rect().1 as f64]))
             .collect();
         pts.sort_by_key(|p| p.0);
-        out.push((pts.len() >= 5).then(|| pts.iter().take(5).map(|p| p.1).collect()));
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    out
+        (pts.len() >= 5).then(|| pts.iter().take(5).map(|p| p.1).collect())
+    })
 }
 
 /// Tracking between detections (optical flow on a reduced grey copy) keeps a talking
