@@ -368,7 +368,8 @@ pub fn train(cfg: &EditConfig, opts: &crate::train::RunOptions) -> Result<EditSt
         let real_labels = labels_tensor(&idx.iter().map(|&i| &y[i]).collect::<Vec<_>>(), &ad);
 
         // generator: edit + reconstruction
-        let fake = g.forward(x.clone(), labels_tensor(&asks, &ad));
+        let ask_t = labels_tensor(&asks, &ad);
+        let fake = g.forward(x.clone(), ask_t.clone());
         let rec = g.forward(x.clone(), Tensor::zeros([idx.len(), n, 1, 1], &ad));
         let (adv_f, cls_f) = d.forward(fake.clone());
         let l_rec = loss::l1(rec, x.clone());
@@ -376,7 +377,6 @@ pub fn train(cfg: &EditConfig, opts: &crate::train::RunOptions) -> Result<EditSt
         let l_adv = loss::lsgan_g(adv_f);
         // the guide: asked values where asked, what it sees in the input elsewhere
         let seen = sigmoid(g.guide(x.clone())).detach();
-        let ask_t = labels_tensor(&asks, &ad);
         let asked = ask_t.clone().abs();
         let guide_want = asked.clone() * (ask_t + 1.0) / 2.0 + (asked.neg() + 1.0) * seen;
         let l_guide = bce_logits(g.guide(fake.clone()), guide_want);
@@ -451,9 +451,13 @@ pub fn load(cfg: &EditConfig) -> Result<(EditNet, Labels)> {
 
 /// One batch of validation crops edited as `ask` says (the same ask for each).
 pub fn edit_batch(net: &EditNet, imgs: &[Img], ask: &[f32]) -> Vec<Img> {
+    edit_each(net, imgs, &vec![ask.to_vec(); imgs.len()])
+}
+
+/// Each crop edited as its own ask says.
+fn edit_each(net: &EditNet, imgs: &[Img], asks: &[Vec<f32>]) -> Vec<Img> {
     let device = Device::flex();
-    let asks = vec![ask.to_vec(); imgs.len()];
-    from_tensor(net.forward(to_tensor(imgs, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0))
+    from_tensor(net.forward(to_tensor(imgs, &device), labels_tensor(asks, &device)).clamp(0.0, 1.0))
 }
 
 /// Exports the editor with inputs `input` `[batch, 3, 64, 64]` and `attributes`
@@ -571,9 +575,7 @@ pub fn export_and_report(
             rows[n + 1] = rec.iter().take(grid_faces).cloned().collect();
         }
         for a in 0..n {
-            let asks = opposite(&before, pick[a], a, n);
-            let out =
-                from_tensor(net.forward(to_tensor(&batch, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0));
+            let out = edit_each(&net, &batch, &opposite(&before, pick[a], a, n));
             let after = decide(&judge, &out)?;
             // the guide's verdict on the same edits (asked: the opposite of the judge's decision)
             for (b, gf) in before.iter().zip(decide(&guide, &out)?) {
@@ -605,10 +607,7 @@ pub fn export_and_report(
         let before = decide(&judge, &faces)?;
         rows = vec![faces.clone()];
         for a in 0..n {
-            let asks = opposite(&before, pick[a], a, n);
-            rows.push(from_tensor(
-                net.forward(to_tensor(&faces, &device), labels_tensor(&asks, &device)).clamp(0.0, 1.0),
-            ));
+            rows.push(edit_each(&net, &faces, &opposite(&before, pick[a], a, n)));
         }
         rows.push(edit_batch(&net, &faces, &vec![0.0; n]));
     }
