@@ -55,7 +55,7 @@ impl Default for AgaConfig {
             channels: vec![64, 64, 32, 16],
             attr_channels: 16,
             blocks: 2,
-            refine: RestoreConfig { channels: [16, 32, 64], blocks: 2, stem: 1 },
+            refine: RestoreConfig { channels: [16, 32, 64], blocks: 2, stem: 1, upscale: 1 },
             attributes: true,
             predictor: PathBuf::from("checkpoints/attributes-64"),
             predictor_channels: [32, 64, 128, 192],
@@ -209,7 +209,7 @@ mod tests {
             channels: vec![8, 8, 8, 8],
             attr_channels: 4,
             blocks: 1,
-            refine: RestoreConfig { channels: [8, 8, 8], blocks: 1, stem: 1 },
+            refine: RestoreConfig { channels: [8, 8, 8], blocks: 1, stem: 1, upscale: 1 },
             predictor_channels: [8, 8, 8, 8],
             attributes,
             ..Default::default()

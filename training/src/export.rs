@@ -234,15 +234,31 @@ mod tests {
 
     #[test]
     fn restore_export_matches_burn_through_ort() {
-        parity(GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 }), 32, "restore", 2);
+        parity(
+            GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1, upscale: 1 }),
+            32,
+            "restore",
+            2,
+        );
     }
 
     #[test]
     fn half_resolution_restore_export_matches_burn_through_ort() {
         parity(
-            GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2 }),
+            GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2, upscale: 1 }),
             32,
             "restore-stem2",
+            3,
+        );
+    }
+
+    #[test]
+    fn up_scaling_restore_export_matches_burn_through_ort() {
+        // the in-graph bilinear enlargement (ONNX Resize) must match burn's
+        parity(
+            GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2, upscale: 2 }),
+            16,
+            "restore-up2",
             3,
         );
     }
@@ -258,7 +274,7 @@ mod tests {
             channels: vec![8, 8, 8, 8],
             attr_channels: 4,
             blocks: 1,
-            refine: RestoreConfig { channels: [8, 8, 8], blocks: 1, stem: 1 },
+            refine: RestoreConfig { channels: [8, 8, 8], blocks: 1, stem: 1, upscale: 1 },
             predictor_channels: [8, 8, 8, 8],
             ..Default::default()
         };

@@ -148,11 +148,16 @@ pub struct RestoreConfig {
     /// pixel-shuffle tail put the whole U-Net at half resolution (Real-ESRGAN's pixel
     /// unshuffle idea): a quarter of the cost per pixel, which a 512 px face needs on a CPU.
     pub stem: usize,
+    /// 1: restoration (output the input's size). 2 or 4: super-resolution by restoring the
+    /// input bilinearly enlarged in the graph; with `stem = 2` the net's cost is that of a
+    /// restoration at the output size, a fraction of an `SrNet` whose body runs at the
+    /// input's full resolution.
+    pub upscale: usize,
 }
 
 impl Default for RestoreConfig {
     fn default() -> Self {
-        Self { channels: [16, 32, 64], blocks: 4, stem: 1 }
+        Self { channels: [16, 32, 64], blocks: 4, stem: 1, upscale: 1 }
     }
 }
 
@@ -172,6 +177,7 @@ pub struct RestoreNet {
     fuse1: Conv2d,
     tail: Conv2d,
     stem: usize,
+    upscale: usize,
 }
 
 impl RestoreNet {
@@ -179,6 +185,7 @@ impl RestoreNet {
         let [c1, c2, c3] = cfg.channels;
         let s = cfg.stem;
         assert!(matches!(s, 1 | 2), "stem must be 1 or 2");
+        assert!(matches!(cfg.upscale, 1 | 2 | 4), "upscale must be 1, 2 or 4");
         let head = if s == 1 {
             conv(3, c1, 3, 1, device)
         } else {
@@ -199,10 +206,22 @@ impl RestoreNet {
             fuse1: conv(2 * c1, c1, 3, 1, device),
             tail: conv_small(c1, 3 * s * s, 3, 0.1, device),
             stem: s,
+            upscale: cfg.upscale,
         }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = if self.upscale == 1 {
+            x
+        } else {
+            let [_, _, h, w] = x.dims();
+            interpolate(
+                x,
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(false)
+                    .with_output_size([h * self.upscale, w * self.upscale]),
+            )
+        };
         let f0 = lrelu(self.head.forward(x.clone()));
         let f1 = lrelu(self.down1.forward(f0.clone()));
         let f2 = lrelu(self.down2.forward(f1.clone()));
@@ -313,7 +332,7 @@ impl GeneratorConfig {
     /// (input size, output size) for a given output size.
     pub fn scale(&self) -> usize {
         match self {
-            GeneratorConfig::Restore(_) => 1,
+            GeneratorConfig::Restore(c) => c.upscale,
             GeneratorConfig::Sr(c) => c.scale,
             GeneratorConfig::Aga(c) => c.scale,
         }
@@ -514,10 +533,10 @@ mod tests {
     #[test]
     fn shapes() {
         let device = Device::flex();
-        let g = RestoreNet::new(&RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 }, &device);
+        let g = RestoreNet::new(&RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1, upscale: 1 }, &device);
         assert_eq!(g.forward(Tensor::zeros([2, 3, 32, 32], &device)).dims(), [2, 3, 32, 32]);
         // fully convolutional: one set of weights at any multiple of 16 px
-        let g2 = RestoreNet::new(&RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2 }, &device);
+        let g2 = RestoreNet::new(&RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2, upscale: 1 }, &device);
         assert_eq!(g2.forward(Tensor::zeros([1, 3, 48, 48], &device)).dims(), [1, 3, 48, 48]);
         assert_eq!(g2.forward(Tensor::zeros([2, 3, 96, 96], &device)).dims(), [2, 3, 96, 96]);
         let s = SrNet::new(&SrConfig { channels: 8, blocks: 1, scale: 4 }, &device);

@@ -610,7 +610,7 @@ mod tests {
     #[test]
     fn interpolation_is_a_weighted_mean_of_the_two_sets_of_weights() {
         let device = Device::flex();
-        let cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 });
+        let cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1, upscale: 1 });
         device.seed(1);
         let a = cfg.init(&device);
         device.seed(2);
@@ -634,7 +634,7 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         let ad = device.clone().autodiff();
-        let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1 });
+        let gen_cfg = GeneratorConfig::Restore(RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 1, upscale: 1 });
         let mut g = gen_cfg.init(&ad);
         let mut d = PatchDiscriminator::new(8, &ad);
         let dcfg = DegradeConfig {
