@@ -21,7 +21,7 @@ use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
 use faceenhance::pipeline::{Enhancer, RestoreConfig};
-use faceenhance::search::follow_region;
+use faceenhance::search::{follow_region, FOLLOW_REACH_NEAR};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};
 use opencv::prelude::*;
@@ -81,7 +81,7 @@ fn bench_detect(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(name, res), |b| b.iter(|| black_box(det.detect_frame(&f).unwrap())));
             // A known face re-detected in the search's own region for it, as on every frame
             // where it moved.
-            if let Some((rect, scale)) = faces.first().and_then(|face| follow_region(face, (w, h))) {
+            if let Some((rect, scale)) = faces.first().and_then(|face| follow_region(face, (w, h), FOLLOW_REACH_NEAR)) {
                 g.bench_function(BenchmarkId::new(format!("{name}-follow-one-face"), res), |b| {
                     b.iter(|| black_box(det.detect_region(&f, rect, scale).unwrap()))
                 });
