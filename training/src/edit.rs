@@ -375,11 +375,16 @@ pub fn train(cfg: &EditConfig, opts: &crate::train::RunOptions) -> Result<EditSt
         let l_rec = loss::l1(rec, x.clone());
         let l_cls = bce_logits(cls_f, labels_tensor(&want, &ad));
         let l_adv = loss::lsgan_g(adv_f);
-        // the guide: asked values where asked, what it sees in the input elsewhere
-        let seen = sigmoid(g.guide(x.clone())).detach();
-        let asked = ask_t.clone().abs();
-        let guide_want = asked.clone() * (ask_t + 1.0) / 2.0 + (asked.neg() + 1.0) * seen;
-        let l_guide = bce_logits(g.guide(fake.clone()), guide_want);
+        // the guide: asked values where asked, what it sees in the input elsewhere (two
+        // predictor passes a step: skipped when the guide has no weight)
+        let l_guide = if cfg.guide_weight > 0.0 {
+            let seen = sigmoid(g.guide(x.clone())).detach();
+            let asked = ask_t.clone().abs();
+            let guide_want = asked.clone() * (ask_t + 1.0) / 2.0 + (asked.neg() + 1.0) * seen;
+            bce_logits(g.guide(fake.clone()), guide_want)
+        } else {
+            Tensor::zeros([1], &ad)
+        };
         let l_change = loss::l1(fake.clone(), x.clone());
         let total = l_rec.clone().mul_scalar(cfg.rec_weight)
             + l_cls.clone().mul_scalar(cfg.cls_weight)
@@ -536,7 +541,8 @@ pub fn export_and_report(
     let val = CropSet::load(&cfg.cache, Split::Val)?;
     let judge_dir = cfg.judge.as_ref().unwrap_or(&cfg.predictor);
     let judge = load_predictor(judge_dir, &Device::flex())?;
-    let guide = load_predictor(&cfg.predictor, &Device::flex())?;
+    // no separate judge: the guide's verdict is the judge's, computed once
+    let guide = (judge_dir != &cfg.predictor).then(|| load_predictor(&cfg.predictor, &Device::flex())).transpose()?;
     let pick = cfg.indices(&labels.names)?;
     let n = pick.len();
 
@@ -578,7 +584,11 @@ pub fn export_and_report(
             let out = edit_each(&net, &batch, &opposite(&before, pick[a], a, n));
             let after = decide(&judge, &out)?;
             // the guide's verdict on the same edits (asked: the opposite of the judge's decision)
-            for (b, gf) in before.iter().zip(decide(&guide, &out)?) {
+            let by_guide = match &guide {
+                Some(guide) => decide(guide, &out)?,
+                None => after.clone(),
+            };
+            for (b, gf) in before.iter().zip(by_guide) {
                 guide_success[a] += (gf[pick[a]] != b[pick[a]]) as usize;
             }
             for (b, af) in before.iter().zip(&after) {
