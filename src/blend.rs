@@ -62,7 +62,7 @@ pub fn aligned_crop(
     Ok(Some(crop))
 }
 
-/// Blends `restored` (BGR f32 in [0, 255], square) into `frame`, where `sim` maps frame
+/// Blends `restored` (BGR, f32 in [0, 255] or u8, square) into `frame`, where `sim` maps frame
 /// coordinates to `restored`'s. `mask` has `restored`'s size. Returns the rectangle that
 /// may have changed; pixels outside it, and under a zero mask, are left bit-exact.
 pub fn paste(

@@ -116,7 +116,7 @@ impl LiveRestorer {
     fn adopt(&mut self, done: LiveDone) -> Result<f64> {
         let (residuals, ms) = done?;
         for (key, rung, r) in residuals {
-            self.carries.store(key, rung, r);
+            self.carries.store(key, rung, r)?;
         }
         Ok(ms)
     }

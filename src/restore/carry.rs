@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use opencv::core::{Mat, Size, CV_32FC3};
+use opencv::core::{Mat, Size, CV_16SC3, CV_32FC3, CV_8U};
 use opencv::imgproc;
 use opencv::prelude::*;
 
 use super::ladder::Job;
 
 /// A face's last restoration: the model's output minus its input (both at the output
-/// size, f32), in the aligned crop's coordinates, and how many frames it has been carried.
+/// size), in whole 8-bit levels (16-bit signed: a carried frame adds it to its 8-bit crop
+/// in one saturating pass, where float cost three), in the aligned crop's coordinates, and
+/// how many frames it has been carried.
 pub(crate) struct Carry {
     pub(super) rung: usize,
     pub(super) residual: Mat,
@@ -34,18 +36,33 @@ pub(crate) fn residual(output: &Mat, crop: &Mat) -> Result<Mat> {
     Ok(d)
 }
 
-/// A BGR u8 crop as f32 at `size` (bicubic when a super-resolution model's output is larger).
-pub(super) fn as_output(crop: &Mat, size: i32) -> Result<Mat> {
-    let sized = if crop.rows() == size {
-        crop.clone()
-    } else {
-        let mut m = Mat::default();
-        imgproc::resize(crop, &mut m, Size::new(size, size), 0.0, 0.0, imgproc::INTER_CUBIC)?;
-        m
-    };
+/// A BGR u8 crop as f32 at `size`.
+fn as_output(crop: &Mat, size: i32) -> Result<Mat> {
     let mut f = Mat::default();
-    sized.convert_to(&mut f, CV_32FC3, 1.0, 0.0)?;
+    match resized(crop, size)? {
+        Some(m) => m.convert_to(&mut f, CV_32FC3, 1.0, 0.0)?,
+        None => crop.convert_to(&mut f, CV_32FC3, 1.0, 0.0)?,
+    }
     Ok(f)
+}
+
+/// A BGR u8 crop enlarged to `size` (bicubic) when a super-resolution model's output is
+/// larger than its input; `None` when it is that size already.
+fn resized(crop: &Mat, size: i32) -> Result<Option<Mat>> {
+    if crop.rows() == size {
+        return Ok(None);
+    }
+    let mut m = Mat::default();
+    imgproc::resize(crop, &mut m, Size::new(size, size), 0.0, 0.0, imgproc::INTER_CUBIC)?;
+    Ok(Some(m))
+}
+
+/// `crop` (BGR u8) with `carry`'s residual added, at the carry's size, in 8 bits.
+pub(super) fn carried(crop: &Mat, carry: &Carry) -> Result<Mat> {
+    let mut out = Mat::default();
+    let sized = resized(crop, carry.residual.rows())?;
+    opencv::core::add(sized.as_ref().unwrap_or(crop), &carry.residual, &mut out, &opencv::core::no_array(), CV_8U)?;
+    Ok(out)
 }
 
 /// Carried restorations by face key; those of faces gone from the frame are dropped.
@@ -66,8 +83,12 @@ impl Carries {
         self.map.get(&job.key).filter(|c| c.rung == job.rung)
     }
 
-    pub(crate) fn store(&mut self, key: u64, rung: usize, residual: Mat) {
-        self.map.insert(key, Carry { rung, residual, age: 0 });
+    /// Keeps `residual` (f32, from [`residual`]) as `key`'s carry, rounded to whole levels.
+    pub(crate) fn store(&mut self, key: u64, rung: usize, residual: Mat) -> Result<()> {
+        let mut levels = Mat::default();
+        residual.convert_to(&mut levels, CV_16SC3, 1.0, 0.0)?;
+        self.map.insert(key, Carry { rung, residual: levels, age: 0 });
+        Ok(())
     }
 
     /// Ages the carries of this frame's faces and forgets everybody else's.

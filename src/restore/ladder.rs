@@ -13,7 +13,7 @@ use crate::detect::Face;
 use crate::frame::Frame;
 use crate::model::{Profile, ProviderOptions, Restorer};
 
-use super::carry::{as_output, Carry};
+use super::carry::{carried, Carry};
 use super::config::{RestoreConfig, RestoreStats};
 
 /// The ladder's choice for a face whose aligned crop spans `s_in` input pixels and
@@ -134,10 +134,7 @@ impl Ladder {
         carry: &Carry,
         stats: &mut RestoreStats,
     ) -> Result<()> {
-        let size = self.rungs[job.rung].profile.output_size;
-        let mut out = Mat::default();
-        opencv::core::add(&as_output(&job.crop, size)?, &carry.residual, &mut out, &opencv::core::no_array(), -1)?;
-        self.paste(dst, job, &out, stats)?;
+        self.paste(dst, job, &carried(&job.crop, carry)?, stats)?;
         stats.carried += 1;
         Ok(())
     }

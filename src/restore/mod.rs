@@ -204,7 +204,7 @@ impl FaceRestorer {
             for (out, job) in outputs.iter().zip(&fresh) {
                 self.ladder.paste(dst, job, out, &mut stats)?;
                 if refresh > 1 {
-                    self.carries.store(job.key, r, residual(out, &job.crop)?);
+                    self.carries.store(job.key, r, residual(out, &job.crop)?)?;
                 }
             }
         }
