@@ -160,6 +160,8 @@ impl Layout {
 pub struct SearchReport {
     /// Known faces re-detected in their regions.
     pub followed: usize,
+    /// Of those, the ones not found in the near region, looked for in the whole reach.
+    pub widened: usize,
     /// Known faces kept where they were: nothing moved around them.
     pub kept: usize,
     /// Detection input spent on this frame, in pixels (the search's cost measure).
@@ -353,10 +355,11 @@ impl Search {
             } else {
                 // Near first; the whole reach only where the face was not there.
                 let near = follow_region(face, size, FOLLOW_REACH_NEAR).filter(|(r, _)| r != &rect);
+                report.followed += 1;
                 let mut found = Vec::new();
-                for (r, s) in near.into_iter().chain(std::iter::once((rect, scale))) {
+                for (k, (r, s)) in near.into_iter().chain(std::iter::once((rect, scale))).enumerate() {
+                    report.widened += k;
                     found = det.detect_region(frame, r, s)?;
-                    report.followed += 1;
                     report.pixels += r[2] as f64 * r[3] as f64 * s * s;
                     if !found.is_empty() {
                         break;

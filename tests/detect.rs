@@ -7,7 +7,7 @@ mod truth;
 use common::*;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind};
 use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
-use faceenhance::search::{Search, SearchConfig, RECHECK_FRAMES};
+use faceenhance::search::{follow_region, Search, SearchConfig, FOLLOW_REACH, FOLLOW_REACH_NEAR, RECHECK_FRAMES};
 use opencv::core::{Mat, Rect, Scalar, CV_8UC3};
 use opencv::prelude::*;
 use truth::ground_truth;
@@ -208,6 +208,39 @@ fn a_still_stream_is_searched_once() {
         assert_eq!((report.kept, report.followed), (1, 0));
         assert_eq!(faces, first);
     }
+}
+
+/// A known face that moved a little is re-detected in the near region alone (1.5x its
+/// size); one that is gone is looked for in the whole reach (2x) before it is let go.
+#[test]
+fn a_known_face_is_looked_for_near_first_and_then_in_the_whole_reach() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    let mut search = Search::new(SearchConfig::default());
+    let mut img = scene(Some((&head(120), 500, 200)));
+    let (first, _) = search.faces(&frame_from_mat(&mut img).unwrap(), &mut det, &[]).unwrap();
+    assert_eq!(first.len(), 1);
+    let size = (img.cols(), img.rows());
+    let cost = |reach: f64| {
+        let (r, s) = follow_region(&first[0], size, reach).unwrap();
+        r[2] as f64 * r[3] as f64 * s * s
+    };
+    let known = vec![(first[0].clone(), true)];
+
+    let mut moved = scene(Some((&head(120), 508, 204)));
+    let (faces, report) = search.faces(&frame_from_mat(&mut moved).unwrap(), &mut det, &known).unwrap();
+    println!("moved 8 px: {report:?}");
+    assert_eq!((report.followed, report.widened), (1, 0), "{report:?}");
+    assert_eq!(faces.len(), 1);
+    assert!(faces[0].bbox[0] > first[0].bbox[0] + 4.0, "{:?} after {:?}", faces[0].bbox, first[0].bbox);
+    assert!(cost(FOLLOW_REACH_NEAR) < 0.6 * cost(FOLLOW_REACH));
+    assert_eq!(report.pixels, cost(FOLLOW_REACH_NEAR), "only the near region was examined");
+
+    let mut gone = scene(None);
+    let (faces, report) = search.faces(&frame_from_mat(&mut gone).unwrap(), &mut det, &known).unwrap();
+    println!("gone: {report:?}");
+    assert!(faces.is_empty());
+    assert_eq!((report.followed, report.widened), (1, 1), "{report:?}");
+    assert!(report.pixels >= cost(FOLLOW_REACH_NEAR) + cost(FOLLOW_REACH), "{report:?}");
 }
 
 /// A face that walks into an empty, still scene is found within a few frames, and the
