@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::attributes::{load_predictor, AttrNet};
-use crate::model::{conv, conv_small, lrelu, pixel_shuffle, ResBlock, RestoreConfig, RestoreNet};
+use crate::model::{bilinear, conv, conv_small, lrelu, pixel_shuffle, ResBlock, RestoreConfig, RestoreNet};
 
 /// Shape of an attribute-guided generator.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -161,10 +161,7 @@ impl AgaNet {
     /// enlargement to the predictor's size, detached (the predictor is frozen).
     pub fn attributes(&self, x: Tensor<4>) -> Tensor<4> {
         let s = self.predictor_size;
-        let up = interpolate(
-            x,
-            InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([s, s]),
-        );
+        let up = bilinear(x, [s, s]);
         // a frozen copy: with its parameters tracked, every step would leave an orphaned
         // autodiff graph of the predictor that no backward pass frees (12 GB by step 1,300)
         sigmoid(self.predictor.clone().no_grad().forward(up)).detach()
@@ -188,12 +185,7 @@ impl AgaNet {
         for s in &self.stages {
             (m, a) = s.forward(m, a);
         }
-        let base = interpolate(
-            x,
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(false)
-                .with_output_size([h * self.scale, w * self.scale]),
-        );
+        let base = bilinear(x, [h * self.scale, w * self.scale]);
         self.refine.forward(base + self.tail.forward(m))
     }
 }

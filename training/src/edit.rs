@@ -35,7 +35,7 @@ use crate::config::warmup_cosine;
 use crate::data::{CropSet, Split};
 use crate::image::{from_tensor, grid, to_tensor, Img};
 use crate::loss;
-use crate::model::{area_down, conv, conv_small, lrelu, pixel_shuffle};
+use crate::model::{area_down, bilinear, conv, conv_small, lrelu, pixel_shuffle};
 use crate::train::{append_csv, ema_update, flip, step_rng, Ckpt};
 
 /// A run of the editor (TOML).
@@ -218,10 +218,7 @@ impl EditNet {
     /// to `x`, never to the frozen predictor).
     pub fn guide(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let seen = interpolate(
-            area_down(x, 2),
-            InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]),
-        );
+        let seen = bilinear(area_down(x, 2), [h, w]);
         self.logits(seen)
     }
 
@@ -240,10 +237,7 @@ impl EditNet {
         let u = lrelu(self.f0.forward(u));
         // high-frequency compensation: the input's detail above the 16 px bottleneck's band,
         // let through where the gate is open
-        let low = interpolate(
-            area_down(x.clone(), 4),
-            InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]),
-        );
+        let low = bilinear(area_down(x.clone(), 4), [h, w]);
         let detail = x.clone() - low.clone();
         let gate = sigmoid(self.gate.forward(u.clone()));
         low + self.out.forward(u) + gate * detail

@@ -215,12 +215,7 @@ impl RestoreNet {
             x
         } else {
             let [_, _, h, w] = x.dims();
-            interpolate(
-                x,
-                InterpolateOptions::new(InterpolateMode::Bilinear)
-                    .with_align_corners(false)
-                    .with_output_size([h * self.upscale, w * self.upscale]),
-            )
+            bilinear(x, [h * self.upscale, w * self.upscale])
         };
         let f0 = lrelu(self.head.forward(x.clone()));
         let f1 = lrelu(self.down1.forward(f0.clone()));
@@ -299,12 +294,7 @@ impl SrNet {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        let base = interpolate(
-            x.clone(),
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(false)
-                .with_output_size([h * self.scale, w * self.scale]),
-        );
+        let base = bilinear(x.clone(), [h * self.scale, w * self.scale]);
         let f = lrelu(self.head.forward(x));
         let mut b = f.clone();
         for blk in &self.body {
@@ -372,6 +362,15 @@ impl Generator {
             Generator::Aga(m) => m.forward(x),
         }
     }
+}
+
+/// Bilinear resizing to `[h, w]` (half-pixel centres, ONNX `Resize` linear): the smooth
+/// enlargement the generators add their detail to.
+pub fn bilinear(x: Tensor<4>, [h, w]: [usize; 2]) -> Tensor<4> {
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]),
+    )
 }
 
 /// Area down-scaling by an integer factor (average of each `s` x `s` block; ONNX
