@@ -143,7 +143,7 @@ impl FaceEditor {
         let outputs = if crops.is_empty() { Vec::new() } else { self.model.infer(&crops)? };
         let mut seen = Vec::with_capacity(jobs.len());
         for ((key, crop, big_sim, side), out) in jobs.into_iter().zip(outputs) {
-            let mut residual = crate::restore::residual(&out, &crop)?;
+            let mut residual = crate::restore::residual(&out, &crop, CV_32FC3)?;
             if let Some(k) = key {
                 if let Some(prev) = self.residuals.get(&k).filter(|_| self.smoothing > 0.0) {
                     let mut mixed = Mat::default();

@@ -12,7 +12,7 @@ use opencv::core::Mat;
 
 use crate::detect::Face;
 use crate::frame::Frame;
-use crate::restore::{residual, Carries, FaceRestorer, Ladder, RestoreStats};
+use crate::restore::{residual, Carries, FaceRestorer, Ladder, RestoreStats, LEVELS};
 
 /// Crops for the worker: (face key, ladder rung, aligned crop), and the fidelity to use.
 struct LiveJob {
@@ -75,7 +75,7 @@ impl LiveRestorer {
                         let session = sessions.get(r, job.fidelity)?;
                         let crops: Vec<Mat> = mine.iter().map(|c| c.2.clone()).collect();
                         for (o, (key, rung, crop)) in session.infer(&crops)?.iter().zip(mine) {
-                            out.push((*key, *rung, residual(o, crop)?));
+                            out.push((*key, *rung, residual(o, crop, LEVELS)?));
                         }
                     }
                     Ok((out, t.elapsed().as_secs_f64() * 1e3))
@@ -116,7 +116,7 @@ impl LiveRestorer {
     fn adopt(&mut self, done: LiveDone) -> Result<f64> {
         let (residuals, ms) = done?;
         for (key, rung, r) in residuals {
-            self.carries.store(key, rung, r)?;
+            self.carries.store(key, rung, r);
         }
         Ok(ms)
     }

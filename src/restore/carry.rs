@@ -28,11 +28,15 @@ impl Carry {
     }
 }
 
-/// The model's output minus its input crop brought to the output size: what restoration
-/// added, ready to be added to a later crop of the same face.
-pub(crate) fn residual(output: &Mat, crop: &Mat) -> Result<Mat> {
+/// The depth a carry keeps its residual in (see [`Carry`]).
+pub(crate) const LEVELS: i32 = CV_16SC3;
+
+/// The model's output minus its input crop brought to the output size, as `depth`
+/// (f32, or [`LEVELS`] for a carry: rounded in the same pass): what restoration added,
+/// ready to be added to a later crop of the same face.
+pub(crate) fn residual(output: &Mat, crop: &Mat, depth: i32) -> Result<Mat> {
     let mut d = Mat::default();
-    opencv::core::subtract(output, &as_output(crop, output.rows())?, &mut d, &opencv::core::no_array(), CV_32FC3)?;
+    opencv::core::subtract(output, &as_output(crop, output.rows())?, &mut d, &opencv::core::no_array(), depth)?;
     Ok(d)
 }
 
@@ -83,12 +87,10 @@ impl Carries {
         self.map.get(&job.key).filter(|c| c.rung == job.rung)
     }
 
-    /// Keeps `residual` (f32, from [`residual`]) as `key`'s carry, rounded to whole levels.
-    pub(crate) fn store(&mut self, key: u64, rung: usize, residual: Mat) -> Result<()> {
-        let mut levels = Mat::default();
-        residual.convert_to(&mut levels, CV_16SC3, 1.0, 0.0)?;
-        self.map.insert(key, Carry { rung, residual: levels, age: 0 });
-        Ok(())
+    /// Keeps `residual` (from [`residual`] at [`LEVELS`]) as `key`'s carry.
+    pub(crate) fn store(&mut self, key: u64, rung: usize, residual: Mat) {
+        debug_assert_eq!(residual.typ(), LEVELS);
+        self.map.insert(key, Carry { rung, residual, age: 0 });
     }
 
     /// Ages the carries of this frame's faces and forgets everybody else's.

@@ -13,7 +13,7 @@ pub mod carry;
 pub mod config;
 pub mod ladder;
 
-pub(crate) use carry::{residual, Carries};
+pub(crate) use carry::{residual, Carries, LEVELS};
 pub use config::{expand_models, RestoreConfig, RestoreStats};
 use ladder::{check_model_file, Job, Rung, Sessions};
 pub use ladder::{pick_model, Ladder};
@@ -204,7 +204,7 @@ impl FaceRestorer {
             for (out, job) in outputs.iter().zip(&fresh) {
                 self.ladder.paste(dst, job, out, &mut stats)?;
                 if refresh > 1 {
-                    self.carries.store(job.key, r, residual(out, &job.crop)?)?;
+                    self.carries.store(job.key, r, residual(out, &job.crop, LEVELS)?);
                 }
             }
         }
