@@ -18,9 +18,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use faceenhance::align::{self, Template};
 use faceenhance::blend;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
-use faceenhance::frame::frame_from_mat;
+use faceenhance::frame::{frame_from_mat, Frame};
 use faceenhance::model::{ProviderOptions, Restorer};
-use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use faceenhance::pipeline::{Enhancer, FaceRestorer, RestoreConfig};
 use faceenhance::search::{follow_region, FOLLOW_REACH_NEAR};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};
@@ -108,18 +108,51 @@ fn bench_align_blend(c: &mut Criterion) {
     }
     g.finish();
     let mut g = c.benchmark_group("blend");
-    let restored = {
-        let crop = align::crop_face(&img, &face, Template::Ffhq5, 64).unwrap();
-        let mut f = Mat::default();
-        crop.convert_to(&mut f, opencv::core::CV_32FC3, 1.0, 0.0).unwrap();
-        f
-    };
-    let mask = blend::feather_mask(64, 0.1).unwrap();
+    let crop = align::crop_face(&img, &face, Template::Ffhq5, 64).unwrap();
+    let weights = blend::feather_weights(64, 0.1).unwrap();
     let sim = align::estimate(&face, Template::Ffhq5, 64).unwrap();
     g.bench_function("paste-64-720p-face", |b| {
         b.iter(|| {
             let mut f = frame_from_mat(&mut img).unwrap();
-            black_box(blend::paste(&mut f, &restored, &mask, &sim, 1.0).unwrap())
+            black_box(blend::paste(&mut f, &blend::weighted(&crop, &weights).unwrap(), &sim, 1.0).unwrap())
+        })
+    });
+    g.finish();
+}
+
+/// A carried frame of a live call (`restore-interval`): one ~290 px face in a 720p I420
+/// frame, its restore-512 restoration carried (aligned crop, residual added, pasted back):
+/// what each frame between two model runs pays on the streaming thread.
+fn bench_carry(c: &mut Criterion) {
+    let (w, h) = (1280, 720);
+    let src = astronaut();
+    let mut canvas = resized(&src, w, h);
+    let face = resized(&Mat::roi(&src, Rect::new(130, 20, 190, 230)).unwrap().try_clone().unwrap(), 580, 702);
+    face.copy_to(&mut Mat::roi_mut(&mut canvas, Rect::new(350, 9, 580, 702)).unwrap()).unwrap();
+    let mut faces = faces_of(&mut canvas.clone());
+    faces.truncate(1);
+    faces[0].id = 1;
+    let mut yuv = Mat::default();
+    imgproc::cvt_color_def(&canvas, &mut yuv, imgproc::COLOR_BGR2YUV_I420).unwrap();
+    let planes = yuv.data_bytes().unwrap().to_vec();
+    let (wu, hu) = (w as usize, h as usize);
+    let mut restorer = FaceRestorer::new(RestoreConfig { refresh: u32::MAX, ..Default::default() }).unwrap();
+    let run = |restorer: &mut FaceRestorer| {
+        let mut buf = planes.clone();
+        let (yp, rest) = buf.split_at_mut(wu * hu);
+        let (up, vp) = rest.split_at_mut(wu * hu / 4);
+        let mut f = Frame::new_i420([yp, up, vp], w as u32, h as u32, [wu, wu / 2, wu / 2]).unwrap();
+        restorer.restore(&mut f, &faces).unwrap()
+    };
+    let first = run(&mut restorer);
+    eprintln!("carry: face {:?}, rung {:?} of {:?}", faces[0].bbox, first.assigned, restorer.model_names());
+    assert_eq!((first.restored, first.carried), (1, 0), "{first:?}");
+    let mut g = c.benchmark_group("carry");
+    g.bench_function("carried-frame-720p-i420", |b| {
+        b.iter(|| {
+            let s = run(&mut restorer);
+            assert_eq!(s.carried, 1);
+            black_box(s)
         })
     });
     g.finish();
@@ -235,6 +268,6 @@ fn bench_faces_per_second(c: &mut Criterion) {
 criterion_group! {
     name = stages;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_detect, bench_align_blend, bench_infer, bench_frame, bench_upscale, bench_faces_per_second
+    targets = bench_detect, bench_align_blend, bench_carry, bench_infer, bench_frame, bench_upscale, bench_faces_per_second
 }
 criterion_main!(stages);

@@ -3,7 +3,7 @@
 //! and the seam fades out instead of showing a square.
 
 use anyhow::Result;
-use opencv::core::{self, Mat, Scalar, Size, Vector, BORDER_CONSTANT, CV_32FC1};
+use opencv::core::{self, Mat, Scalar, Size, Vector, BORDER_CONSTANT, CV_32FC1, CV_8U};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -62,113 +62,97 @@ pub fn aligned_crop(
     Ok(Some(crop))
 }
 
-/// Blends `restored` (BGR, f32 in [0, 255] or u8, square) into `frame`, where `sim` maps frame
-/// coordinates to `restored`'s. `mask` has `restored`'s size. Returns the rectangle that
-/// may have changed; pixels outside it, and under a zero mask, are left bit-exact.
-pub fn paste(
-    frame: &mut Frame,
-    restored: &Mat,
-    mask: &Mat,
-    sim: &Similarity,
-    strength: f32,
-) -> Result<Option<[i32; 4]>> {
-    paste_as(frame, restored, mask, sim, strength, Mode::Mix)
+/// The feather mask as 8-bit weights (x 255): the alpha byte of what [`paste`] takes.
+pub fn feather_weights(size: i32, feather: f32) -> Result<Mat> {
+    let mut w = Mat::default();
+    feather_mask(size, feather)?.convert_to(&mut w, CV_8U, 255.0, 0.0)?;
+    Ok(w)
 }
 
-/// Adds `residual` (BGR f32, a change in 8-bit levels, square) to `frame` under `mask`,
-/// where `sim` maps frame coordinates to `residual`'s: the frame's own pixels are not
-/// resampled, so where the residual is zero the face stays exactly as it was.
+/// `face` (BGR, u8 or f32 in [0, 255]) with `weights` (u8, its size) as a BGRA image: face
+/// and weight then travel through one 8-bit warp (a quarter of the bytes of float; at most
+/// about a level off).
+pub fn weighted(face: &Mat, weights: &Mat) -> Result<Mat> {
+    let mut face8 = Mat::default();
+    let face = if face.depth() == CV_8U {
+        face
+    } else {
+        face.convert_to(&mut face8, CV_8U, 1.0, 0.0)?;
+        &face8
+    };
+    let mut both = Mat::default();
+    core::merge(&Vector::<Mat>::from_iter([face.clone(), weights.clone()]), &mut both)?;
+    Ok(both)
+}
+
+/// Mixes `face` (BGRA u8 from [`weighted`], square: colour and weight) into `frame`, where
+/// `sim` maps frame coordinates to `face`'s. Returns the rectangle that may have changed;
+/// pixels outside it, and under a zero weight, are left bit-exact.
+pub fn paste(frame: &mut Frame, face: &Mat, sim: &Similarity, strength: f32) -> Result<Option<[i32; 4]>> {
+    let Some(rect) = covered_rect(sim, face.rows(), frame.width(), frame.height()) else {
+        return Ok(None);
+    };
+    // even corners for I420, whose colour covers 2x2 blocks
+    let [x, y, w, h] = frame.writable_around(rect)?;
+    let warped = warp_into(face, &sim.with_source_offset(x as f64, y as f64), w, h)?;
+    frame.mix_bgra(x, y, &warped, strength)?;
+    Ok(Some([x, y, w, h]))
+}
+
+/// `image` warped into a `w` x `h` frame region whose top-left pixel `sim` (offset to the
+/// region) maps; zero outside the image.
+fn warp_into(image: &Mat, sim: &Similarity, w: i32, h: i32) -> Result<Mat> {
+    let mut warped = Mat::default();
+    let flags = imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP;
+    imgproc::warp_affine(
+        image,
+        &mut warped,
+        &sim.to_mat()?,
+        Size::new(w, h),
+        flags,
+        BORDER_CONSTANT,
+        Scalar::all(0.0),
+    )?;
+    Ok(warped)
+}
+
+/// Adds `residual` (BGR f32, a change in 8-bit levels, square) to `frame` under `mask`
+/// (f32), where `sim` maps frame coordinates to `residual`'s: the frame's own pixels are
+/// not resampled, so where the residual is zero the face stays exactly as it was.
 pub fn add_residual(frame: &mut Frame, residual: &Mat, mask: &Mat, sim: &Similarity) -> Result<Option<[i32; 4]>> {
-    paste_as(frame, residual, mask, sim, 1.0, Mode::Add)
-}
-
-/// How a warped image meets the frame's pixels.
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// `v + a (f - v)`: the image replaces the frame under the mask.
-    Mix,
-    /// `v + a f`: the image is a change added to the frame.
-    Add,
-}
-
-fn paste_as(
-    frame: &mut Frame,
-    restored: &Mat,
-    mask: &Mat,
-    sim: &Similarity,
-    strength: f32,
-    mode: Mode,
-) -> Result<Option<[i32; 4]>> {
-    let size = restored.rows();
+    let size = residual.rows();
     let Some([rx, ry, rw, rh]) = covered_rect(sim, size, frame.width(), frame.height()) else {
         return Ok(None);
     };
     if frame.format().is_planar() {
-        // I420: pasted into a BGR copy of the (even-cornered) rectangle, written back.
+        // I420: added in a BGR copy of the (even-cornered) rectangle, written back (a
+        // signed change has no 8-bit I420 form to mix in the planes).
         let [ex, ey, ew, eh] = frame.writable_around([rx, ry, rw, rh])?;
         let mut bgr = frame.bgr_region([ex, ey, ew, eh], 1.0)?;
         let sim = sim.with_source_offset(ex as f64, ey as f64);
-        paste_as(&mut frame_from_mat(&mut bgr)?, restored, mask, &sim, strength, mode)?;
+        add_residual(&mut frame_from_mat(&mut bgr)?, residual, mask, &sim)?;
         frame.write_bgr_region(ex, ey, &bgr)?;
         return Ok(Some([ex, ey, ew, eh]));
     }
-    let m = sim.with_source_offset(rx as f64, ry as f64).to_mat()?;
-    // Face and weight travel as one 4-channel image: one warp instead of two. A face to
-    // mix in travels as 8-bit (colours and weight x 255: the warp moves a quarter of the
-    // bytes of float, which made it most of a carried frame's cost; at most about a level
-    // off); a change to add keeps float, it has a sign.
-    let bytes = mode == Mode::Mix;
     let mut both = Mat::default();
-    if bytes {
-        let (mut face, mut weight) = (Mat::default(), Mat::default());
-        restored.convert_to(&mut face, opencv::core::CV_8U, 1.0, 0.0)?;
-        mask.convert_to(&mut weight, opencv::core::CV_8U, 255.0, 0.0)?;
-        core::merge(&Vector::<Mat>::from_iter([face, weight]), &mut both)?;
-    } else {
-        core::merge(&Vector::<Mat>::from_iter([restored.clone(), mask.clone()]), &mut both)?;
-    }
-    let mut warped = Mat::default();
-    let flags = imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP;
-    imgproc::warp_affine(&both, &mut warped, &m, Size::new(rw, rh), flags, BORDER_CONSTANT, Scalar::all(0.0))?;
-
+    core::merge(&Vector::<Mat>::from_iter([residual.clone(), mask.clone()]), &mut both)?;
+    let warped = warp_into(&both, &sim.with_source_offset(rx as f64, ry as f64), rw, rh)?;
     let [r_off, g_off, b_off] = frame.format().rgb_offsets();
     let offsets = [b_off, g_off, r_off];
     let ch = frame.format().channels();
     let stride = frame.stride();
-    let strength = strength.clamp(0.0, 1.0);
     let data = frame.data_mut()?;
     let (w, x0, y0) = (rw as usize, rx as usize, ry as usize);
-    let row = |y: usize| (y0 + y) * stride + x0 * ch;
-    if bytes {
-        // Fixed point: the weight in 0..=256, so v + a (f - v) is one multiply-add and a
-        // shift per channel (this loop was most of a carried frame's paste in float).
-        let k = (strength * 256.0 / 255.0 * 256.0).round() as u32;
-        let warped = warped.data_bytes()?;
-        for y in 0..rh as usize {
-            let (start, src) = (row(y), &warped[y * w * 4..(y + 1) * w * 4]);
-            for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(src.chunks_exact(4)) {
-                let a = (f[3] as u32 * k + 128) >> 8;
-                if a == 0 {
-                    continue;
-                }
-                for (c, &off) in offsets.iter().enumerate() {
-                    px[off] = ((px[off] as u32 * (256 - a) + f[c] as u32 * a + 128) >> 8) as u8;
-                }
+    let warped = warped.data_typed::<opencv::core::Vec4f>()?;
+    for y in 0..rh as usize {
+        let start = (y0 + y) * stride + x0 * ch;
+        for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(&warped[y * w..(y + 1) * w]) {
+            if f[3] <= 0.0 {
+                continue;
             }
-        }
-    } else {
-        let warped = warped.data_typed::<opencv::core::Vec4f>()?;
-        for y in 0..rh as usize {
-            let start = row(y);
-            for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(&warped[y * w..(y + 1) * w]) {
-                let a = f[3] * strength;
-                if a <= 0.0 {
-                    continue;
-                }
-                for (c, &off) in offsets.iter().enumerate() {
-                    // v + a f, rounded half up; `as u8` saturates at both ends.
-                    px[off] = (px[off] as f32 + a * f[c] + 0.5) as u8;
-                }
+            for (c, &off) in offsets.iter().enumerate() {
+                // v + a f, rounded half up; `as u8` saturates at both ends.
+                px[off] = (px[off] as f32 + f[3] * f[c] + 0.5) as u8;
             }
         }
     }
@@ -194,11 +178,11 @@ mod tests {
         let (w, h) = (40u32, 30u32);
         let mut data = vec![50u8; (w * h * 4) as usize];
         let restored = Mat::new_rows_cols_with_default(16, 16, opencv::core::CV_32FC3, Scalar::all(250.0)).unwrap();
-        let mask = feather_mask(16, 0.0).unwrap();
+        let restored = weighted(&restored, &feather_weights(16, 0.0).unwrap()).unwrap();
         // Crop of side 16 covering frame x 10..18, y 5..13 (scale 2).
         let sim = Similarity { a: 2.0, b: 0.0, tx: -20.0, ty: -10.0 };
         let mut frame = Frame::new(&mut data, w, h, (w * 4) as usize, PixelFormat::Bgrx).unwrap();
-        let r = paste(&mut frame, &restored, &mask, &sim, 1.0).unwrap().unwrap();
+        let r = paste(&mut frame, &restored, &sim, 1.0).unwrap().unwrap();
         assert_eq!(r, [10, 5, 8, 8]);
         for y in 0..h as i32 {
             for x in 0..w as i32 {

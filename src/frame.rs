@@ -471,6 +471,85 @@ impl Frame<'_> {
         Ok(())
     }
 
+    /// Mixes `image` (BGRA u8: a colour and its weight in the alpha byte) over the frame's
+    /// rectangle at (x, y) of its size: `v + a (f - v)`, `a` the weight / 255 x `strength`,
+    /// in fixed point. Pixels under a zero weight are left bit-exact. I420 frames mix in
+    /// their own planes (mixing commutes with the affine colour transform): the image is
+    /// converted once, the frame not at all, and chroma takes each 2x2 block's mean weight;
+    /// the rectangle must then have even corners ([`Frame::writable_around`]).
+    pub fn mix_bgra(&mut self, x: i32, y: i32, image: &Mat, strength: f32) -> Result<()> {
+        let (w, h) = (image.cols(), image.rows());
+        ensure!(image.typ() == CV_8UC4, "mix_bgra takes BGRA u8, not type {}", image.typ());
+        ensure!(
+            x >= 0 && y >= 0 && x + w <= self.width && y + h <= self.height,
+            "a {w}x{h} image at ({x}, {y}) is not inside the {}x{} frame",
+            self.width,
+            self.height
+        );
+        // The weight in 0..=256: one multiply-add and a shift per channel, no branch (a zero
+        // weight gives (256 v + 128) >> 8 = v), so the loops vectorise.
+        let k = (strength.clamp(0.0, 1.0) * 256.0 / 255.0 * 256.0).round() as u32;
+        let weight = |alpha: u8| (alpha as u32 * k + 128) >> 8;
+        let mix = |v: &mut u8, f: u8, a: u32| *v = ((*v as u32 * (256 - a) + f as u32 * a + 128) >> 8) as u8;
+        let mut alpha = Mat::default();
+        opencv::core::extract_channel(image, &mut alpha, 3)?;
+        let alpha = alpha.data_bytes()?;
+        let (w, h, x, y) = (w as usize, h as usize, x as usize, y as usize);
+        let stride = self.stride;
+        if !self.format.is_planar() {
+            let [r_off, g_off, b_off] = self.format.rgb_offsets();
+            let ch = self.format.channels();
+            let bgra = image.data_bytes()?;
+            let data = self.data.bytes_mut()?;
+            for row in 0..h {
+                let start = (y + row) * stride + x * ch;
+                let (src, weights) = (&bgra[row * w * 4..(row + 1) * w * 4], &alpha[row * w..(row + 1) * w]);
+                for ((px, f), &a) in
+                    data[start..start + w * ch].chunks_exact_mut(ch).zip(src.chunks_exact(4)).zip(weights)
+                {
+                    let a = weight(a);
+                    mix(&mut px[b_off], f[0], a);
+                    mix(&mut px[g_off], f[1], a);
+                    mix(&mut px[r_off], f[2], a);
+                }
+            }
+            return Ok(());
+        }
+        ensure!(x % 2 == 0 && y % 2 == 0 && w % 2 == 0 && h % 2 == 0, "I420 regions have even corners");
+        let mut yuv = Mat::default();
+        imgproc::cvt_color_def(image, &mut yuv, imgproc::COLOR_BGRA2YUV_I420)?;
+        let yuv = yuv.data_bytes()?;
+        let (cw, chh) = (w / 2, h / 2);
+        let (yp, rest) = yuv.split_at(w * h);
+        let (up, vp) = rest.split_at(cw * chh);
+        let luma = self.data.bytes_mut()?;
+        for row in 0..h {
+            let dst = &mut luma[(y + row) * stride + x..][..w];
+            for ((v, &f), &a) in dst.iter_mut().zip(&yp[row * w..(row + 1) * w]).zip(&alpha[row * w..(row + 1) * w]) {
+                mix(v, f, weight(a));
+            }
+        }
+        // chroma: each 2x2 block's mean weight
+        let mut block = Mat::default();
+        let full = Mat::new_rows_cols_with_data(h as i32, w as i32, alpha)?;
+        imgproc::resize(&full, &mut block, Size::new(cw as i32, chh as i32), 0.0, 0.0, imgproc::INTER_AREA)?;
+        let block = block.data_bytes()?;
+        let chroma = self.chroma.as_mut().expect("I420 frames have chroma");
+        let cstride = chroma.stride;
+        for (plane, src) in [(&mut chroma.u, up), (&mut chroma.v, vp)] {
+            let dst = plane.bytes_mut()?;
+            for row in 0..chh {
+                let line = &mut dst[(y / 2 + row) * cstride + x / 2..][..cw];
+                for ((v, &f), &a) in
+                    line.iter_mut().zip(&src[row * cw..(row + 1) * cw]).zip(&block[row * cw..(row + 1) * cw])
+                {
+                    mix(v, f, weight(a));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The even-cornered rectangle around `rect` for I420 frames, `rect` itself (clipped)
     /// for packed ones: where a region may be read and written back whole.
     pub fn writable_around(&self, rect: [i32; 4]) -> Result<[i32; 4]> {

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
-use opencv::core::{Mat, Size, CV_16SC3, CV_32FC3, CV_8U};
+use anyhow::{ensure, Result};
+use opencv::core::{Mat, Scalar, Size, CV_16SC3, CV_32FC3, CV_8UC3};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -61,12 +61,26 @@ fn resized(crop: &Mat, size: i32) -> Result<Option<Mat>> {
     Ok(Some(m))
 }
 
-/// `crop` (BGR u8) with `carry`'s residual added, at the carry's size, in 8 bits.
-pub(super) fn carried(crop: &Mat, carry: &Carry) -> Result<Mat> {
-    let mut out = Mat::default();
+/// `crop` (BGR u8) with `carry`'s residual added (saturating), at the carry's size, with
+/// `weights` as its alpha: the BGRA image [`crate::blend::paste`] takes.
+pub(super) fn carried(crop: &Mat, carry: &Carry, weights: &Mat) -> Result<Mat> {
     let sized = resized(crop, carry.residual.rows())?;
-    opencv::core::add(sized.as_ref().unwrap_or(crop), &carry.residual, &mut out, &opencv::core::no_array(), CV_8U)?;
-    Ok(out)
+    let crop = sized.as_ref().unwrap_or(crop);
+    let n = crop.total();
+    ensure!(
+        crop.is_continuous() && carry.residual.total() == n,
+        "carry of {} pixels for a crop of {n}",
+        carry.residual.total()
+    );
+    // flat slices: the compiler vectorises the saturating add (OpenCV's u8 + i16 -> u8 goes
+    // through 32-bit and cost twice as much)
+    let residual = carry.residual.reshape(1, 0)?;
+    let mut sum = Mat::new_rows_cols_with_default(crop.rows(), crop.cols(), CV_8UC3, Scalar::all(0.0))?;
+    let (src, res) = (crop.data_bytes()?, residual.data_typed::<i16>()?);
+    for ((o, &s), &r) in sum.data_bytes_mut()?.iter_mut().zip(src).zip(res) {
+        *o = (s as i16 + r).clamp(0, 255) as u8;
+    }
+    crate::blend::weighted(&sum, weights)
 }
 
 /// Carried restorations by face key; those of faces gone from the frame are dropped.

@@ -38,11 +38,12 @@ pub fn pick_model(sizes: &[(i32, i32)], s_in: f64, upscale: f64, max_stretch: f6
     Some((best, s_out / sizes[best].1 as f64))
 }
 
-/// What the ladder knows of one model: its profile and its paste-back mask.
+/// What the ladder knows of one model: its profile and its paste-back weights (the
+/// feather mask in 8 bits, made once).
 #[derive(Clone)]
 pub(super) struct Rung {
     pub(super) profile: Profile,
-    pub(super) mask: Mat,
+    pub(super) weights: Mat,
 }
 
 /// One face on its way through a model.
@@ -113,11 +114,16 @@ impl Ladder {
         Ok((jobs, skipped))
     }
 
-    /// Pastes `out` (the model's output for `job`, or its crop plus a carried residual).
+    /// Pastes the model's output for `job` (BGR, u8 or f32).
     pub(super) fn paste(&self, dst: &mut Frame, job: &Job, out: &Mat, stats: &mut RestoreStats) -> Result<()> {
+        self.paste_weighted(dst, job, &blend::weighted(out, &self.rungs[job.rung].weights)?, stats)
+    }
+
+    /// Pastes `face` (BGRA: the face and the rung's weights) for `job`.
+    fn paste_weighted(&self, dst: &mut Frame, job: &Job, face: &Mat, stats: &mut RestoreStats) -> Result<()> {
         let rung = &self.rungs[job.rung];
         let sim_out = job.sim.between_scales(self.config.upscale as f64, rung.profile.scale() as f64);
-        if let Some(rect) = blend::paste(dst, out, &rung.mask, &sim_out, self.config.strength)? {
+        if let Some(rect) = blend::paste(dst, face, &sim_out, self.config.strength)? {
             stats.regions.push(rect);
             stats.restored += 1;
             stats.per_model[job.rung] += 1;
@@ -134,7 +140,7 @@ impl Ladder {
         carry: &Carry,
         stats: &mut RestoreStats,
     ) -> Result<()> {
-        self.paste(dst, job, &carried(&job.crop, carry)?, stats)?;
+        self.paste_weighted(dst, job, &carried(&job.crop, carry, &self.rungs[job.rung].weights)?, stats)?;
         stats.carried += 1;
         Ok(())
     }

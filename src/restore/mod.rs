@@ -77,8 +77,8 @@ impl FaceRestorer {
                 ModelKind::Background => format!("model {}: give it as the background model", path.display()),
                 _ => format!("model {}", path.display()),
             })?;
-            let mask = blend::feather_mask(profile.output_size, config.feather)?;
-            rungs.push(Rung { profile, mask });
+            let weights = blend::feather_weights(profile.output_size, config.feather)?;
+            rungs.push(Rung { profile, weights });
             sessions.slots.push((path.clone(), session));
         }
         let background = (config.upscale != 1)
