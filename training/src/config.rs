@@ -98,6 +98,11 @@ pub struct TrainConfig {
     /// GAN phase begins from a converged fidelity model.
     #[serde(default)]
     pub init_from: Option<PathBuf>,
+    /// The stem of the restoration generator in `init_from` where it is finer than this
+    /// config's (2 for restore-fc, into a `stem = 4` net): loaded at its own stem, then
+    /// `RestoreNet::restem`.
+    #[serde(default)]
+    pub init_stem: Option<usize>,
     /// Weight of a feature (perceptual) loss: L1 between the frozen face attribute
     /// predictor's feature maps of output and target (`attributes::Features`), a face
     /// network's view of texture that a pixel loss averages away.
@@ -146,6 +151,7 @@ impl Default for TrainConfig {
             d_channels: 32,
             d_detail: false,
             init_from: None,
+            init_stem: None,
             perceptual_weight: 0.0,
             perceptual_net: None,
             ema_decay: 0.995,

@@ -610,8 +610,8 @@ pub fn export_and_report(
             .collect::<Result<_>>()?;
         let before = decide(&judge, &faces)?;
         rows = vec![faces.clone()];
-        for a in 0..n {
-            rows.push(edit_each(&net, &faces, &opposite(&before, pick[a], a, n)));
+        for (a, &p) in pick.iter().enumerate().take(n) {
+            rows.push(edit_each(&net, &faces, &opposite(&before, p, a, n)));
         }
         rows.push(edit_batch(&net, &faces, &vec![0.0; n]));
     }

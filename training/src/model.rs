@@ -6,7 +6,7 @@
 //! `cat` (pixel shuffle), reshapes that merge trailing axes, and bilinear resize. Leaky
 //! ReLU is written as `0.8 relu(x) + 0.2 x`.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::{relu, sigmoid};
@@ -147,6 +147,8 @@ pub struct RestoreConfig {
     /// 1: the head works at the input's resolution. 2: a learned 4x4 stride-2 head and a
     /// pixel-shuffle tail put the whole U-Net at half resolution (Real-ESRGAN's pixel
     /// unshuffle idea): a quarter of the cost per pixel, which a 512 px face needs on a CPU.
+    /// 4: an 8x8 stride-4 head and a x4 shuffle tail, the U-Net at a quarter resolution
+    /// (a 512 px face at restore-128's cost: live streams restoring large faces).
     pub stem: usize,
     /// 1: restoration (output the input's size). 2 or 4: super-resolution by restoring the
     /// input bilinearly enlarged in the graph; with `stem = 2` the net's cost is that of a
@@ -184,18 +186,10 @@ impl RestoreNet {
     pub fn new(cfg: &RestoreConfig, device: &Device) -> Self {
         let [c1, c2, c3] = cfg.channels;
         let s = cfg.stem;
-        assert!(matches!(s, 1 | 2), "stem must be 1 or 2");
+        assert!(matches!(s, 1 | 2 | 4), "stem must be 1, 2 or 4");
         assert!(matches!(cfg.upscale, 1 | 2 | 4), "upscale must be 1, 2 or 4");
-        let head = if s == 1 {
-            conv(3, c1, 3, 1, device)
-        } else {
-            Conv2dConfig::new([3, c1], [4, 4])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
         Self {
-            head,
+            head: Self::head(c1, s, device),
             down1: conv(c1, c2, 3, 2, device),
             down2: conv(c2, c3, 3, 2, device),
             body: (0..cfg.blocks).map(|_| AttnBlock::new(c3, device)).collect(),
@@ -208,6 +202,65 @@ impl RestoreNet {
             stem: s,
             upscale: cfg.upscale,
         }
+    }
+
+    /// The input convolution: 3x3 at full resolution, or a `2s` x `2s` kernel at stride `s`
+    /// (padding `s / 2`) that hands the U-Net a `1/s` resolution map.
+    fn head(c1: usize, s: usize, device: &Device) -> Conv2d {
+        if s == 1 {
+            return conv(3, c1, 3, 1, device);
+        }
+        let p = s / 2;
+        Conv2dConfig::new([3, c1], [2 * s, 2 * s])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .init(device)
+    }
+
+    /// The same net with a `k` times coarser stem (`stem` 2 -> 4), initialised to compute
+    /// exactly what this net computes on the input box-averaged by `k`, its residual
+    /// nearest-enlarged by `k`: the head's kernel spread over `k` x `k` pixels (divided by
+    /// `k^2`), the tail's sub-pixel channels repeated. A fine-tune then starts from a
+    /// working restoration at the coarser grid instead of from a fresh head and tail.
+    pub fn restem(self, stem: usize) -> Self {
+        let s = self.stem;
+        assert!(s > 1 && stem.is_multiple_of(s) && stem > s, "restem from {s} to {stem}: stems 2 -> 4");
+        let k = stem / s;
+        let device = self.head.weight.val().device();
+        let read4 = |t: Tensor<4>| (t.dims(), t.into_data().try_to_vec::<f32>().expect("f32 weights"));
+        // head: [c1, 3, 2s, 2s] -> [c1, 3, 2sk, 2sk]
+        let ([co, ci, kh, kw], w) = read4(self.head.weight.val());
+        let (nh, nw) = (kh * k, kw * k);
+        let mut hw = vec![0f32; co * ci * nh * nw];
+        let norm = (k * k) as f32;
+        for o in 0..co * ci {
+            for y in 0..nh {
+                for x in 0..nw {
+                    hw[(o * nh + y) * nw + x] = w[(o * kh + y / k) * kw + x / k] / norm;
+                }
+            }
+        }
+        let mut head = Self::head(co, stem, &device);
+        head.weight = Param::from_tensor(Tensor::from_data(TensorData::new(hw, [co, ci, nh, nw]), &device));
+        head.bias = self.head.bias.clone();
+        // tail: output channel (c, i, j) of the stem x stem block <- (c, i / k, j / k)
+        let source = |ch: usize| {
+            let (c, i, j) = (ch / (stem * stem), ch % (stem * stem) / stem, ch % stem);
+            c * s * s + (i / k) * s + j / k
+        };
+        let ([to, ti, th, tw], w) = read4(self.tail.weight.val());
+        let per = ti * th * tw;
+        let n = 3 * stem * stem;
+        debug_assert_eq!(to, 3 * s * s);
+        let tail_w: Vec<f32> = (0..n).flat_map(|ch| w[source(ch) * per..(source(ch) + 1) * per].to_vec()).collect();
+        let mut tail = conv_small(ti, n, th, 0.1, &device);
+        tail.weight = Param::from_tensor(Tensor::from_data(TensorData::new(tail_w, [n, ti, th, tw]), &device));
+        if let Some(b) = &self.tail.bias {
+            let b = b.val().into_data().try_to_vec::<f32>().expect("f32 bias");
+            let nb: Vec<f32> = (0..n).map(|ch| b[source(ch)]).collect();
+            tail.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(nb, [n]), &device)));
+        }
+        Self { head, tail, stem, ..self }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -550,6 +603,27 @@ mod tests {
         assert_eq!(d16.forward(Tensor::zeros([2, 3, 16, 16], &device)).0.dims(), [2, 1, 8, 8]);
         let dl = PatchDiscriminator::local(8, 6, &device);
         assert_eq!(dl.forward(Tensor::zeros([2, 6, 16, 16], &device)).0.dims(), [2, 1, 16, 16]);
+    }
+
+    #[test]
+    fn restem_computes_the_finer_net_at_the_coarser_grid() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let cfg = RestoreConfig { channels: [8, 8, 16], blocks: 1, stem: 2, upscale: 1 };
+        let g2 = RestoreNet::new(&cfg, &device);
+        let x = Tensor::<4>::random([2, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
+        // the stem-2 net on the 2x box-averaged input, its residual nearest-enlarged
+        let xd = area_down(x.clone(), 2);
+        let r2 = g2.forward(xd.clone()) - xd;
+        let want = interpolate(r2, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([64, 64]));
+        let g4 = g2.restem(4);
+        assert_eq!(g4.head.weight.val().dims(), [8, 3, 8, 8]);
+        let got = g4.forward(x.clone()) - x;
+        let (got, want) = (got.into_data().try_to_vec::<f32>().unwrap(), want.into_data().try_to_vec::<f32>().unwrap());
+        let scale = want.iter().map(|v| v.abs()).fold(0f32, f32::max);
+        assert!(scale > 1e-3, "the residual is not trivially zero ({scale})");
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(err < 1e-4 * scale.max(1.0), "max difference {err} (residual scale {scale})");
     }
 
     #[test]

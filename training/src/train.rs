@@ -22,7 +22,7 @@ use crate::image::{from_tensor, to_tensor, Img};
 use crate::learned::LearnedDegrader;
 use crate::loss;
 use crate::metrics::Scores;
-use crate::model::{Generator, PatchDiscriminator};
+use crate::model::{Generator, GeneratorConfig, PatchDiscriminator, RestoreConfig};
 
 /// Degrades one clean crop into (input, target) for the configured generator. For SR with
 /// `cfg.learned_prob > 0`, the input is the learned degradation generator's output with that
@@ -383,7 +383,17 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
     if let (Some(from), false) = (&cfg.init_from, ck.exists()) {
         let p = from.join("ema.bpk");
         anyhow::ensure!(p.is_file(), "init_from: no EMA generator at {}", p.display());
-        g = g.load_file(p);
+        g = match (&cfg.init_stem, &cfg.generator) {
+            (None, _) => g.load_file(p),
+            (Some(s), GeneratorConfig::Restore(c)) => {
+                let from = GeneratorConfig::Restore(RestoreConfig { stem: *s, ..c.clone() });
+                match from.init(&ad).load_file(p) {
+                    Generator::Restore(m) => Generator::Restore(m.restem(c.stem)),
+                    _ => unreachable!("a restore config builds a RestoreNet"),
+                }
+            }
+            (Some(_), _) => anyhow::bail!("init_stem applies to restoration generators only"),
+        };
         tracing::info!("generator initialised from {}", from.display());
     }
     let ema = g.valid();
