@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: frame rates measured in ONE run on the same clips, as ratios to the
 # floor a live pipeline pays anyway (decode + videoconvert + x264enc veryfast zerolatency),
-# so they hold on a noisy machine. Each pipeline runs REPS times (default 2); the fastest
-# run counts. Writes bench-results.md (and prints it); BENCHMARKS.md quotes it.
+# so they hold on a noisy machine. Each pipeline runs REPS times (default 2), each run beside
+# a run of the floor; the fastest of each counts. Writes bench-results.md (and prints it); BENCHMARKS.md quotes it.
 #   call     720p, one face (a talking head at 1.5x on a 1280x720 canvas, ~300 px face)
 #   noface   720p, no face, constant motion (videotestsrc ball)
 #   faces4   720p, four faces (2x2 mosaic of the talking head), recall against facedetect
@@ -42,22 +42,34 @@ gst-launch-1.0 -q -e compositor name=m background=black $pads ! video/x-raw,widt
 
 frames() { gst-launch-1.0 -v filesrc location="$1" ! decodebin ! identity silent=false ! fakesink 2>/dev/null | grep -c 'chain' || true; }
 
-# run NAME CLIP MIDDLE: decode ! MIDDLE ! encode, REPS times; prints "secs maxrss_kb start_secs" of
-# the fastest, start_secs the fastest of the same pipeline cut to its first 3 frames (start-up:
-# loading models and the first frame's full search, paid once per stream).
+# time_of CLIP MIDDLE [3]: wall seconds of decode ! MIDDLE ! encode (cut to its first 3 frames
+# with a third argument: start-up, loading models and the first frame's full search).
+time_of() {
+  local cut=""
+  [ -n "${3:-}" ] && cut="! identity eos-after=3"
+  /usr/bin/time -f '%e %M' -o "$W/time" gst-launch-1.0 -m filesrc location="$1" ! decodebin $cut ! videoconvert \
+    $2 ! videoconvert ! $ENC ! fakesink > "$W/last.log" 2>&1
+  cat "$W/time"
+}
+min() { awk -v a="$1" -v b="$2" 'BEGIN{print (b == "" || a < b) ? a : b}'; }
+
+# run NAME CLIP MIDDLE: REPS times, each next to a run of the clip's floor (this machine's speed
+# drifts by 10-30 % within minutes: a floor measured beside each run cancels most of it); prints
+# "secs maxrss_kb start_secs floor_secs floor_start_secs", each the fastest of its REPS.
 run() {
-  local best="" rss=0 start=""
+  local best="" rss=0 start="" fbest="" fstart="" s r
   for _ in $(seq "$REPS"); do
-    /usr/bin/time -f '%e %M' -o "$W/time" gst-launch-1.0 -m filesrc location="$2" ! decodebin ! videoconvert \
-      $3 ! videoconvert ! $ENC ! fakesink > "$W/$1.log" 2>&1
-    read -r s r < "$W/time"
+    if [ -n "$3" ]; then
+      read -r s r < <(time_of "$2" ""); fbest=$(min "$s" "$fbest")
+      read -r s r < <(time_of "$2" "" 3); fstart=$(min "$s" "$fstart")
+    fi
+    read -r s r < <(time_of "$2" "$3")
+    cp "$W/last.log" "$W/$1.log"
     if [ -z "$best" ] || awk -v a="$s" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=$s; rss=$r; fi
-    /usr/bin/time -f '%e' -o "$W/time" gst-launch-1.0 -q filesrc location="$2" ! decodebin ! identity eos-after=3 \
-      ! videoconvert $3 ! videoconvert ! $ENC ! fakesink > /dev/null 2>&1
-    read -r s < "$W/time"
-    if [ -z "$start" ] || awk -v a="$s" -v b="$start" 'BEGIN{exit !(a<b)}'; then start=$s; fi
+    read -r s r < <(time_of "$2" "$3" 3); start=$(min "$s" "$start")
   done
-  echo "$best $rss $start"
+  [ -z "$3" ] && { fbest=$best; fstart=$start; }
+  echo "$best $rss $start $fbest $fstart"
 }
 
 # Share of K expected faces found per analysed frame, from the element messages of a -m log.
@@ -73,15 +85,13 @@ per_frame() { grep -o 'facedetector, timestamp.*faces=(int)[0-9]*' "$1" | sed 's
 restored_share() { grep -o 'facerestore, timestamp.*' "$1" | awk '{n++; if ($0 ~ /restored=\(int\)[1-9]/) r++} END{printf "%.2f", (n? r/n:0)}'; }
 
 rows=()
-FLOOR=""; FLOOR_START=""
 row() { # CLIP_LABEL LABEL CLIP MIDDLE NFRAMES [EXTRA_COLUMN_COMMAND]
-  read -r secs rss start < <(run "$2" "$3" "$4")
+  read -r secs rss start floor floor_start < <(run "$2" "$3" "$4")
   local fps ratio steady extra="-"
   fps=$(awk -v f="$5" -v s="$secs" 'BEGIN{printf "%.1f", f/s}')
-  [ "$2" = floor ] && { FLOOR=$secs; FLOOR_START=$start; }
-  ratio=$(awk -v s="$secs" -v f="$FLOOR" 'BEGIN{printf "%.2f", s/f}')
+  ratio=$(awk -v s="$secs" -v f="$floor" 'BEGIN{printf "%.2f", s/f}')
   # per frame once running: the whole run less its start-up, against the floor's
-  steady=$(awk -v s="$secs" -v a="$start" -v f="$FLOOR" -v b="$FLOOR_START" 'BEGIN{printf "%.2f", (s-a)/(f-b)}')
+  steady=$(awk -v s="$secs" -v a="$start" -v f="$floor" -v b="$floor_start" 'BEGIN{printf "%.2f", (s-a)/(f-b)}')
   [ -n "${6:-}" ] && extra=$(eval "$6")
   rows+=("| $1 | $2 | $fps | $ratio | $steady | $start | $((rss / 1024)) | $extra |")
   echo "[bench] $1 / $2: $fps fps, ${ratio}x the floor (${steady}x running, start ${start} s), $((rss / 1024)) MiB, $extra" >&2
@@ -101,6 +111,9 @@ row call "facedetector detect-interval=5" "$W/call.mp4" "! facedetector detect-i
 row call "faceenhance detect-interval=5 restore-interval=8" "$W/call.mp4" \
   "! faceenhance detect-interval=5 restore-interval=8 $MSG" "$N" \
   'restored_share "$W/faceenhance detect-interval=5 restore-interval=8.log"'
+row call "faceenhance detect-interval=10 restore-interval=16" "$W/call.mp4" \
+  "! faceenhance detect-interval=10 restore-interval=16 $MSG" "$N" \
+  'restored_share "$W/faceenhance detect-interval=10 restore-interval=16.log"'
 row call "faceenhance detect-interval=5 max-latency=40 (live)" "$W/call.mp4" \
   "! faceenhance detect-interval=5 max-latency=40 $MSG" "$N" \
   'restored_share "$W/faceenhance detect-interval=5 max-latency=40 (live).log"'
@@ -153,7 +166,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo
   echo "Every pipeline: \`filesrc ! decodebin ! videoconvert ! [element] ! videoconvert ! $ENC ! fakesink\`;"
   echo "clips are I420 H.264. The floor is that pipeline with no element; 'x floor' is time over the"
-  echo "floor's on the same clip (fastest of $REPS runs each); 'running' is the same less each pipeline's"
+  echo "floor's on the same clip, each run of a pipeline next to a run of the floor (fastest of $REPS"
+  echo "each: the machine's speed drifts within minutes); 'running' is the same less each pipeline's"
   echo "start-up (the time of its first 3 frames: what a stream pays once), the per-frame cost of a stream"
   echo "that runs on. Last column: call: share of frames with"
   echo "the face restored (facerestore messages) or found (facedetector); faces4: share of the 4 faces"
