@@ -1,4 +1,5 @@
-//! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, inference per
+//! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, a carried frame
+//! (restore-512's residual on a 720p I420 face), inference per
 //! batch of 1/4/8 faces, blending, and detection + restoration of a whole frame.
 //! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas); and the
 //! 4x up-scaling of a 360p frame; faces per second through the generator alone for the

@@ -42,7 +42,7 @@ impl PixelFormat {
     }
 
     /// Byte offsets of R, G and B inside one pixel of a packed layout ([0, 0, 0] for
-    /// I420, whose frames are read and written through BGR copies of regions).
+    /// I420, whose pixels are reached through region copies and [`Frame::mix_bgra`]).
     pub fn rgb_offsets(self) -> [usize; 3] {
         match self {
             Self::Rgb | Self::Rgba | Self::Rgbx => [0, 1, 2],
@@ -121,9 +121,10 @@ struct Chroma<'a> {
 
 /// A borrowed frame: packed (rows may be padded, `stride` >= width x channels) or I420
 /// (Y in `data`, U and V in their own planes). A frame made with a `_readonly`
-/// constructor can be analysed (detection) but not written. I420 frames are read and
-/// written through BGR copies of regions ([`Frame::bgr_region`], [`Frame::write_bgr_region`]):
-/// only where faces are is colour converted.
+/// constructor can be analysed (detection) but not written. I420 frames are read through
+/// BGR copies of regions ([`Frame::bgr_region`]) and written through one
+/// ([`Frame::write_bgr_region`]) or mixed in their own planes ([`Frame::mix_bgra`]): only
+/// where faces are is colour converted.
 pub struct Frame<'a> {
     data: Pixels<'a>,
     chroma: Option<Chroma<'a>>,
