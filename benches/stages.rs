@@ -19,7 +19,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use faceenhance::align::{self, Template};
 use faceenhance::blend;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
-use faceenhance::frame::{frame_from_mat, Frame};
+use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
 use faceenhance::pipeline::{Enhancer, FaceRestorer, RestoreConfig};
 use faceenhance::search::{follow_region, FOLLOW_REACH_NEAR};
@@ -115,7 +115,7 @@ fn bench_align_blend(c: &mut Criterion) {
     g.bench_function("paste-64-720p-face", |b| {
         b.iter(|| {
             let mut f = frame_from_mat(&mut img).unwrap();
-            black_box(blend::paste(&mut f, &blend::weighted(&crop, &weights).unwrap(), &sim, 1.0).unwrap())
+            black_box(blend::paste(&mut f, &blend::weighted(crop.clone(), &weights).unwrap(), &sim, 1.0).unwrap())
         })
     });
     g.finish();
@@ -133,17 +133,11 @@ fn bench_carry(c: &mut Criterion) {
     let mut faces = faces_of(&mut canvas.clone());
     faces.truncate(1);
     faces[0].id = 1;
-    let mut yuv = Mat::default();
-    imgproc::cvt_color_def(&canvas, &mut yuv, imgproc::COLOR_BGR2YUV_I420).unwrap();
-    let planes = yuv.data_bytes().unwrap().to_vec();
-    let (wu, hu) = (w as usize, h as usize);
+    let planes = common::i420_bytes(&canvas);
     let mut restorer = FaceRestorer::new(RestoreConfig { refresh: u32::MAX, ..Default::default() }).unwrap();
     let run = |restorer: &mut FaceRestorer| {
         let mut buf = planes.clone();
-        let (yp, rest) = buf.split_at_mut(wu * hu);
-        let (up, vp) = rest.split_at_mut(wu * hu / 4);
-        let mut f = Frame::new_i420([yp, up, vp], w as u32, h as u32, [wu, wu / 2, wu / 2]).unwrap();
-        restorer.restore(&mut f, &faces).unwrap()
+        restorer.restore(&mut common::i420_frame(&mut buf, w as usize, h as usize), &faces).unwrap()
     };
     let first = run(&mut restorer);
     eprintln!("carry: face {:?}, rung {:?} of {:?}", faces[0].bbox, first.assigned, restorer.model_names());

@@ -71,17 +71,18 @@ pub fn feather_weights(size: i32, feather: f32) -> Result<Mat> {
 
 /// `face` (BGR, u8 or f32 in [0, 255]) with `weights` (u8, its size) as a BGRA image: face
 /// and weight then travel through one 8-bit warp (a quarter of the bytes of float; at most
-/// about a level off).
-pub fn weighted(face: &Mat, weights: &Mat) -> Result<Mat> {
-    let mut face8 = Mat::default();
+/// about a level off). Takes the face by value: an 8-bit one goes into the merge as it is
+/// (a `Mat` clone is a deep copy).
+pub fn weighted(face: Mat, weights: &Mat) -> Result<Mat> {
     let face = if face.depth() == CV_8U {
         face
     } else {
+        let mut face8 = Mat::default();
         face.convert_to(&mut face8, CV_8U, 1.0, 0.0)?;
-        &face8
+        face8
     };
     let mut both = Mat::default();
-    core::merge(&Vector::<Mat>::from_iter([face.clone(), weights.clone()]), &mut both)?;
+    core::merge(&Vector::<Mat>::from_iter([face, weights.clone()]), &mut both)?;
     Ok(both)
 }
 
@@ -178,7 +179,7 @@ mod tests {
         let (w, h) = (40u32, 30u32);
         let mut data = vec![50u8; (w * h * 4) as usize];
         let restored = Mat::new_rows_cols_with_default(16, 16, opencv::core::CV_32FC3, Scalar::all(250.0)).unwrap();
-        let restored = weighted(&restored, &feather_weights(16, 0.0).unwrap()).unwrap();
+        let restored = weighted(restored, &feather_weights(16, 0.0).unwrap()).unwrap();
         // Crop of side 16 covering frame x 10..18, y 5..13 (scale 2).
         let sim = Similarity { a: 2.0, b: 0.0, tx: -20.0, ty: -10.0 };
         let mut frame = Frame::new(&mut data, w, h, (w * 4) as usize, PixelFormat::Bgrx).unwrap();

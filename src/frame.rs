@@ -492,9 +492,6 @@ impl Frame<'_> {
         let k = (strength.clamp(0.0, 1.0) * 256.0 / 255.0 * 256.0).round() as u32;
         let weight = |alpha: u8| (alpha as u32 * k + 128) >> 8;
         let mix = |v: &mut u8, f: u8, a: u32| *v = ((*v as u32 * (256 - a) + f as u32 * a + 128) >> 8) as u8;
-        let mut alpha = Mat::default();
-        opencv::core::extract_channel(image, &mut alpha, 3)?;
-        let alpha = alpha.data_bytes()?;
         let (w, h, x, y) = (w as usize, h as usize, x as usize, y as usize);
         let stride = self.stride;
         if !self.format.is_planar() {
@@ -504,11 +501,9 @@ impl Frame<'_> {
             let data = self.data.bytes_mut()?;
             for row in 0..h {
                 let start = (y + row) * stride + x * ch;
-                let (src, weights) = (&bgra[row * w * 4..(row + 1) * w * 4], &alpha[row * w..(row + 1) * w]);
-                for ((px, f), &a) in
-                    data[start..start + w * ch].chunks_exact_mut(ch).zip(src.chunks_exact(4)).zip(weights)
-                {
-                    let a = weight(a);
+                let src = &bgra[row * w * 4..(row + 1) * w * 4];
+                for (px, f) in data[start..start + w * ch].chunks_exact_mut(ch).zip(src.chunks_exact(4)) {
+                    let a = weight(f[3]);
                     mix(&mut px[b_off], f[0], a);
                     mix(&mut px[g_off], f[1], a);
                     mix(&mut px[r_off], f[2], a);
@@ -517,6 +512,10 @@ impl Frame<'_> {
             return Ok(());
         }
         ensure!(x % 2 == 0 && y % 2 == 0 && w % 2 == 0 && h % 2 == 0, "I420 regions have even corners");
+        // the weights as a plane of their own: read beside the luma, and averaged for chroma
+        let mut alpha = Mat::default();
+        opencv::core::extract_channel(image, &mut alpha, 3)?;
+        let alpha = alpha.data_bytes()?;
         let mut yuv = Mat::default();
         imgproc::cvt_color_def(image, &mut yuv, imgproc::COLOR_BGRA2YUV_I420)?;
         let yuv = yuv.data_bytes()?;

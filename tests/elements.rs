@@ -254,9 +254,7 @@ fn strength_zero_passes_frames_through_without_detecting() {
 #[test]
 fn faceenhance_works_on_i420_directly() {
     let img = imread(&astronaut());
-    let mut yuv = Mat::default();
-    opencv::imgproc::cvt_color_def(&img, &mut yuv, opencv::imgproc::COLOR_BGR2YUV_I420).unwrap();
-    let input = yuv.data_bytes().unwrap().to_vec();
+    let input = i420_bytes(&img);
     let desc = format!("faceenhance detector-model={} post-messages=true", yunet().display());
     let r = run(&desc, vec![(caps("I420", 512, 512), input.clone())]);
     assert!(r.error.is_none(), "{:?}", r.error);

@@ -333,14 +333,10 @@ fn restorations_are_carried_between_model_runs() {
 fn i420_frames_are_restored_in_place() {
     let img = imread(&astronaut());
     let (w, h) = (img.cols() as usize, img.rows() as usize);
-    let mut yuv = Mat::default();
-    opencv::imgproc::cvt_color_def(&img, &mut yuv, opencv::imgproc::COLOR_BGR2YUV_I420).unwrap();
-    let before = yuv.data_bytes().unwrap().to_vec();
+    let before = i420_bytes(&img);
     let mut planes = before.clone();
-    let (yp, rest) = planes.split_at_mut(w * h);
-    let (up, vp) = rest.split_at_mut(w * h / 4);
     let mut e = enhancer();
-    let mut frame = Frame::new_i420([yp, up, vp], w as u32, h as u32, [w, w / 2, w / 2]).unwrap();
+    let mut frame = i420_frame(&mut planes, w, h);
     let (faces, stats) = e.process(&mut frame).unwrap();
     let mut bgr = img.clone();
     let (bgr_faces, _) = enhancer().process(&mut frame_from_mat(&mut bgr).unwrap()).unwrap();

@@ -80,7 +80,7 @@ pub(super) fn carried(crop: &Mat, carry: &Carry, weights: &Mat) -> Result<Mat> {
     for ((o, &s), &r) in sum.data_bytes_mut()?.iter_mut().zip(src).zip(res) {
         *o = (s as i16 + r).clamp(0, 255) as u8;
     }
-    crate::blend::weighted(&sum, weights)
+    crate::blend::weighted(sum, weights)
 }
 
 /// Carried restorations by face key; those of faces gone from the frame are dropped.

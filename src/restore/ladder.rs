@@ -115,7 +115,7 @@ impl Ladder {
     }
 
     /// Pastes the model's output for `job` (BGR, u8 or f32).
-    pub(super) fn paste(&self, dst: &mut Frame, job: &Job, out: &Mat, stats: &mut RestoreStats) -> Result<()> {
+    pub(super) fn paste(&self, dst: &mut Frame, job: &Job, out: Mat, stats: &mut RestoreStats) -> Result<()> {
         self.paste_weighted(dst, job, &blend::weighted(out, &self.rungs[job.rung].weights)?, stats)
     }
 

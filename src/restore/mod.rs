@@ -201,11 +201,11 @@ impl FaceRestorer {
             let t = Instant::now();
             let outputs = session.infer(&crops)?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
-            for (out, job) in outputs.iter().zip(&fresh) {
-                self.ladder.paste(dst, job, out, &mut stats)?;
+            for (out, job) in outputs.into_iter().zip(&fresh) {
                 if refresh > 1 {
-                    self.carries.store(job.key, r, residual(out, &job.crop, LEVELS)?);
+                    self.carries.store(job.key, r, residual(&out, &job.crop, LEVELS)?);
                 }
+                self.ladder.paste(dst, job, out, &mut stats)?;
             }
         }
         self.carries.retain(&jobs);

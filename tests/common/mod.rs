@@ -72,6 +72,20 @@ pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     inter / (a[2] * a[3] + b[2] * b[3] - inter)
 }
 
+/// A BGR picture (even sides) as I420 bytes: Y, then U and V at half size, back to back.
+pub fn i420_bytes(bgr: &Mat) -> Vec<u8> {
+    let mut yuv = Mat::default();
+    imgproc::cvt_color_def(bgr, &mut yuv, imgproc::COLOR_BGR2YUV_I420).unwrap();
+    yuv.data_bytes().unwrap().to_vec()
+}
+
+/// A writable `w` x `h` I420 frame over `planes` (as [`i420_bytes`] lays them out).
+pub fn i420_frame(planes: &mut [u8], w: usize, h: usize) -> faceenhance::Frame<'_> {
+    let (y, rest) = planes.split_at_mut(w * h);
+    let (u, v) = rest.split_at_mut(w * h / 4);
+    faceenhance::Frame::new_i420([y, u, v], w as u32, h as u32, [w, w / 2, w / 2]).unwrap()
+}
+
 /// Packs BGR into `format` with padding bytes (value 7) after each row and alpha 200.
 pub fn pack(bgr: &Mat, format: PixelFormat, pad: usize) -> (Vec<u8>, usize) {
     let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
