@@ -111,6 +111,35 @@ pub struct TrainConfig {
     /// Folder with the predictor's `net.bpk` and its run `config.toml`.
     #[serde(default)]
     pub perceptual_net: Option<PathBuf>,
+    /// The face prior (issue 29, `faceprior`): the frozen dlib face network's files (default:
+    /// the set-up's cache, `facerec::default_dir`).
+    #[serde(default)]
+    pub face_net: Option<PathBuf>,
+    /// Side (px) of the tight face view the face network sees (its own input is 150).
+    #[serde(default = "face_view")]
+    pub face_view: usize,
+    /// Weight of the relative L1 between the face network's first three stages of output
+    /// and truth (perceptual loss).
+    #[serde(default)]
+    pub face_perceptual_weight: f64,
+    /// Weight of the descriptor distance between output and truth (identity loss).
+    #[serde(default)]
+    pub identity_weight: f64,
+    /// Weight of the projected discriminator (light heads on the frozen stages, hinge loss).
+    #[serde(default)]
+    pub face_d_weight: f64,
+    /// Weight of the eye and mouth discriminators (hinge loss).
+    #[serde(default)]
+    pub component_d_weight: f64,
+    /// Learning rate of the face discriminators.
+    #[serde(default = "face_d_lr")]
+    pub face_d_lr: f64,
+    /// Channels of each projected head and of the component discriminators.
+    #[serde(default = "face_d_channels")]
+    pub face_d_channels: usize,
+    /// DiffAugment's largest shift, as a fraction of the side.
+    #[serde(default = "augment_shift")]
+    pub augment_shift: f32,
     pub ema_decay: f64,
     pub checkpoint_every: usize,
     pub log_every: usize,
@@ -154,6 +183,15 @@ impl Default for TrainConfig {
             init_stem: None,
             perceptual_weight: 0.0,
             perceptual_net: None,
+            face_net: None,
+            face_view: face_view(),
+            face_perceptual_weight: 0.0,
+            identity_weight: 0.0,
+            face_d_weight: 0.0,
+            component_d_weight: 0.0,
+            face_d_lr: face_d_lr(),
+            face_d_channels: face_d_channels(),
+            augment_shift: augment_shift(),
             ema_decay: 0.995,
             checkpoint_every: 200,
             log_every: 10,
@@ -165,7 +203,31 @@ impl Default for TrainConfig {
     }
 }
 
+fn face_view() -> usize {
+    150
+}
+
+fn face_d_lr() -> f64 {
+    2e-4
+}
+
+fn face_d_channels() -> usize {
+    64
+}
+
+fn augment_shift() -> f32 {
+    0.0625
+}
+
 impl TrainConfig {
+    /// Whether any loss of the face prior is on.
+    pub fn uses_face_prior(&self) -> bool {
+        self.face_perceptual_weight > 0.0
+            || self.identity_weight > 0.0
+            || self.face_d_weight > 0.0
+            || self.component_d_weight > 0.0
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let s = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&s).with_context(|| format!("parsing {}", path.display()))

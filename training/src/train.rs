@@ -230,6 +230,24 @@ pub fn validate(gen: &Generator, pairs: &[(Img, Img)], out_size: usize, device: 
     Ok((ms.mean(), bs.mean()))
 }
 
+/// Identity scores of `gen` (plain device) on validation pairs: outputs and inputs against
+/// the truth.
+pub fn validate_identity(
+    gen: &Generator,
+    pairs: &[(Img, Img)],
+    id: &crate::facerec::Identity,
+    device: &Device,
+) -> Result<crate::facerec::IdentityScores> {
+    let (mut outs, mut ins, mut truths) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in pairs.chunks(32) {
+        let xs: Vec<Img> = chunk.iter().map(|p| p.0.clone()).collect();
+        outs.extend(from_tensor(gen.forward(to_tensor(&xs, device))).into_iter().map(|o| o.clamp()));
+        ins.extend(xs);
+        truths.extend(chunk.iter().map(|p| p.1.clone()));
+    }
+    id.scores(&outs, &ins, &truths)
+}
+
 /// Collects every float parameter (flattened) in visiting order.
 struct Collect(Vec<Tensor<1>>);
 
@@ -424,6 +442,17 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         (None, true) => anyhow::bail!("perceptual_weight > 0 needs perceptual_net"),
         _ => None,
     };
+    let mut face = match cfg.uses_face_prior() {
+        true => Some(crate::faceprior::FacePhase::new(cfg, &ad)?.resume(&ck.dir)?),
+        false => None,
+    };
+    // identity on the validation pairs, with the same frozen net on the plain device
+    let identity = match cfg.uses_face_prior() {
+        true => {
+            Some(crate::facerec::Identity::load(&cfg.face_net.clone().unwrap_or_else(crate::facerec::default_dir))?)
+        }
+        false => None,
+    };
     let val_pairs = validation_pairs(&val_set, scale, &cfg.degrade, cfg.val_seed, cfg.val_count)?;
     let val_size = val_set.size;
     let stop_at = opts.stop_at.unwrap_or(cfg.steps).min(cfg.steps);
@@ -462,6 +491,16 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             }
             total = total + p.mul_scalar(cfg.perceptual_weight);
         }
+        let face_step = match &face {
+            Some(f) => {
+                let (t, st) = f.g_loss(fake.clone(), y.clone(), step);
+                if let Some(t) = t {
+                    total = total + t;
+                }
+                Some(st)
+            }
+            None => None,
+        };
         let (mut adv_v, mut fm_v) = (0.0, 0.0);
         if gan {
             let (fl, ff) = d.forward(d_input(fake.clone(), cfg.d_detail));
@@ -481,7 +520,37 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         let grads = GradientsParams::from_grads(total.backward(), &g);
         g = opt_g.step(cfg.lr_at(step), g, grads);
 
-        // discriminator step
+        // discriminator steps
+        if let (Some(f), Some(st)) = (face.as_mut(), face_step) {
+            let (p, i, a, pa) = (st.perceptual, st.identity, st.adv, st.parts_adv);
+            let ds = f.d_step(y.clone(), st, step);
+            append_csv(
+                &out.join("face.csv"),
+                "step,perceptual,identity,adv,parts_adv,d_loss,d_acc,parts_d_loss,parts_d_acc",
+                &format!(
+                    "{},{:.5},{:.5},{:.5},{:.5},{:.5},{:.4},{:.5},{:.4}",
+                    step + 1,
+                    p,
+                    i,
+                    a,
+                    pa,
+                    ds.loss,
+                    ds.acc,
+                    ds.parts_loss,
+                    ds.parts_acc
+                ),
+            )?;
+            if (step + 1) % cfg.log_every == 0 {
+                tracing::info!(
+                    step = step + 1,
+                    perceptual = format!("{p:.4}"),
+                    identity = format!("{i:.4}"),
+                    d_acc = format!("{:.3}", ds.acc),
+                    parts_d_acc = format!("{:.3}", ds.parts_acc),
+                    "face prior"
+                );
+            }
+        }
         let mut d_v = 0.0;
         if gan {
             let (rl, _) = d.forward(d_input(y, cfg.d_detail));
@@ -534,6 +603,21 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             state.step == stop_at || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
         if state.step % cfg.val_every == 0 || state.step == cfg.steps {
             let (ms, bs) = validate(&ema, &val_pairs, val_size, &device)?;
+            if let Some(id) = &identity {
+                let s = validate_identity(&ema, &val_pairs, id, &device)?;
+                tracing::info!(
+                    step = state.step,
+                    out = format!("{:.4}", s.out_dist),
+                    input = format!("{:.4}", s.in_dist),
+                    closer = format!("{:.2}", s.closer),
+                    "validation identity (descriptor distance to the truth)"
+                );
+                append_csv(
+                    &out.join("val_identity.csv"),
+                    "step,out_dist,in_dist,closer,n",
+                    &format!("{},{:.5},{:.5},{:.4},{}", state.step, s.out_dist, s.in_dist, s.closer, s.n),
+                )?;
+            }
             state.best_val_psnr = state.best_val_psnr.max(ms.psnr);
             tracing::info!(
                 step = state.step,
@@ -567,6 +651,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         }
         if state.step % cfg.checkpoint_every == 0 || done {
             ck.save((&g, &d, &ema), &opt_g, &opt_d, &state).context("saving checkpoint")?;
+            if let Some(f) = &face {
+                f.save(&ck.dir).context("saving the face discriminators")?;
+            }
         }
         if done {
             break;
