@@ -358,3 +358,117 @@ fn slurm_array_and_join() {
     assert_same_frames(&j, &s, &i);
     assert!(j.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
 }
+
+/// Issue 27: a work folder is ours or refused, and cleaning up removes only what the job
+/// made. `--work ~/Videos --resume` must never erase the user's folder.
+#[test]
+fn the_work_folder_is_ours_or_refused_and_cleanup_removes_only_our_files() {
+    let clip = vfr_clip();
+    let err = |o: Output| {
+        assert!(!o.status.success(), "should have failed: {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let run = |work: &std::path::Path, out: &std::path::Path| {
+        cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "--segment-seconds", "2", "--work"])
+            .arg(work)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    // a user's folder with their files: refused, untouched
+    let videos = temp("users-videos");
+    let _ = std::fs::remove_dir_all(&videos);
+    std::fs::create_dir_all(videos.join("holiday")).unwrap();
+    std::fs::write(videos.join("a.mp4"), b"the user's video").unwrap();
+    std::fs::write(videos.join("holiday/b.mp4"), b"another").unwrap();
+    let out = temp("work-refused.mp4");
+    let _ = std::fs::remove_file(&out);
+    let e = err(run(&videos, &out));
+    assert!(e.contains("not a faceenhance work folder") && e.contains("refusing"), "{e}");
+    assert_eq!(std::fs::read(videos.join("a.mp4")).unwrap(), b"the user's video");
+    assert_eq!(std::fs::read(videos.join("holiday/b.mp4")).unwrap(), b"another");
+    assert_eq!(std::fs::read_dir(&videos).unwrap().count(), 2, "nothing written into the user's folder");
+    assert!(!out.exists());
+
+    // an empty folder the user made: used, emptied of our files, kept (not ours to remove)
+    let empty = temp("users-empty-work");
+    let _ = std::fs::remove_dir_all(&empty);
+    std::fs::create_dir_all(&empty).unwrap();
+    ok(run(&empty, &out));
+    assert_eq!(decode(&out, false).frames.len(), decode(&clip, false).frames.len());
+    assert!(empty.is_dir(), "a folder faceenhance did not create is never removed");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "the job's files are gone");
+
+    // a folder faceenhance creates: removed, unless a file of the user's landed in it
+    let ours = temp("created-work");
+    let _ = std::fs::remove_dir_all(&ours);
+    std::fs::remove_file(&out).unwrap();
+    ok(run(&ours, &out));
+    assert!(!ours.exists(), "the created work folder is removed after the join");
+    let _ = std::fs::remove_file(&out);
+    let keep = temp("created-work-kept");
+    let _ = std::fs::remove_dir_all(&keep);
+    let mut child = cli()
+        .args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "--segment-seconds", "2", "--work"])
+        .arg(&keep)
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !keep.join("plan.json").is_file() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no plan written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(keep.join("notes.txt"), b"mine").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read(keep.join("notes.txt")).unwrap(), b"mine", "a user's file in the work folder stays");
+    let left: Vec<String> =
+        std::fs::read_dir(&keep).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    assert!(left.iter().all(|n| n == "notes.txt" || n == ".faceenhance-work"), "{left:?}");
+}
+
+/// Issue 27: two manifest lines writing one output are refused before any work; a record
+/// of another input does not make a line "done already".
+#[test]
+fn manifest_outputs_must_differ_and_done_means_this_input() {
+    let a = vfr_clip();
+    let dir = temp("manifest-dupes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("x")).unwrap();
+    std::fs::create_dir_all(dir.join("y")).unwrap();
+    std::fs::copy(&a, dir.join("x/clip.mp4")).unwrap();
+    std::fs::copy(&a, dir.join("y/clip.mp4")).unwrap();
+    let manifest = dir.join("list.tsv");
+    std::fs::write(&manifest, "x/clip.mp4\ny/clip.mp4\n").unwrap();
+    let o = cli()
+        .args(["video", "--no-progress", "--manifest", manifest.to_str().unwrap(), "--out-dir"])
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("inputs 0 and 1") && e.contains("clip.mp4"), "{e}");
+    assert!(!dir.join("out/clip.mp4").exists(), "nothing done before the check");
+    // one line; its record then names another input: done again, not skipped
+    std::fs::write(&manifest, "x/clip.mp4\n").unwrap();
+    let run = || {
+        ok(cli()
+            .args(["video", "--no-progress", "--manifest", manifest.to_str().unwrap(), "--out-dir"])
+            .arg(dir.join("out"))
+            .output()
+            .unwrap())
+    };
+    run();
+    assert!(run().contains("done already"));
+    std::fs::write(&manifest, "y/clip.mp4\tout/clip.mp4\n").unwrap();
+    let text = run();
+    assert!(!text.contains("done already") && text.contains("another input"), "{text}");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/clip.mp4.json")).unwrap()).unwrap();
+    assert!(rec["input"].as_str().unwrap().ends_with("y/clip.mp4"), "{rec}");
+}

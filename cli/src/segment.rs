@@ -33,7 +33,9 @@ use crate::video::{
 pub struct SegmentArgs {
     /// Work in key-frame-aligned segments in a work folder (OUTPUT.work/, or --work) and
     /// pick up where an earlier run stopped: finished segments are kept, only unfinished
-    /// ones are done again. The folder is removed once the output is written.
+    /// ones are done again. Once the output is written, the files the job made are removed,
+    /// and the folder too if faceenhance created it. An existing --work must be empty or
+    /// a faceenhance work folder: any other folder is refused.
     #[arg(long)]
     pub resume: bool,
     /// Work folder of a segmented run (shared storage for a cluster).
@@ -144,6 +146,81 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not a faceenhance work file", path.display()))
 }
 
+/// Marks a work folder that faceenhance created itself: only such a folder is ever removed.
+const CREATED_MARKER: &str = ".faceenhance-work";
+
+fn mtime_of(meta: &std::fs::Metadata) -> Option<u64> {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs())
+}
+
+/// A work folder is ours or refused: one that does not exist is created and marked; an
+/// existing one must be empty or hold a faceenhance plan (or our marker). Any other folder
+/// (`--work ~/Videos`) is the user's, and nothing is written into it.
+fn claim_work_folder(work: &Path) -> Result<()> {
+    match std::fs::create_dir(work) {
+        Ok(()) => {
+            std::fs::write(work.join(CREATED_MARKER), b"made by faceenhance; removed with the folder\n")
+                .with_context(|| format!("writing into {}", work.display()))?;
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // a missing parent: make the parents, then the folder itself as ours
+            let parent = work.parent().filter(|p| !p.as_os_str().is_empty()).context("--work has no parent")?;
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            return claim_work_folder(work);
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", work.display())),
+    }
+    ensure!(work.is_dir(), "{} exists and is not a folder: use another --work", work.display());
+    if Plan::path(work).is_file() || work.join(CREATED_MARKER).is_file() {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(work).with_context(|| format!("reading {}", work.display()))?;
+    ensure!(
+        entries.next().is_none(),
+        "{} is not a faceenhance work folder (it has files and no plan.json): refusing to use it; \
+         give --work a new or empty folder",
+        work.display()
+    );
+    Ok(())
+}
+
+/// Removes what a job wrote into its work folder (plan, segments, records, leases,
+/// temporaries), and the folder itself only when faceenhance created it and nothing else
+/// is left in it. Never recursive: a file the job did not make stays.
+pub fn remove_work(work: &Path) -> Result<()> {
+    let ours = |name: &str| {
+        name == "plan.json"
+            || name == CREATED_MARKER
+            || (name.starts_with("seg-")
+                && (name.ends_with(".mp4") || name.ends_with(".json") || name.ends_with(".lease")))
+            || name.contains(".json.tmp")
+    };
+    let created = work.join(CREATED_MARKER).is_file();
+    for e in std::fs::read_dir(work).with_context(|| format!("reading {}", work.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.file_type()?.is_file() && ours(&name) && name != CREATED_MARKER {
+            std::fs::remove_file(e.path()).with_context(|| format!("removing {}", e.path().display()))?;
+        }
+    }
+    if created {
+        let left: Vec<String> = std::fs::read_dir(work)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n != CREATED_MARKER)
+            .collect();
+        if left.is_empty() {
+            std::fs::remove_file(work.join(CREATED_MARKER))?;
+            std::fs::remove_dir(work).with_context(|| format!("removing {}", work.display()))?;
+        } else {
+            eprintln!("{}: kept, it holds files faceenhance did not make: {}", work.display(), left.join(", "));
+        }
+    }
+    Ok(())
+}
+
 /// How a new plan cuts the video.
 #[derive(Clone, Copy, Debug)]
 pub enum Parts {
@@ -169,6 +246,10 @@ pub struct Plan {
     pub version: u32,
     pub input: PathBuf,
     pub input_bytes: u64,
+    /// The input's modification time (seconds since 1970) when the plan was made: a file
+    /// replaced by another of the same size is not the same input.
+    #[serde(default)]
+    pub input_mtime: Option<u64>,
     pub settings: String,
     pub frames: u64,
     pub key_frames: u64,
@@ -193,12 +274,17 @@ impl Plan {
     /// many seconds (then an existing plan's count is taken as it is).
     pub fn open_or_make(work: &Path, input: &Path, parts: Parts, settings: &str) -> Result<Plan> {
         let input = std::fs::canonicalize(input).with_context(|| format!("{}: no such file", input.display()))?;
-        let bytes = std::fs::metadata(&input)?.len();
+        let meta = std::fs::metadata(&input)?;
+        let bytes = meta.len();
+        let mtime = mtime_of(&meta);
         let path = Plan::path(work);
+        claim_work_folder(work)?;
         if path.is_file() {
             let plan: Plan = read_json(&path)?;
             ensure!(
-                plan.input == input && plan.input_bytes == bytes,
+                plan.input == input
+                    && plan.input_bytes == bytes
+                    && (plan.input_mtime.is_none() || plan.input_mtime == mtime),
                 "{} belongs to {} ({} bytes), not {} ({bytes} bytes): use another --work",
                 work.display(),
                 plan.input.display(),
@@ -221,7 +307,6 @@ impl Plan {
             );
             return Ok(plan);
         }
-        std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
         let (packets, framerate) = probe(&input)?;
         let n = match parts {
             Parts::Count(n) => n,
@@ -231,7 +316,8 @@ impl Plan {
                 (((last - first) as f64 / 1e9 / secs).ceil() as usize).max(1)
             }
         };
-        let plan = Plan::cut(&input, bytes, settings, &packets, framerate, n)?;
+        let mut plan = Plan::cut(&input, bytes, settings, &packets, framerate, n)?;
+        plan.input_mtime = mtime;
         write_json(&path, &plan)?;
         Ok(plan)
     }
@@ -286,6 +372,7 @@ impl Plan {
             version: 1,
             input: input.to_path_buf(),
             input_bytes: bytes,
+            input_mtime: None,
             settings: settings.to_string(),
             frames: packets.len() as u64,
             key_frames: packets.iter().filter(|p| p.key).count() as u64,
@@ -704,7 +791,7 @@ pub fn run_resumable(args: &VideoArgs, input: &Path, output: &Path, stop: &Atomi
     }
     let outcome = join(&work, output, args.no_progress)?;
     if !args.segments.keep_work {
-        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+        remove_work(&work)?;
     }
     println!(
         "{} -> {}: {} frames in {} segments, {} faces found, {:.1} s of work",
@@ -980,6 +1067,12 @@ pub fn status(work: &Path) -> Result<String> {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub input: PathBuf,
+    /// The input's size and modification time when it was done: a rerun skips the line
+    /// only when the record is of this very file.
+    #[serde(default)]
+    pub input_bytes: Option<u64>,
+    #[serde(default)]
+    pub input_mtime: Option<u64>,
     pub output: PathBuf,
     pub state: State,
     pub host: String,
@@ -989,6 +1082,12 @@ pub struct OutputRecord {
     pub seconds: f64,
     pub settings: String,
     pub error: Option<String>,
+}
+
+impl OutputRecord {
+    fn is_of(&self, id: &InputIdentity) -> bool {
+        self.input == id.path && self.input_bytes == Some(id.bytes) && self.input_mtime == id.mtime
+    }
 }
 
 /// The (input, output) pairs of a manifest, in order.
@@ -1016,9 +1115,45 @@ pub fn read_manifest(path: &Path, out_dir: Option<&Path>) -> Result<Vec<(PathBuf
     Ok(items)
 }
 
+/// Which file an input is: its canonical path, size and modification time.
+struct InputIdentity {
+    path: PathBuf,
+    bytes: u64,
+    mtime: Option<u64>,
+}
+
+impl InputIdentity {
+    fn of(input: &Path) -> Result<Self> {
+        let path = std::fs::canonicalize(input).with_context(|| format!("{}: no such file", input.display()))?;
+        let meta = std::fs::metadata(&path)?;
+        Ok(Self { path, bytes: meta.len(), mtime: mtime_of(&meta) })
+    }
+}
+
+/// An output path as the file system sees it (its folder made canonical where it exists),
+/// so `out/a.mp4` and `./out/a.mp4` are one output.
+fn output_key(output: &Path) -> PathBuf {
+    let name = output.file_name().map(PathBuf::from).unwrap_or_default();
+    let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()).join(name)
+}
+
 fn run_manifest(args: &VideoArgs, manifest: &Path, stop: &AtomicBool) -> Result<()> {
     let s = &args.segments;
     let items = read_manifest(manifest, s.out_dir.as_deref())?;
+    // two lines writing one output: the second would overwrite the first, or be skipped
+    // as "done already" with the first's file
+    let mut seen: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    for (i, (_, output)) in items.iter().enumerate() {
+        let key = output_key(output);
+        if let Some(j) = seen.insert(key, i) {
+            bail!(
+                "{}: inputs {j} and {i} (0-based) both write {}: give one of them its own output",
+                manifest.display(),
+                output.display()
+            );
+        }
+    }
     let shard = s.shard.unwrap_or(Part { k: 0, n: 1 });
     let mut failed = Vec::new();
     for (i, (input, output)) in items.iter().enumerate() {
@@ -1029,21 +1164,40 @@ fn run_manifest(args: &VideoArgs, manifest: &Path, stop: &AtomicBool) -> Result<
             "{}.json",
             output.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default()
         ));
-        if read_json::<OutputRecord>(&record_path).is_ok_and(|r| r.state == State::Done) && output.is_file() {
-            println!("{}: done already ({})", output.display(), record_path.display());
-            continue;
+        let identity = InputIdentity::of(input)?;
+        match read_json::<OutputRecord>(&record_path) {
+            Ok(r) if r.state == State::Done && output.is_file() && r.is_of(&identity) => {
+                println!("{}: done already ({})", output.display(), record_path.display());
+                continue;
+            }
+            Ok(r) if r.state == State::Done && output.is_file() => {
+                println!(
+                    "{}: its record is of another input ({}) or an older version of it: doing it again",
+                    output.display(),
+                    r.input.display()
+                );
+            }
+            _ => {}
         }
         if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let started = Instant::now();
-        let result = if s.resume {
-            run_resumable(args, input, output, stop).map(|o| (o.frames, o.faces, false))
+        let result = if s.resume || s.work.is_some() {
+            // each line its own work folder under --work (one plan per input)
+            let mut line_args = args.clone();
+            if let Some(w) = &s.work {
+                let stem = output.file_stem().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                line_args.segments.work = Some(w.join(format!("{i:04}-{stem}")));
+            }
+            run_resumable(&line_args, input, output, stop).map(|o| (o.frames, o.faces, false))
         } else {
             transcode(args, input, output, stop).map(|o| (o.frames, o.faces, o.stopped))
         };
         let mut record = OutputRecord {
-            input: input.clone(),
+            input: identity.path.clone(),
+            input_bytes: Some(identity.bytes),
+            input_mtime: identity.mtime,
             output: output.clone(),
             state: State::Done,
             host: hostname(),
