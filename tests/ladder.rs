@@ -9,6 +9,7 @@ use common::*;
 use faceenhance::align;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::frame_from_mat;
+use faceenhance::model::identity::{self, IdentityNet};
 use faceenhance::pipeline::{pick_model, Enhancer, FaceRestorer, RestoreConfig};
 use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC3};
 use opencv::imgproc;
@@ -183,7 +184,10 @@ fn default_ladder_restores_unseen_faces_at_three_sizes() {
             .unwrap();
     // The defaults a user gets: detector auto, the shipped ladder, never worse on.
     let mut e = Enhancer::new(DetectorConfig::default(), RestoreConfig::default()).unwrap();
+    let mut id = IdentityNet::load(&identity::default_model(), &Default::default()).unwrap();
     let (mut gains, mut n_restored) = (Vec::new(), 0);
+    // descriptor distance to the clean face: of the degraded input, of the restoration
+    let mut dist: Vec<(f32, f32)> = Vec::new();
     // neutral photos of different people (files alternate neutral / smiling)
     let neutral: Vec<Mat> = people.iter().step_by(2).cloned().collect();
     for group in neutral.chunks(3).filter(|g| g.len() == 3) {
@@ -192,6 +196,18 @@ fn default_ladder_restores_unseen_faces_at_three_sizes() {
         let mut out = input.clone();
         let (faces, stats) = e.process_image(&mut frame_from_mat(&mut out).unwrap()).unwrap();
         n_restored += stats.restored;
+        // identity, each face aligned with the landmarks found on the clean frame
+        let clean_faces = det.detect_frame(&frame_from_mat(&mut clean.clone()).unwrap()).unwrap();
+        for b in &boxes {
+            let f =
+                clean_faces.iter().find(|f| iou(f.bbox, b.map(|v| v as f32)) > 0.3).expect("face on the clean frame");
+            let crops: Vec<Mat> = [&clean, &input, &out]
+                .iter()
+                .map(|m| align::crop_face(m, f, align::Template::Ffhq5, 256).unwrap())
+                .collect();
+            let d = id.descriptors(&crops).unwrap();
+            dist.push((identity::distance(&d[1], &d[0]), identity::distance(&d[2], &d[0])));
+        }
         // Far from the faces (outside every pasted region), the frame is untouched.
         assert_eq!(max_diff_outside(&out, &input, &stats.regions), 0.0, "pixels far from faces changed");
         for (b, crop_px) in boxes.iter().zip([96, 192, 384]) {
@@ -210,6 +226,16 @@ fn default_ladder_restores_unseen_faces_at_three_sizes() {
     let worst = gains.iter().copied().fold(f64::INFINITY, f64::min);
     println!("{} faces, {n_restored} restored: mean gain {mean:+.2} dB, worst {worst:+.2} dB", gains.len());
     assert!(n_restored == gains.len(), "{n_restored} of {} faces restored", gains.len());
+    let (d_in, d_out) = dist.iter().fold((0.0, 0.0), |(a, b), (i, o)| (a + i, b + o));
+    let closer = dist.iter().filter(|(i, o)| o < i).count();
+    println!(
+        "identity (descriptor distance to the clean face): degraded {:.3}, restored {:.3}, closer on {closer} of {}; {dist:?}",
+        d_in / dist.len() as f32,
+        d_out / dist.len() as f32,
+        dist.len()
+    );
+    // issue 29: restored faces no farther from who they are than the degraded input
+    assert!(d_out <= d_in, "restored faces moved away from the truth's identity: {d_out:.3} vs {d_in:.3} summed");
     // Issue 13's target; measured +1.42 dB (two frames of three people, per face +0.86 to
     // +1.92; models/restore-fc.md).
     assert!(mean >= 1.0, "mean gain inside faces {mean:+.2} dB (target +1.0, measured +1.42)");

@@ -16,8 +16,9 @@ use crate::options::{self, EnhanceOpts};
 use crate::video::{bus_error, make, start, Tally};
 
 /// One picture (packed BGR) through a `faceenhance` bin set up by `opts`: the enhanced
-/// picture (`upscale` times larger) and what the elements reported.
-pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
+/// picture (`upscale` times larger) and what the elements reported (with
+/// `measure_identity`, how far each restoration moved its face's identity).
+pub fn enhance(opts: &EnhanceOpts, picture: &Mat, measure_identity: bool) -> Result<(Mat, Tally)> {
     let (w, h) = (picture.cols() as u32, picture.rows() as u32);
     ensure!(picture.typ() == core::CV_8UC3, "a packed BGR picture is expected");
     let info =
@@ -26,6 +27,9 @@ pub fn enhance(opts: &EnhanceOpts, picture: &Mat) -> Result<(Mat, Tally)> {
     let src = gst_app::AppSrc::builder().caps(&info.to_caps()?).format(gst::Format::Time).build();
     let enhancer = options::element()?;
     opts.apply(&enhancer)?;
+    if measure_identity {
+        enhancer.set_property("measure-identity", true);
+    }
     let convert = make("videoconvert")?;
     let bgr = gst::Caps::builder("video/x-raw").field("format", "BGR").build();
     // wait-on-eos off: the picture is pulled once the bus says the stream is done.

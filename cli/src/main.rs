@@ -33,6 +33,11 @@ enum Command {
         inputs: Vec<PathBuf>,
         #[arg(short, long, default_value = "out")]
         output: PathBuf,
+        /// One JSON line per image instead of the sentence: faces, restorations, and per
+        /// restored face how far it moved from its input's identity (measured, as with
+        /// --measure-identity).
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         opts: EnhanceOpts,
     },
@@ -91,17 +96,32 @@ fn main() -> Result<()> {
             print!("{}", segment::status(&work)?);
             Ok(())
         }
-        Command::Image { inputs, output, opts } => {
+        Command::Image { inputs, output, json, opts } => {
             std::fs::create_dir_all(&output).with_context(|| format!("{}", output.display()))?;
             for input in inputs {
                 let original = image::read(&input)?;
-                let (img, tally) = image::enhance(&opts, &original).with_context(|| format!("{}", input.display()))?;
+                let (img, tally) =
+                    image::enhance(&opts, &original, json).with_context(|| format!("{}", input.display()))?;
                 let stem = input.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
                 image::write(&output.join(format!("{stem}.png")), &img)?;
                 image::write(
                     &output.join(format!("{stem}-side-by-side.png")),
                     &image::side_by_side(&original, &img, 1)?,
                 )?;
+                if json {
+                    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+                    let line = serde_json::json!({
+                        "input": input,
+                        "output": output.join(format!("{stem}.png")),
+                        "faces": tally.faces,
+                        "restored": tally.restored,
+                        "kept": tally.skipped,
+                        "identity_moved": tally.identity_moved.iter().map(|&v| round(v)).collect::<Vec<_>>(),
+                        "ms": round(tally.restore_ms),
+                    });
+                    println!("{line}");
+                    continue;
+                }
                 println!(
                     "{}: {} faces, {} restored, {} kept as the background has them (never worse), {:.1} ms",
                     input.display(),
@@ -110,6 +130,9 @@ fn main() -> Result<()> {
                     tally.skipped,
                     tally.restore_ms
                 );
+                if let Some(line) = tally.identity_summary() {
+                    println!("  {line}");
+                }
             }
             Ok(())
         }

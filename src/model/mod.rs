@@ -3,6 +3,7 @@
 //! feed each generator ([`profile`]), and batched inference on aligned crops ([`restorer`]).
 
 pub mod attributes;
+pub mod identity;
 pub mod onnx_dims;
 pub mod profile;
 pub mod provider;

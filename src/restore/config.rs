@@ -36,6 +36,10 @@ pub struct RestoreConfig {
     /// Run the model on a tracked face every this many frames and carry its restoration
     /// (the residual, warped with the face) onto the frames between (1: every frame).
     pub refresh: u32,
+    /// Measure how far each fresh restoration moved its face's identity (descriptor
+    /// distance of output to input, `model::identity`; one face-net run per face and
+    /// frame): a restorer that changes who someone is must be seen.
+    pub identity: bool,
 }
 
 impl RestoreConfig {
@@ -59,6 +63,7 @@ impl Default for RestoreConfig {
             force: false,
             fidelity: 0.5,
             refresh: 1,
+            identity: false,
         }
     }
 }
@@ -81,6 +86,10 @@ pub struct RestoreStats {
     pub carried: usize,
     /// Output-frame rectangles that may have changed (x, y, w, h).
     pub regions: Vec<[i32; 4]>,
+    /// With `RestoreConfig::identity`, for each face given: how far its fresh restoration
+    /// lies from its input in descriptor distance (None: not restored afresh this frame,
+    /// or its model's crops are not FFHQ-aligned).
+    pub identity: Vec<Option<f32>>,
     pub infer_ms: f64,
     pub total_ms: f64,
 }

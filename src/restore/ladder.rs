@@ -151,6 +151,7 @@ impl Ladder {
             skipped,
             per_model: vec![0; self.rungs.len()],
             assigned: vec![None; faces],
+            identity: vec![None; faces],
             ..Default::default()
         }
     }

@@ -23,9 +23,11 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use opencv::core::Mat;
 
+use crate::align::Template;
 use crate::blend;
 use crate::detect::Face;
 use crate::frame::Frame;
+use crate::model::identity::{self, IdentityNet};
 use crate::model::profile::ModelKind;
 use crate::model::profile::ProfileSource;
 use crate::model::{Profile, Restorer};
@@ -38,6 +40,8 @@ pub struct FaceRestorer {
     sessions: Sessions,
     carries: Carries,
     background: Option<Upscaler>,
+    /// With `RestoreConfig::identity`: the face net that measures each restoration.
+    identity: Option<IdentityNet>,
 }
 
 impl FaceRestorer {
@@ -84,7 +88,12 @@ impl FaceRestorer {
         let background = (config.upscale != 1)
             .then(|| Upscaler::new(config.upscale, &config.background, &config.provider))
             .transpose()?;
-        Ok(Self { ladder: Ladder { rungs, config }, sessions, carries: Carries::default(), background })
+        let identity = config
+            .identity
+            .then(|| IdentityNet::load(&identity::default_model(), &config.provider))
+            .transpose()
+            .context("identity measure")?;
+        Ok(Self { ladder: Ladder { rungs, config }, sessions, carries: Carries::default(), background, identity })
     }
 
     /// The ladder's first model (the only one unless several are given).
@@ -201,6 +210,13 @@ impl FaceRestorer {
             let t = Instant::now();
             let outputs = session.infer(&crops)?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
+            if let Some(id) =
+                self.identity.as_mut().filter(|_| self.ladder.rungs[r].profile.template == Template::Ffhq5)
+            {
+                for (job, d) in fresh.iter().zip(id.moved(&crops, &outputs)?) {
+                    stats.identity[job.face] = Some(d);
+                }
+            }
             for (out, job) in outputs.into_iter().zip(&fresh) {
                 if refresh > 1 {
                     self.carries.store(job.key, r, residual(&out, &job.crop, LEVELS)?);

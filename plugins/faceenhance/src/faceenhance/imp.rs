@@ -16,7 +16,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 28] = [
+const PROXIED: [(&str, Child, &str); 29] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -32,6 +32,7 @@ const PROXIED: [(&str, Child, &str); 28] = [
     ("background-model", Child::Restore, "background-model"),
     ("max-stretch", Child::Restore, "max-stretch"),
     ("force", Child::Restore, "force"),
+    ("measure-identity", Child::Restore, "measure-identity"),
     ("post-messages", Child::Restore, "post-messages"),
     ("blend-feather", Child::Restore, "blend-feather"),
     ("threads", Child::Both, "threads"),
