@@ -54,7 +54,7 @@ impl IdentityNet {
         // one probe run: a model whose output is not 128 values per face is refused now,
         // not on the first face
         let probe = Mat::new_rows_cols_with_default(64, 64, opencv::core::CV_8UC3, 128.into())?;
-        net.descriptors(&[probe])?;
+        net.descriptors(&[probe]).with_context(|| format!("identity model {}", model.display()))?;
         Ok(net)
     }
 

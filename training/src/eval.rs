@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::data::{CropSet, Split};
 use crate::degrade::DegradeConfig;
+use crate::facerec::{Identity, IdentityScores};
 use crate::image::{grid, Img};
 use crate::learned::LearnedDegrader;
 use crate::metrics::{psnr_y, Scores};
@@ -52,6 +53,9 @@ pub struct EvalReport {
     pub baseline: Scores,
     pub gain_psnr: f64,
     pub gain_ssim: f64,
+    /// Descriptor distance (dlib's face net, `facerec`) of outputs and of inputs (the
+    /// baseline) to the truth, and the share of faces the model brought closer.
+    pub identity: IdentityScores,
     /// Mean PSNR after 1..=N run-throughs of the model on its own output.
     pub drift_psnr: Vec<f64>,
     /// ms per face at batch 1, 4 and 8, with `threads` intra-op threads.
@@ -176,7 +180,11 @@ pub fn evaluate(a: &EvalArgs) -> Result<EvalReport> {
     let b4 = time_per_face(&mut m, in_size, 4, runs.div_ceil(4).max(3))?;
     let b8 = time_per_face(&mut m, in_size, 8, runs.div_ceil(8).max(3))?;
     let (ms, bs) = (ms.mean(), bs.mean());
+    let inputs: Vec<Img> = pairs.iter().map(|p| p.0.clone()).collect();
+    let truths: Vec<Img> = pairs.iter().map(|p| p.1.clone()).collect();
+    let identity = Identity::load_default()?.scores(&outs, &inputs, &truths)?;
     Ok(EvalReport {
+        identity,
         model: a.model.display().to_string(),
         n: ms.n,
         gain_psnr: ms.psnr - bs.psnr,

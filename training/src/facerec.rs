@@ -23,8 +23,8 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, interpolate, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// The network's input side.
@@ -152,19 +152,14 @@ impl Block {
         if self.stride == 1 {
             return relu(out + x);
         }
-        let [b, c, _, _] = x.dims();
+        // zero padding as ONNX `Pad` (not a concatenated zeros tensor, whose shape would
+        // carry the batch into the exported graph)
+        let [_, c, _, _] = x.dims();
         let pooled = avg_pool2d(x, AvgPoolOptions::new([2, 2]));
         let [_, co, oh, ow] = out.dims();
         let [_, _, ph, pw] = pooled.dims();
-        let device = out.device();
-        let out = if (oh, ow) != (ph, pw) {
-            let out = Tensor::cat(vec![out, Tensor::zeros([b, co, ph - oh, ow], &device)], 2);
-            Tensor::cat(vec![out, Tensor::zeros([b, co, ph, pw - ow], &device)], 3)
-        } else {
-            out
-        };
-        let pooled =
-            if co != c { Tensor::cat(vec![pooled, Tensor::zeros([b, co - c, ph, pw], &device)], 1) } else { pooled };
+        let out = if (oh, ow) != (ph, pw) { out.pad((0, pw - ow, 0, ph - oh), PadMode::Constant(0.0)) } else { out };
+        let pooled = if co != c { pooled.pad([(0, co - c), (0, 0), (0, 0)], PadMode::Constant(0.0)) } else { pooled };
         relu(pooled + out)
     }
 }
@@ -174,7 +169,8 @@ impl Block {
 pub struct FaceRecNet {
     stem: Conv2d,
     blocks: Vec<Block>,
-    fc: Param<Tensor<2>>,
+    /// The 256 x 128 matrix as a 1x1 convolution after global average pooling.
+    fc: Conv2d,
 }
 
 /// Blocks in order: name, stride; the last block of each of the first four stages ends a
@@ -216,7 +212,11 @@ impl FaceRecNet {
         }
         let fc = ws.iter().find(|w| w.name == "fc").context("face_recognition_model: no fc")?;
         ensure!(fc.shape == [256, 128], "fc is {:?}, expected [256, 128]", fc.shape);
-        let fc = Param::from_tensor(Tensor::from_data(TensorData::new(fc.data.clone(), [256, 128]), device));
+        // [256 in, 128 out] -> conv weight [128, 256, 1, 1]
+        let w: Vec<f32> =
+            (0..128).flat_map(|o| (0..256).map(move |i| (o, i))).map(|(o, i)| fc.data[i * 128 + o]).collect();
+        let mut fc = Conv2dConfig::new([256, 128], [1, 1]).with_bias(false).init(device);
+        fc.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [128, 256, 1, 1]), device));
         Ok(Self { stem, blocks, fc }.no_grad())
     }
 
@@ -267,9 +267,19 @@ impl FaceRecNet {
 
     /// The 128-D descriptor from the last stage's output.
     pub fn head(&self, last: Tensor<4>) -> Tensor<2> {
-        let [b, c, h, w] = last.dims();
-        let mean = last.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
-        mean.matmul(self.fc.val())
+        let e = self.embed(last);
+        let [b, c, _, _] = e.dims();
+        e.reshape([b, c])
+    }
+
+    /// Global mean and the matrix, as `[b, 128, 1, 1]`.
+    fn embed(&self, last: Tensor<4>) -> Tensor<4> {
+        self.fc.forward(adaptive_avg_pool2d(last, [1, 1]))
+    }
+
+    /// The exported graph: a 150 px face view in, `[b, 128, 1, 1]` descriptors out.
+    pub fn forward_onnx(&self, x: Tensor<4>) -> Tensor<4> {
+        self.embed(self.features(x).into_iter().last().expect("five stages"))
     }
 
     /// 128-D descriptors of RGB faces in [0, 1] at 150 px (tightly framed: `face_view`).
@@ -292,6 +302,12 @@ pub fn face_view(x: Tensor<4>, side: usize) -> Tensor<4> {
         return crop;
     }
     interpolate(crop, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size([side, side]))
+}
+
+/// Writes the net as ONNX for the core: `input` `[batch, 3, 150, 150]` RGB in [0, 1] (the
+/// tight face view), `output` `[batch, 128, 1, 1]` descriptors.
+pub fn export(net: &FaceRecNet, path: &Path) -> Result<()> {
+    crate::export::export_module(net, FaceRecNet::forward_onnx, [3, INPUT, INPUT], path)
 }
 
 /// Euclidean distance between descriptors, per face (`[b]`).
@@ -438,6 +454,27 @@ mod tests {
         let e = format!("{:#}", read_weights(&tmp).err().expect("a truncated bin is an error"));
         assert!(e.contains("ends inside fc"), "{e}");
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn onnx_export_matches_burn_through_ort() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let net = FaceRecNet::load_default(&device).expect("face-api model (scripts/setup.sh)");
+        let path = std::env::temp_dir().join(format!("facerec-{}.onnx", std::process::id()));
+        export(&net, &path).unwrap();
+        let mut ort = crate::ortrt::OrtModel::load(&path, 2).unwrap();
+        for batch in [1usize, 3] {
+            let x = Tensor::<4>::random([batch, 3, INPUT, INPUT], Distribution::Uniform(0.0, 1.0), &device);
+            let data = x.clone().into_data().try_to_vec::<f32>().unwrap();
+            let ours = net.descriptor(x).into_data().try_to_vec::<f32>().unwrap();
+            let (shape, theirs) = ort.run_raw([batch, 3, INPUT, INPUT], data).unwrap();
+            assert_eq!(shape, [batch, 128, 1, 1]);
+            let max = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            eprintln!("face-id batch {batch}: max abs diff burn vs ort {max:e}");
+            assert!(max <= 1e-4, "batch {batch}: {max}");
+        }
+        std::fs::remove_file(&path).ok();
     }
 
     /// The test issue 29 asks for: a misread tensor breaks it. Same person (neutral vs

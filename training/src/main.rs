@@ -203,6 +203,15 @@ enum Cmd {
         raw: bool,
     },
     /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
+    /// Writes dlib's face-recognition net (from the set-up's face-api package) as ONNX for
+    /// the core's identity measure: `input` [batch, 3, 150, 150] -> `output` [batch, 128, 1, 1].
+    FaceIdExport {
+        #[arg(long)]
+        out: PathBuf,
+        /// Folder of face_recognition_model.bin and its manifest (default: the set-up's cache).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     Eval {
         #[arg(long)]
         config: PathBuf,
@@ -372,6 +381,14 @@ fn main() -> Result<()> {
             let size = size.unwrap_or(cfg.output_size);
             anyhow::ensure!(size % cfg.generator.scale() == 0, "size {size} is not a multiple of the scale");
             export::export_generator(&g, size / cfg.generator.scale(), &out)?;
+            tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
+        }
+        Cmd::FaceIdExport { out, dir } => {
+            let net = faceenhance_train::facerec::FaceRecNet::load(
+                &dir.unwrap_or_else(faceenhance_train::facerec::default_dir),
+                &Device::flex(),
+            )?;
+            faceenhance_train::facerec::export(&net, &out)?;
             tracing::info!(bytes = std::fs::metadata(&out)?.len(), "wrote {}", out.display());
         }
         Cmd::Eval {
