@@ -10,8 +10,6 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::tensor::activation::relu;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 
@@ -27,35 +25,27 @@ pub const STAGE_CHANNELS: [usize; 3] = [32, 64, 128];
 pub const LEFT_EYE: [f32; 4] = [0.297, 0.399, 0.16, 0.14];
 pub const RIGHT_EYE: [f32; 4] = [0.543, 0.399, 0.16, 0.14];
 pub const MOUTH: [f32; 4] = [0.36, 0.645, 0.28, 0.16];
-/// Side (px) each component is resized to for its discriminator (eyes 32 x 28, mouth 48 x 28).
-const EYE_SIZE: [usize; 2] = [28, 32];
-const MOUTH_SIZE: [usize; 2] = [28, 48];
-
-/// Region `[x0, y0, w, h]` (fractions) of a batch of square crops, bilinearly resized to
-/// `[h, w]` px.
-pub fn region(x: Tensor<4>, r: [f32; 4], size: [usize; 2]) -> Tensor<4> {
+/// Region `[x0, y0, w, h]` (fractions) of a batch of square crops, at the crop's own
+/// resolution (a resize would blur the lashes and lip lines the discriminator should judge).
+pub fn region(x: Tensor<4>, r: [f32; 4]) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let x0 = ((r[0] * w as f32).round() as usize).min(w - 1);
     let y0 = ((r[1] * h as f32).round() as usize).min(h - 1);
     let rw = ((r[2] * w as f32).round() as usize).clamp(1, w - x0);
     let rh = ((r[3] * h as f32).round() as usize).clamp(1, h - y0);
-    let crop = x.slice([0..b, 0..c, y0..y0 + rh, x0..x0 + rw]);
-    if [rh, rw] == size {
-        return crop;
-    }
-    interpolate(crop, InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size(size))
+    x.slice([0..b, 0..c, y0..y0 + rh, x0..x0 + rw])
 }
 
 /// Both eyes of a batch, the right one mirrored, stacked on the batch axis (one eye
 /// discriminator learns both).
 pub fn eyes(x: Tensor<4>) -> Tensor<4> {
-    let l = region(x.clone(), LEFT_EYE, EYE_SIZE);
-    let r = region(x, RIGHT_EYE, EYE_SIZE).flip([3]);
+    let l = region(x.clone(), LEFT_EYE);
+    let r = region(x, RIGHT_EYE).flip([3]);
     Tensor::cat(vec![l, r], 0)
 }
 
 pub fn mouth(x: Tensor<4>) -> Tensor<4> {
-    region(x, MOUTH, MOUTH_SIZE)
+    region(x, MOUTH)
 }
 
 /// DiffAugment's colour and translation policies, differentiable and per sample: brightness
