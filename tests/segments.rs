@@ -168,6 +168,60 @@ fn segments_joined_equal_one_run_frame_by_frame_with_the_audio() {
     assert!(gap < 25_000_000, "audio: {} ns joined, {} ns in the input", j.audio_ns, i.audio_ns);
 }
 
+/// Issue 27's clip as a new user made it: H.264 Constrained Baseline at 29.97 fps with AAC,
+/// 275 frames (no B-frames in the input; the output has them).
+fn baseline_aac_clip() -> PathBuf {
+    static CLIP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let path = temp("baseline-aac.mp4");
+        gst_launch(&format!(
+            "videotestsrc num-buffers=275 pattern=ball ! video/x-raw,framerate=30000/1001,width=320,height=240 \
+             ! x264enc speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline \
+             ! h264parse ! mp4mux name=m ! filesink location={} audiotestsrc num-buffers=430 \
+             ! audio/x-raw,rate=44100 ! avenc_aac ! aacparse ! m.",
+            path.display()
+        ));
+        path
+    })
+    .clone()
+}
+
+/// Issue 27: the probe of a file whose first packet is audio no longer waits for ever (a
+/// discarded stream's sink held parsebin's one streaming thread in preroll), and the join
+/// keeps the first segment's first frames (their decoding times lie before zero; clamped,
+/// the muxer dropped two of them): every frame at the input's time, first and last.
+#[test]
+fn a_baseline_clip_with_audio_keeps_every_frame_and_time_resumed_and_joined() {
+    let clip = baseline_aac_clip();
+    let input = decode(&clip, false);
+    assert_eq!(input.frames.len(), 275);
+    // shown times to the millisecond (MP4 stores them at the track's timescale)
+    let times = |d: &Decoded| d.frames.iter().map(|f| (f.0 + 500_000) / 1_000_000).collect::<Vec<_>>();
+    let out = temp("baseline-resumed.mp4");
+    let _ = std::fs::remove_file(&out);
+    let text = ok(cli()
+        .args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "--segment-seconds", "2", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(text.contains("275 frames"), "{text}");
+    assert_eq!(times(&decode(&out, false)), times(&input), "resumed: the input's frames at the input's times");
+    let work = temp("baseline-work");
+    let _ = std::fs::remove_dir_all(&work);
+    for k in 0..3 {
+        ok(cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--segment", &format!("{k}/3"), "--work"])
+            .arg(&work)
+            .output()
+            .unwrap());
+    }
+    let joined = temp("baseline-joined.mp4");
+    ok(cli().arg("join").arg(&work).arg("-o").arg(&joined).arg("--no-progress").output().unwrap());
+    let j = decode(&joined, false);
+    assert_eq!(times(&j), times(&input), "joined: the input's frames at the input's times");
+    assert!(j.audio_ns.abs_diff(input.audio_ns) < 25_000_000, "audio {} vs {}", j.audio_ns, input.audio_ns);
+}
+
 #[test]
 fn variable_frame_rate_survives_the_seams() {
     let clip = vfr_clip();

@@ -258,6 +258,11 @@ pub struct Plan {
     /// The stream's frame rate as its container first states it: every segment's encoder
     /// is given this one, so all segments share their stream headers.
     pub framerate: [i32; 2],
+    /// Where the source's shown time starts on its timestamps (its video segment's start,
+    /// e.g. an MP4 edit list hiding B-frame delay): the join starts there too, so the joined
+    /// video keeps the source's place against its audio.
+    #[serde(default)]
+    pub shown_from_ns: u64,
     /// The frame interval changes (see `variable_rate`): encoded without B-frames.
     pub variable_rate: bool,
     pub segments: Vec<Span>,
@@ -307,7 +312,7 @@ impl Plan {
             );
             return Ok(plan);
         }
-        let (packets, framerate) = probe(&input)?;
+        let (packets, framerate, shown_from) = probe_with_start(&input)?;
         let n = match parts {
             Parts::Count(n) => n,
             Parts::Seconds(secs) => {
@@ -318,6 +323,7 @@ impl Plan {
         };
         let mut plan = Plan::cut(&input, bytes, settings, &packets, framerate, n)?;
         plan.input_mtime = mtime;
+        plan.shown_from_ns = shown_from;
         write_json(&path, &plan)?;
         Ok(plan)
     }
@@ -373,6 +379,7 @@ impl Plan {
             input: input.to_path_buf(),
             input_bytes: bytes,
             input_mtime: None,
+            shown_from_ns: 0,
             settings: settings.to_string(),
             frames: packets.len() as u64,
             key_frames: packets.iter().filter(|p| p.key).count() as u64,
@@ -451,9 +458,12 @@ fn first_video_to(
     (found, other_ended)
 }
 
-/// A stream nobody needs, into a fakesink of its own.
+/// A stream nobody needs, into a fakesink of its own that takes no part in preroll: behind
+/// parsebin one streaming thread feeds every stream, and a fakesink that prerolled on the
+/// file's first audio packet would hold that thread while the video sink waits for its
+/// first packet (a pipeline that never reaches PAUSED: issue 27's "no video packet").
 fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
-    let fake = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
+    let fake = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()?;
     pipeline.add(&fake)?;
     fake.sync_state_with_parent()?;
     pad.link(&fake.static_pad("sink").unwrap())?;
@@ -476,6 +486,12 @@ pub fn variable_rate(packets: &[Packet]) -> bool {
 /// decoding (parsebin: demuxer + parser), and the frame rate its caps first state (0/1:
 /// none).
 pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
+    probe_with_start(input).map(|(p, r, _)| (p, r))
+}
+
+/// [`probe`], and where the stream's shown time starts on its timestamps (its segment's
+/// start: an MP4 edit list that hides B-frame delay, 0 for most files).
+pub fn probe_with_start(input: &Path) -> Result<(Vec<Packet>, [i32; 2], u64)> {
     let (pipeline, sink, video, other_ended) =
         reader(input, "parsebin", |name| name.starts_with("video/") || name.starts_with("image/"))?;
     let _stopped = NullOnDrop(pipeline.clone());
@@ -483,6 +499,7 @@ pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
     let bus = pipeline.bus().expect("pipelines have a bus");
     let mut packets = Vec::new();
     let mut framerate = None;
+    let mut shown_from = 0u64;
     let mut last = Instant::now();
     let result = loop {
         if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
@@ -490,6 +507,10 @@ pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
             if framerate.is_none() {
                 let rate = sample.caps().and_then(|c| c.structure(0)?.get::<gst::Fraction>("framerate").ok());
                 framerate = Some(rate.map_or([0, 1], |r| [r.numer(), r.denom()]));
+                shown_from = sample
+                    .segment()
+                    .and_then(|s| s.downcast_ref::<gst::ClockTime>().and_then(|s| s.start()))
+                    .map_or(0, |t| t.nseconds());
             }
             let buf = sample.buffer().context("sample without a buffer")?;
             let Some(pts) = buf.pts() else {
@@ -519,7 +540,7 @@ pub fn probe(input: &Path) -> Result<(Vec<Packet>, [i32; 2])> {
     };
     pipeline.set_state(gst::State::Null)?;
     result.with_context(|| format!("reading the frames of {}", input.display()))?;
-    Ok((packets, framerate.unwrap_or([0, 1])))
+    Ok((packets, framerate.unwrap_or([0, 1]), shown_from))
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -756,14 +777,15 @@ fn encode_span(
     result?;
     let written = encoded.load(Ordering::Relaxed);
     ensure!(written == rec.frames, "{} frames went in, the encoder took {written}", rec.frames);
-    if rec.frames != span.frames {
-        tracing::warn!(
-            segment = span.index,
-            decoded = rec.frames,
-            packets = span.frames,
-            "the decoder gave another number of frames than the file has packets"
-        );
-    }
+    // a segment that decoded more or fewer frames than the plan counted packets would
+    // leave a gap or a double in the joined file: failed, never done
+    ensure!(
+        rec.frames == span.frames,
+        "segment {}: the decoder gave {} frames where the file has {} video packets",
+        span.index,
+        rec.frames,
+        span.frames
+    );
     Ok(())
 }
 
@@ -828,11 +850,21 @@ pub fn join(work: &Path, output: &Path, no_progress: bool) -> Result<JoinOutcome
         })
         .collect();
     ensure!(missing.is_empty(), "{}: segments not done: {}", work.display(), missing.join(", "));
+    let short: Vec<String> = records
+        .iter()
+        .flatten()
+        .zip(&plan.segments)
+        .filter(|(r, span)| r.frames != span.frames)
+        .map(|(r, span)| format!("{} ({} of {} frames)", r.index, r.frames, span.frames))
+        .collect();
+    ensure!(short.is_empty(), "{}: segments whose frames differ from the plan's: {}", work.display(), short.join(", "));
     let records: Vec<Record> = records.into_iter().flatten().filter(|r| r.frames > 0).collect();
     ensure!(!records.is_empty(), "{}: no frames in any segment", work.display());
 
     let pipeline = gst::Pipeline::new();
     let video_in = gst_app::AppSrc::builder().format(gst::Format::Time).block(true).max_bytes(16 << 20).build();
+    // a segment in the samples it is given (see `LEAD`)
+    video_in.set_property("handle-segment-change", true);
     let parse = make("h264parse")?;
     let (mux, audio_encoder) = muxer_for(output)?;
     let tmp = output.with_extension(format!(
@@ -886,11 +918,12 @@ pub fn join(work: &Path, output: &Path, no_progress: bool) -> Result<JoinOutcome
     bar.set_length(total);
     let feeder = {
         let (work, records, video_in, bar) = (work.to_path_buf(), records.clone(), video_in.clone(), bar.clone());
+        let shown_from = plan.shown_from_ns;
         std::thread::spawn(move || -> Result<u64> {
             let mut caps: Option<gst::Caps> = None;
             let mut pushed = 0u64;
             for rec in &records {
-                let n = feed_segment(&Record::video(&work, rec.index), rec, &video_in, &mut caps, &bar)
+                let n = feed_segment(&Record::video(&work, rec.index), rec, shown_from, &video_in, &mut caps, &bar)
                     .with_context(|| format!("segment {}", rec.index))?;
                 ensure!(n == rec.frames, "segment {}: its file has {n} frames, its record {}", rec.index, rec.frames);
                 pushed += n;
@@ -943,11 +976,16 @@ pub fn join(work: &Path, output: &Path, no_progress: bool) -> Result<JoinOutcome
     })
 }
 
+/// How much later than the source's the join carries its timestamps (an hour, as x264enc
+/// does with 1000): room for decoding times before the first frame's presentation.
+const LEAD: u64 = 3_600_000_000_000;
+
 /// Reads one encoded segment (demuxed, not decoded) into the join's appsrc, shifting its
 /// timestamps back onto the source's timeline.
 fn feed_segment(
     path: &Path,
     rec: &Record,
+    shown_from: u64,
     video_in: &gst_app::AppSrc,
     caps: &mut Option<gst::Caps>,
     bar: &indicatif::ProgressBar,
@@ -993,7 +1031,13 @@ fn feed_segment(
         let pts = buffer.pts().context("an encoded frame without a timestamp")?.nseconds() as i128;
         // the first packet is the segment's first key frame: its first frame in time
         let shift = *offset.get_or_insert(rec.first_pts_ns.unwrap_or(0) as i128 - pts);
-        let at = |t: i128| gst::ClockTime::from_nseconds((t + shift).max(0) as u64);
+        // With B-frames a frame is decoded before it is shown: the first frames' decoding
+        // times lie before the first presentation time, below zero when that is zero.
+        // Timestamps are carried `LEAD` later in a segment starting at `LEAD`, so running
+        // times keep their true, possibly negative, values and the muxer writes them as an
+        // edit list (clamping them at zero gave frames one decoding time, and the muxer
+        // dropped them: issue 27's 273 of 275 frames).
+        let at = |t: i128| gst::ClockTime::from_nseconds((t + shift + LEAD as i128).max(0) as u64);
         {
             let b = buffer.make_mut();
             b.set_pts(at(pts));
@@ -1001,7 +1045,11 @@ fn feed_segment(
                 b.set_dts(at(dts.nseconds() as i128));
             }
         }
-        if let Err(e) = video_in.push_buffer(buffer) {
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_nseconds(LEAD + shown_from));
+        segment.set_time(gst::ClockTime::ZERO);
+        let out = gst::Sample::builder().buffer(&buffer).caps(&c.to_owned()).segment(&segment).build();
+        if let Err(e) = video_in.push_sample(&out) {
             break Err(anyhow!("the muxer stopped taking frames: {e:?}"));
         }
         n += 1;

@@ -85,7 +85,15 @@ pub fn decode(path: &Path, keep_pixels: bool) -> Decoded {
                 } else {
                     Vec::new()
                 };
-                f.lock().unwrap().push((b.pts().map_or(0, |t| t.nseconds()), luma));
+                // the time a player shows: the buffer's timestamp in its segment (MP4's
+                // edit list moves the first frame of a B-frame stream back to zero there)
+                let shown = b.pts().map_or(0, |t| {
+                    pad.sticky_event::<gst::event::Segment>(0)
+                        .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().and_then(|s| s.to_stream_time(t)))
+                        .unwrap_or(t)
+                        .nseconds()
+                });
+                f.lock().unwrap().push((shown, luma));
             } else {
                 let mut a = a.lock().unwrap();
                 a.0 += 1;
