@@ -271,6 +271,8 @@ fn resume_after_sigkill_redoes_only_the_unfinished_segment() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!out.exists(), "no output from a killed run");
+    let lease = std::fs::read_to_string(work.join("seg-0001.lease")).expect("the killed worker's lease is left");
+    assert!(lease.contains(&format!("\"pid\":{pid}")), "{lease}");
     let status = ok(cli().arg("status").arg(&work).output().unwrap());
     assert!(status.contains("running"), "{status}");
 
@@ -283,6 +285,7 @@ fn resume_after_sigkill_redoes_only_the_unfinished_segment() {
     assert_eq!(rec0["pid"], pid, "segment 0 was kept from the killed run");
     assert_ne!(rec1["pid"], pid, "segment 1 was done again");
     assert!(!work.join("seg-0001.part.mp4").exists());
+    assert!(!work.join("seg-0001.lease").exists(), "the dead worker's lease was taken over, then released");
     let (o, i) = (decode(&out, false), decode(&clip, false));
     assert_eq!(o.frames.iter().map(|f| f.0).collect::<Vec<_>>(), i.frames.iter().map(|f| f.0).collect::<Vec<_>>());
     assert!(o.audio_ns.abs_diff(i.audio_ns) < 25_000_000);
@@ -525,4 +528,37 @@ fn manifest_outputs_must_differ_and_done_means_this_input() {
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out/clip.mp4.json")).unwrap()).unwrap();
     assert!(rec["input"].as_str().unwrap().ends_with("y/clip.mp4"), "{rec}");
+}
+
+/// Issue 27: two workers cannot take one segment: a live holder's lease refuses the second
+/// worker with who holds it; a lease from another host that nobody refreshes is taken over.
+#[test]
+fn a_segment_has_one_worker_at_a_time() {
+    let clip = vfr_clip();
+    let work = temp("lease-work");
+    let _ = std::fs::remove_dir_all(&work);
+    let seg = |k: usize| {
+        cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--segment", &format!("{k}/2"), "--work"])
+            .arg(&work)
+            .env("FACEENHANCE_LEASE_STALE_S", "2")
+            .output()
+            .unwrap()
+    };
+    ok(seg(1)); // makes the plan
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    // this test process is alive: its lease holds
+    let lease = work.join("seg-0000.lease");
+    std::fs::write(&lease, format!("{{\"host\":\"{host}\",\"pid\":{},\"since_unix\":0}}", std::process::id())).unwrap();
+    let o = seg(0);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("segment 0 is being done by") && e.contains(&host), "{e}");
+    assert!(!work.join("seg-0000.mp4").exists());
+    // another host's lease, not refreshed for longer than the stale time: taken over
+    std::fs::write(&lease, "{\"host\":\"elsewhere\",\"pid\":1,\"since_unix\":0}").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let text = ok(seg(0));
+    assert!(text.contains("segment 0: Done"), "{text}");
+    assert!(!lease.exists());
 }

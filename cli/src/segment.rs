@@ -611,6 +611,11 @@ pub fn run_segment(args: &VideoArgs, work: &Path, plan: &Plan, index: usize, sto
     if let Some(rec) = Record::load(work, index).filter(|r| r.is_done(work)) {
         return Ok(rec);
     }
+    let _lease = Lease::take(work, index)?;
+    // a worker that held the lease may have finished while this one waited to take it
+    if let Some(rec) = Record::load(work, index).filter(|r| r.is_done(work)) {
+        return Ok(rec);
+    }
     let span = plan.segments[index].clone();
     let mut rec = Record {
         index,
@@ -650,6 +655,107 @@ pub fn run_segment(args: &VideoArgs, work: &Path, plan: &Plan, index: usize, sto
             write_json(&Record::path(work, index), &rec)?;
             Err(e.context(format!("segment {index} of {}", plan.input.display())))
         }
+    }
+}
+
+/// Who works on a segment: `seg-NNNN.lease` (host, pid, time), made with create-new so two
+/// workers cannot both take it, refreshed every `LEASE_BEAT` while the worker lives and
+/// removed when it is done. A lease whose holder is gone (a dead pid on this host, or no
+/// refresh for `LEASE_STALE` from another host) is taken over.
+pub struct Lease {
+    path: PathBuf,
+    beat: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LeaseHolder {
+    host: String,
+    pid: u32,
+    since_unix: u64,
+}
+
+const LEASE_BEAT: std::time::Duration = std::time::Duration::from_secs(20);
+/// A lease not refreshed for this long is stale (a worker on another host died or lost
+/// the shared storage). `FACEENHANCE_LEASE_STALE_S` overrides it (tests).
+fn lease_stale() -> std::time::Duration {
+    let s = std::env::var("FACEENHANCE_LEASE_STALE_S").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    std::time::Duration::from_secs(s)
+}
+
+impl Lease {
+    fn path(work: &Path, index: usize) -> PathBuf {
+        work.join(format!("seg-{index:04}.lease"))
+    }
+
+    pub fn take(work: &Path, index: usize) -> Result<Lease> {
+        let path = Lease::path(work, index);
+        let me = LeaseHolder { host: hostname(), pid: std::process::id(), since_unix: now_unix() };
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => {
+                    serde_json::to_writer(f, &me)?;
+                    let (alive, p) = (Arc::new(AtomicBool::new(true)), path.clone());
+                    let flag = alive.clone();
+                    let beat = std::thread::spawn(move || {
+                        let mut last = Instant::now();
+                        while flag.load(Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            if last.elapsed() >= LEASE_BEAT {
+                                // a new modification time says the holder lives
+                                let _ = std::fs::File::options()
+                                    .append(true)
+                                    .open(&p)
+                                    .and_then(|f| f.set_modified(SystemTime::now()));
+                                last = Instant::now();
+                            }
+                        }
+                    });
+                    return Ok(Lease { path, beat: Some((alive, beat)) });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder: Option<LeaseHolder> =
+                        std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                    let age = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .unwrap_or_default();
+                    let gone = match &holder {
+                        Some(h) if h.host == me.host => !Path::new(&format!("/proc/{}", h.pid)).exists(),
+                        _ => age > lease_stale(),
+                    };
+                    if !gone {
+                        let who = holder.map_or("an unreadable lease".to_string(), |h| {
+                            format!(
+                                "{} (pid {}) since {} s ago",
+                                h.host,
+                                h.pid,
+                                now_unix().saturating_sub(h.since_unix)
+                            )
+                        });
+                        bail!(
+                            "segment {index} is being done by {who}; its lease {} was refreshed {} s ago",
+                            path.display(),
+                            age.as_secs()
+                        );
+                    }
+                    tracing::warn!(segment = index, "taking over a stale lease ({})", path.display());
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+        bail!("segment {index}: another worker took {} at the same moment", path.display())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some((alive, beat)) = self.beat.take() {
+            alive.store(false, Ordering::SeqCst);
+            let _ = beat.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
