@@ -353,3 +353,33 @@ fn a_cut_is_searched_whole() {
     assert!(report.full && report.changed > 0.5, "{report:?}");
     assert_eq!(faces.len(), 1);
 }
+
+/// Issue 27: a damaged or lying detector model is an error naming the file, at load, never
+/// a panic: a restorer given as CenterFace or YuNet, a truncated CenterFace, a missing file.
+#[test]
+fn damaged_or_lying_detector_models_are_refused_with_their_name() {
+    let restorer = repo().join("models/restore-64.onnx");
+    let load = |kind: DetectorKind, model: &std::path::Path| {
+        let cfg = DetectorConfig { kind, model: Some(model.to_path_buf()), ..Default::default() };
+        match std::panic::catch_unwind(|| Detector::new(cfg)) {
+            Ok(r) => format!("{:#}", r.err().expect("a bad detector model loaded")),
+            Err(_) => panic!("{kind:?} with {} panicked", model.display()),
+        }
+    };
+    for kind in [DetectorKind::CenterFace, DetectorKind::YuNet] {
+        let e = load(kind, &restorer);
+        assert!(e.contains("restore-64.onnx"), "{kind:?}: {e}");
+        let e = load(kind, std::path::Path::new("/nonexistent/detector.onnx"));
+        assert!(e.contains("/nonexistent/detector.onnx"), "{kind:?}: {e}");
+    }
+    let bytes = std::fs::read(cached("models/centerface.onnx")).unwrap();
+    let cut = std::env::temp_dir().join(format!("centerface-cut-{}.onnx", std::process::id()));
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let e = load(DetectorKind::CenterFace, &cut);
+    assert!(e.contains("centerface-cut"), "{e}");
+    let yunet_bytes = std::fs::read(yunet()).unwrap();
+    std::fs::write(&cut, &yunet_bytes[..yunet_bytes.len() / 3]).unwrap();
+    let e = load(DetectorKind::YuNet, &cut);
+    assert!(e.contains("centerface-cut"), "{e}");
+    std::fs::remove_file(&cut).unwrap();
+}

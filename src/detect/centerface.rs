@@ -20,6 +20,7 @@ use crate::model::provider::{self, Provider, ProviderOptions};
 
 pub struct CenterFace {
     session: Session,
+    model: std::path::PathBuf,
     score: f32,
     nms: f32,
 }
@@ -46,8 +47,39 @@ impl CenterFace {
             "CenterFace model {}: outputs {names:?}, expected {OUTPUTS:?} (heatmap, scale, offset, landmarks)",
             model.display()
         );
-        Ok(Self { session, score, nms })
+        let mut cf = Self { session, score, nms, model: model.to_path_buf() };
+        // one run on a blank 64 px image: a model with the right names but other shapes is
+        // refused at load, not on the first frame
+        let blank = Mat::new_rows_cols_with_default(64, 64, opencv::core::CV_8UC3, 0.into())?;
+        cf.detect(&blank)?;
+        Ok(cf)
     }
+}
+
+/// The four outputs' shapes as the decoder indexes them: batch 1, the same grid for all,
+/// at least 1 heat-map, 2 scale, 2 offset and 10 landmark channels. Returns the grid.
+pub fn check_outputs(shapes: [&[usize]; 4], input: (usize, usize)) -> Result<(usize, usize)> {
+    let [heat, scale, offset, lms] = shapes;
+    let grid = |s: &[usize]| (s.len() == 4 && s[0] == 1).then(|| (s[2], s[3]));
+    let g = grid(heat).with_context(|| format!("heat map of shape {heat:?}, expected [1, 1, H, W]"))?;
+    for (what, s, min) in [("heat map", heat, 1), ("scale", scale, 2), ("offset", offset, 2), ("landmarks", lms, 10)] {
+        ensure!(
+            grid(s) == Some(g) && s[1] >= min,
+            "{what} output of shape {s:?}, expected [1, >={min}, {}, {}] like the heat map",
+            g.0,
+            g.1
+        );
+    }
+    // one cell per 4 input pixels
+    ensure!(
+        g.0 * 4 >= input.0 && g.1 * 4 >= input.1 && g.0 * 4 <= input.0 + 32 && g.1 * 4 <= input.1 + 32,
+        "a {}x{} grid for a {}x{} input, expected a quarter of it",
+        g.1,
+        g.0,
+        input.1,
+        input.0
+    );
+    Ok(g)
 }
 
 impl FaceDetector for CenterFace {
@@ -90,7 +122,9 @@ impl FaceDetector for CenterFace {
         let get =
             |name: &str| -> Result<ndarray::ArrayViewD<'_, f32>> { Ok(outputs[name].try_extract_array::<f32>()?) };
         let (heat, scale, offset, lms) = (get(OUTPUTS[0])?, get(OUTPUTS[1])?, get(OUTPUTS[2])?, get(OUTPUTS[3])?);
-        let (fh, fw) = (heat.shape()[2], heat.shape()[3]);
+        let (fh, fw) =
+            check_outputs([heat.shape(), scale.shape(), offset.shape(), lms.shape()], (h32 as usize, w32 as usize))
+                .with_context(|| format!("CenterFace model {}", self.model.display()))?;
         let at = |m: &ndarray::ArrayViewD<'_, f32>, c: usize, y: usize, x: usize| m[[0, c, y, x]];
 
         let mut faces = Vec::new();
@@ -123,5 +157,26 @@ impl FaceDetector for CenterFace {
         let mut keep = Vector::<i32>::new();
         dnn::nms_boxes(&boxes, &scores, self.score, self.nms, &mut keep, 1.0, 0)?;
         Ok(keep.iter().map(|i| faces[i as usize].clone()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_outputs;
+
+    #[test]
+    fn output_shapes_the_decoder_would_misread_are_errors() {
+        let (heat, s2, l10) = ([1, 1, 16, 20], [1, 2, 16, 20], [1, 10, 16, 20]);
+        assert_eq!(check_outputs([&heat, &s2, &s2, &l10], (64, 80)).unwrap(), (16, 20));
+        // too few landmark channels: indexing them would panic
+        let e = check_outputs([&heat, &s2, &s2, &[1, 8, 16, 20]], (64, 80)).unwrap_err().to_string();
+        assert!(e.contains("landmarks"), "{e}");
+        // a grid that is not the heat map's
+        assert!(check_outputs([&heat, &[1, 2, 8, 10], &s2, &l10], (64, 80)).is_err());
+        // rank 2, or a batch of 2
+        assert!(check_outputs([&[16, 20], &s2, &s2, &l10], (64, 80)).is_err());
+        assert!(check_outputs([&[2, 1, 16, 20], &s2, &s2, &l10], (64, 80)).is_err());
+        // a grid not a quarter of the input
+        assert!(check_outputs([&heat, &s2, &s2, &l10], (640, 800)).is_err());
     }
 }

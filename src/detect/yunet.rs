@@ -14,6 +14,7 @@ const DEFAULT_THRESHOLD: f32 = 0.6;
 pub struct YuNet {
     inner: Ptr<FaceDetectorYN>,
     input: Size,
+    model: std::path::PathBuf,
 }
 
 impl YuNet {
@@ -21,7 +22,11 @@ impl YuNet {
         let score = score.unwrap_or(DEFAULT_THRESHOLD).min(0.99);
         let inner = FaceDetectorYN::create(&model.to_string_lossy(), "", Size::new(320, 320), score, nms, 5000, 0, 0)
             .with_context(|| format!("YuNet model {}: OpenCV could not load it", model.display()))?;
-        Ok(Self { inner, input: Size::new(320, 320) })
+        let mut y = Self { inner, input: Size::new(320, 320), model: model.to_path_buf() };
+        // one run on a blank image: a file OpenCV loads but cannot run is refused at load
+        let blank = Mat::new_rows_cols_with_default(64, 64, opencv::core::CV_8UC3, 0.into())?;
+        y.detect(&blank)?;
+        Ok(y)
     }
 }
 
@@ -68,7 +73,15 @@ impl FaceDetector for YuNet {
             self.input = size;
         }
         let mut out = Mat::default();
-        self.inner.detect(bgr, &mut out)?;
+        self.inner.detect(bgr, &mut out).with_context(|| format!("YuNet model {}", self.model.display()))?;
+        // a row per face: box (4), five landmarks (10), score
+        anyhow::ensure!(
+            out.rows() == 0 || (out.cols() >= 15 && out.typ() == opencv::core::CV_32F),
+            "YuNet model {}: {} columns of type {} per face, expected 15 floats",
+            self.model.display(),
+            out.cols(),
+            out.typ()
+        );
         let mut faces = Vec::with_capacity(out.rows().max(0) as usize);
         for r in 0..out.rows() {
             let v = |c: i32| -> Result<f32> { Ok(*out.at_2d::<f32>(r, c)?) };
