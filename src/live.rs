@@ -57,10 +57,12 @@ impl LiveRestorer {
         let rungs = ladder.rungs();
         let (jobs, job_rx) = bounded::<LiveJob>(1);
         let (done_tx, done) = bounded::<LiveDone>(2);
-        // The caller's span (an element's): the worker's events (a rung's session opening)
-        // are logged as the element's.
+        // The caller's subscriber and span (an element's): the worker's events (a rung's
+        // session opening) are logged as the element's.
         let span = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         let worker = std::thread::Builder::new().name("facerestore-live".into()).spawn(move || {
+            let _default = tracing::dispatcher::set_default(&dispatch);
             let _entered = span.enter();
             for job in job_rx {
                 let mut run = || -> LiveDone {

@@ -1300,3 +1300,24 @@ fn a_resolution_change_resets_tracking() {
         assert!((a - b).abs() <= 1, "not smoothed: {after:?} vs the detector's {fresh:?}");
     }
 }
+
+/// Issue 27: the plugin never installs a process-wide tracing subscriber. An application
+/// that loads it, runs its elements and then sets its own global subscriber gets it (with
+/// the old global install this returned an error, and `init()` panicked).
+#[test]
+fn an_application_sets_its_own_tracing_subscriber_after_using_the_elements() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! pngdec ! videoconvert ! faceenhance detector-model={} ! fakesink",
+        astronaut().display(),
+        yunet().display()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{msg:?}");
+    tracing::subscriber::set_global_default(tracing_subscriber::registry()).expect("the application's own subscriber");
+}

@@ -4,10 +4,12 @@
 //!
 //! Events at the matching level (error, warning, info, debug; trace becomes log) go to the
 //! debug category of the element whose call into the core made them (inside the span it
-//! opened, [`element_span`]: `facedetector`, `facerestore`, ...), the line starting with the
-//! element's name; events outside any element go to `faceenhance`. The subscriber is
-//! installed once, in `plugin_init`, and only where the process has none: an application
-//! with its own (the `faceenhance` command line) keeps it.
+//! opened, [`element_scope`]: `facedetector`, `facerestore`, ...), the line starting with the
+//! element's name; events outside any element go to `faceenhance`. The forwarding
+//! subscriber is never the process's global one: a library must leave that to its host (an
+//! application that installs its own after loading the plugin would panic). It is the
+//! thread's default for the length of an element's call into the core
+//! ([`element_scope`]), and only while the process has no global subscriber of its own.
 
 use std::fmt::Write;
 use std::sync::LazyLock;
@@ -25,29 +27,51 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("faceenhance", gst::DebugColorFlags::empty(), Some("faceenhance core (tracing events)"))
 });
 
-/// The span an element opens around its calls into the core, naming itself and its debug
-/// category (its factory's name).
-pub fn element_span(element: &impl IsA<gst::Object>) -> tracing::Span {
+/// The forwarding subscriber, made once.
+static DISPATCH: LazyLock<tracing::Dispatch> =
+    LazyLock::new(|| tracing::Dispatch::new(tracing_subscriber::registry().with(GstLayer)));
+
+/// An element's call into the core: the forwarding subscriber as this thread's default
+/// (unless the process has a global one) and the element's span entered.
+pub struct ElementScope {
+    // dropped first: the span leaves under the subscriber that made it
+    _span: tracing::span::EnteredSpan,
+    _default: Option<tracing::dispatcher::DefaultGuard>,
+}
+
+/// The scope an element opens around its calls into the core, naming itself and its
+/// debug category (its factory's name).
+pub fn element_scope(element: &impl IsA<gst::Object>) -> ElementScope {
+    // none of the host's: ours for this call (thread-local, so the host can still set a
+    // global one at any time)
+    let none = tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
+    let default = none.then(|| tracing::dispatcher::set_default(&DISPATCH));
     let category = element.dynamic_cast_ref::<gst::Element>().and_then(|e| e.factory()).map(|f| f.name());
     let category = category.as_ref().map(|c| c.as_str()).unwrap_or("faceenhance");
-    tracing::info_span!("element", element = %element.name(), category = %category)
+    let span = tracing::info_span!("element", element = %element.name(), category = %category);
+    ElementScope { _span: span.entered(), _default: default }
 }
 
-/// The categories events may go to: the core's and those of the elements that call it.
-fn categories() -> impl Iterator<Item = gst::DebugCategory> {
-    ["facedetector", "facerestore", "facegallery", "facedraw", "faceedit"]
-        .into_iter()
-        .filter_map(gst::DebugCategory::get)
-        .chain(std::iter::once(*CAT))
+/// The categories events may go to: the core's and those of the elements that call it;
+/// looked up by name until every element's exists, then kept (this runs for every event).
+fn categories() -> std::borrow::Cow<'static, [gst::DebugCategory]> {
+    static ALL: std::sync::OnceLock<Vec<gst::DebugCategory>> = std::sync::OnceLock::new();
+    if let Some(all) = ALL.get() {
+        return std::borrow::Cow::Borrowed(all);
+    }
+    const NAMES: [&str; 5] = ["facedetector", "facerestore", "facegallery", "facedraw", "faceedit"];
+    let mut found: Vec<gst::DebugCategory> = NAMES.into_iter().filter_map(gst::DebugCategory::get).collect();
+    let complete = found.len() == NAMES.len();
+    found.push(*CAT);
+    if complete {
+        let _ = ALL.set(found.clone());
+    }
+    std::borrow::Cow::Owned(found)
 }
 
-/// Installs the forwarding subscriber unless the process already has one.
+/// Registers the core's debug category (no subscriber is installed: see [`element_scope`]).
 pub fn install() {
     LazyLock::force(&CAT);
-    if tracing::dispatcher::has_been_set() {
-        return;
-    }
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(GstLayer));
 }
 
 pub fn gst_level(level: &tracing::Level) -> gst::DebugLevel {
@@ -60,7 +84,7 @@ pub fn gst_level(level: &tracing::Level) -> gst::DebugLevel {
     }
 }
 
-/// The element name and debug category an [`element_span`] carries.
+/// The element name and debug category an [`element_scope`]'s span carries.
 struct ElementName(String, Option<gst::DebugCategory>);
 
 /// `message` first, then the other fields as `name=value`.
@@ -102,7 +126,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for GstLayer {
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
         let level = gst_level(metadata.level());
-        metadata.is_span() || categories().any(|c| c.above_threshold(level))
+        metadata.is_span() || categories().iter().any(|c| c.above_threshold(level))
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {

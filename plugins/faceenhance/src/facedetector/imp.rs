@@ -226,7 +226,7 @@ impl BaseTransformImpl for FaceDetector {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let _span = crate::log::element_span(&*self.obj()).entered();
+        let _scope = crate::log::element_scope(&*self.obj());
         let s = self.settings.lock().unwrap().clone();
         let config = DetectorConfig {
             kind: s.detector.into(),
@@ -305,8 +305,10 @@ impl BaseTransformImpl for FaceDetector {
             state.sweep_frames = sweep_frames;
         }
         let stream = &mut state.faces;
-        let result = crate::log::element_span(&*self.obj())
-            .in_scope(|| video::with_frame(buf, &info, |frame| stream.next(frame)));
+        let result = {
+            let _scope = crate::log::element_scope(&*self.obj());
+            video::with_frame(buf, &info, |frame| stream.next(frame))
+        };
         // Errors are posted after the lock is released: a sync bus handler may call back
         // into the element.
         drop(guard);

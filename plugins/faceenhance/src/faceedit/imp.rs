@@ -153,7 +153,7 @@ impl BaseTransformImpl for FaceEdit {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let _span = crate::log::element_span(&*self.obj()).entered();
+        let _scope = crate::log::element_scope(&*self.obj());
         let s = self.settings.lock().unwrap().clone();
         let opts = ProviderOptions { provider: s.provider.into(), threads: s.threads as usize, ..Default::default() };
         let mut editor = FaceEditor::load(std::path::Path::new(&s.model), &opts)
@@ -206,7 +206,7 @@ impl BaseTransformImpl for FaceEdit {
         let result = if faces.is_empty() {
             Ok(None)
         } else {
-            let _span = crate::log::element_span(&*self.obj()).entered();
+            let _scope = crate::log::element_scope(&*self.obj());
             video::with_frame_mut(buf, &info, |frame| editor.edit(frame, &faces)).map(Some)
         };
         drop(state);

@@ -357,7 +357,7 @@ impl BaseTransformImpl for FaceRestore {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let _span = crate::log::element_span(&*self.obj()).entered();
+        let _scope = crate::log::element_scope(&*self.obj());
         let s = self.settings.lock().unwrap().clone();
         let config = RestoreConfig {
             models: s.model.split(',').map(str::trim).filter(|m| !m.is_empty()).map(PathBuf::from).collect(),
@@ -483,8 +483,7 @@ impl BaseTransformImpl for FaceRestore {
             self.post_stats(buf.pts(), &stats, false, self.posting().then(Vec::new));
             return Ok(gst::FlowSuccess::Ok);
         }
-        let span = crate::log::element_span(&*self.obj());
-        let _entered = span.enter();
+        let _scope = crate::log::element_scope(&*self.obj());
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let (info, _) = state.infos()?;
@@ -521,8 +520,7 @@ impl BaseTransformImpl for FaceRestore {
 
     fn transform(&self, inbuf: &gst::Buffer, outbuf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let faces = meta::read(inbuf);
-        let span = crate::log::element_span(&*self.obj());
-        let _entered = span.enter();
+        let _scope = crate::log::element_scope(&*self.obj());
         let (strength, fidelity) = self.current();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
