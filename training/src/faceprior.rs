@@ -16,8 +16,9 @@ use rand::Rng;
 use crate::facerec::{self, FaceRecNet};
 use crate::model::{conv, lrelu};
 
-/// Channels of the trunk's first three stages (35, 17 and 8 px at the 150 px view).
-pub const STAGE_CHANNELS: [usize; 3] = [32, 64, 128];
+/// Channels of the trunk's maps the losses and heads use: the stem (72 px at the 150 px
+/// view) and the first three stages (35, 17 and 8 px).
+pub const STAGE_CHANNELS: [usize; 4] = [32, 32, 64, 128];
 
 /// The eyes' and the mouth's boxes in an FFHQ-aligned crop (x0, y0, w, h as fractions of
 /// its side), around the template's points: eyes at (0.377, 0.469) and (0.623, 0.469), mouth
@@ -49,15 +50,16 @@ pub fn mouth(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// DiffAugment's colour and translation policies, differentiable and per sample: brightness
-/// +-0.2, saturation x[0.5, 1.5], contrast x[0.5, 1.5], and a shift of up to `shift` of the
-/// side with zeros coming in (the same draw must not be shared by real and fake batches).
+/// +-0.1, saturation x[0.7, 1.3], contrast x[0.7, 1.3] (DiffAugment's full ranges kept the
+/// discriminators at chance here: 0.52-0.54 over 250 steps), and a shift of up to `shift`
+/// of the side with zeros coming in (the same draw must not be shared by real and fake).
 pub fn diff_augment<R: Rng>(x: Tensor<4>, shift: f32, rng: &mut R) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let device = x.device();
     let per = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [b, 1, 1, 1]), &device);
-    let bright = per((0..b).map(|_| rng.gen_range(-0.2..0.2)).collect());
-    let sat = per((0..b).map(|_| rng.gen_range(0.5..1.5)).collect());
-    let con = per((0..b).map(|_| rng.gen_range(0.5..1.5)).collect());
+    let bright = per((0..b).map(|_| rng.gen_range(-0.1..0.1)).collect());
+    let sat = per((0..b).map(|_| rng.gen_range(0.7..1.3)).collect());
+    let con = per((0..b).map(|_| rng.gen_range(0.7..1.3)).collect());
     let x = x + bright;
     let mean_c = x.clone().mean_dim(1);
     let x = (x - mean_c.clone()) * sat + mean_c;
@@ -190,7 +192,7 @@ pub struct FacePrior {
     pub view: usize,
 }
 
-/// One batch through the frozen net: the five stages' maps and the descriptors.
+/// One batch through the frozen net: the stem's and the five stages' maps, and the descriptors.
 pub struct FaceCodes {
     pub stages: Vec<Tensor<4>>,
     pub descriptor: Tensor<2>,
@@ -305,7 +307,8 @@ impl FacePhase {
             let fc = self.prior.codes(fake.clone());
             let rc = self.prior.codes(y.clone());
             if c.face_perceptual_weight > 0.0 {
-                let p = relative_feature_l1(&fc.stages[..3], &rc.stages[..3]);
+                let n = STAGE_CHANNELS.len();
+                let p = relative_feature_l1(&fc.stages[..n], &rc.stages[..n]);
                 st.perceptual = scalar(&p);
                 terms.push(p.mul_scalar(c.face_perceptual_weight));
             }
