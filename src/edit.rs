@@ -74,8 +74,29 @@ pub struct FaceEditor {
     smoothing: f32,
     /// Smoothed edit residual per track, at the model's output size (f32 BGR).
     residuals: HashMap<u64, Mat>,
-    /// Feather masks by paste size.
-    masks: HashMap<i32, Mat>,
+    /// Feather masks of the paste sizes used last.
+    masks: MaskCache,
+}
+
+/// Feather masks by paste side, the `MASKS` used last: a face walking toward the camera
+/// has a new side on every frame, and a mask per side ever seen (up to 4 MB each at
+/// 1024 px) would grow without end.
+#[derive(Default)]
+struct MaskCache(std::collections::VecDeque<(i32, Mat)>);
+
+const MASKS: usize = 8;
+
+impl MaskCache {
+    fn get(&mut self, side: i32) -> Result<Mat> {
+        if let Some(i) = self.0.iter().position(|(s, _)| *s == side) {
+            let hit = self.0.remove(i).expect("found");
+            self.0.push_front(hit);
+        } else {
+            self.0.push_front((side, blend::feather_mask(side, 0.1)?));
+            self.0.truncate(MASKS);
+        }
+        Ok(self.0[0].1.clone())
+    }
 }
 
 impl FaceEditor {
@@ -84,7 +105,7 @@ impl FaceEditor {
         let restorer = Restorer::load(model, Some(&Profile::beside(model)), opts)
             .with_context(|| format!("edit model {}", model.display()))?;
         restorer.profile().ensure_kind(ModelKind::Edit).with_context(|| format!("model {}", model.display()))?;
-        Ok(Self { model: restorer, smoothing: 0.0, residuals: HashMap::new(), masks: HashMap::new() })
+        Ok(Self { model: restorer, smoothing: 0.0, residuals: HashMap::new(), masks: MaskCache::default() })
     }
 
     /// The attributes the model edits, in its order.
@@ -157,14 +178,7 @@ impl FaceEditor {
             // the change, enlarged to the face's own resolution, added to the frame's pixels
             let mut up = Mat::default();
             imgproc::resize(&residual, &mut up, Size::new(side, side), 0.0, 0.0, imgproc::INTER_CUBIC)?;
-            let mask = match self.masks.get(&side) {
-                Some(m) => m.clone(),
-                None => {
-                    let m = blend::feather_mask(side, 0.1)?;
-                    self.masks.insert(side, m.clone());
-                    m
-                }
-            };
+            let mask = self.masks.get(side)?;
             if let Some(rect) = blend::add_residual(frame, &up, &mask, &big_sim)? {
                 stats.regions.push(rect);
                 stats.edited += 1;
@@ -178,6 +192,22 @@ impl FaceEditor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mask_cache_keeps_the_sizes_used_last_and_no_more() {
+        use opencv::prelude::MatTraitConst;
+        let mut c = MaskCache::default();
+        for side in 40..140 {
+            let m = c.get(side).unwrap();
+            assert_eq!((m.rows(), m.cols()), (side, side));
+        }
+        assert_eq!(c.0.len(), MASKS);
+        // a side in use stays: the same mask comes back, at the front
+        let before = c.get(135).unwrap();
+        assert_eq!(c.0[0].0, 135);
+        assert_eq!(opencv::core::norm2_def(&before, &c.get(135).unwrap()).unwrap(), 0.0);
+        assert!(c.0.iter().all(|(s, _)| *s >= 132));
+    }
 
     fn names() -> Vec<String> {
         ["Eyeglasses", "Smiling", "Young"].map(String::from).to_vec()
