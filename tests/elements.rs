@@ -1229,7 +1229,7 @@ fn the_plugin_describes_its_real_elements_and_licence() {
 #[test]
 fn upscale_negotiates_through_a_list_of_sizes() {
     init();
-    let desc = "videotestsrc num-buffers=2 ! facerestore upscale=2 ! capsfilter \
+    let desc = "videotestsrc name=src num-buffers=2 ! facerestore upscale=2 ! capsfilter \
                 caps=video/x-raw,width=(int){201,1000},height=(int){601,600} ! appsink name=sink sync=false";
     let pipeline = gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
@@ -1249,7 +1249,7 @@ fn upscale_negotiates_through_a_list_of_sizes() {
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
-    let src_caps = pipeline.by_name("videotestsrc0").unwrap().static_pad("src").unwrap().current_caps();
+    let src_caps = pipeline.by_name("src").unwrap().static_pad("src").unwrap().current_caps();
     assert_eq!(sizes.len(), 2, "{sizes:?}");
     assert!(sizes.iter().all(|&size| size == (1000, 600)), "{sizes:?} from {src_caps:?}");
 }
@@ -1320,4 +1320,30 @@ fn an_application_sets_its_own_tracing_subscriber_after_using_the_elements() {
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{msg:?}");
     tracing::subscriber::set_global_default(tracing_subscriber::registry()).expect("the application's own subscriber");
+}
+
+/// Issue 27: `upscale` has one source from start to stop. Set on a running element it is
+/// refused (a warning; the property keeps the value the engine and the caps were made
+/// with) and the stream goes on at that size; after NULL it takes the new value.
+#[test]
+fn upscale_cannot_change_under_a_running_stream() {
+    init();
+    let desc = "videotestsrc num-buffers=30 ! video/x-raw,format=BGR,width=64,height=48 ! facerestore name=r \
+                ! fakesink name=out";
+    let pipeline = gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let r = pipeline.by_name("r").unwrap();
+    pipeline.set_state(gst::State::Paused).unwrap();
+    assert_eq!(pipeline.state(gst::ClockTime::from_seconds(30)).1, gst::State::Paused);
+    r.set_property("upscale", 2u32);
+    assert_eq!(r.property::<u32>("upscale"), 1, "refused while running");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    assert!(matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::Eos(_))), "{msg:?}");
+    let caps = pipeline.by_name("out").unwrap().static_pad("sink").unwrap().current_caps().unwrap();
+    assert_eq!(caps.structure(0).unwrap().get::<i32>("width").unwrap(), 64, "{caps}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    r.set_property("upscale", 2u32);
+    assert_eq!(r.property::<u32>("upscale"), 2, "taken when stopped");
 }

@@ -117,6 +117,9 @@ pub struct FaceRestore {
     /// Read per frame; never held across an inference, so setting a property never waits.
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// The up-scale factor the engine was built with, from `start` to `stop` (0: stopped):
+    /// the one value caps negotiation and the engine both read, so they cannot disagree.
+    upscale_in_use: std::sync::atomic::AtomicU32,
 }
 
 #[glib::object_subclass]
@@ -313,7 +316,20 @@ impl ObjectImpl for FaceRestore {
             "max-latency" => s.max_latency_ms = value.get().expect("type checked upstream"),
             "restore-interval" => s.restore_interval = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
-            "upscale" => s.upscale = value.get().expect("type checked upstream"),
+            "upscale" => {
+                let k: u32 = value.get().expect("type checked upstream");
+                let in_use = self.upscale_in_use.load(std::sync::atomic::Ordering::SeqCst);
+                if in_use != 0 && k != in_use {
+                    // the engine and the negotiated caps are built for `in_use`
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "upscale {k} refused while running at {in_use}: set it in the NULL or READY state"
+                    );
+                } else {
+                    s.upscale = k;
+                }
+            }
             "background" => s.background = value.get().expect("type checked upstream"),
             "background-model" => s.background_model = opt(value),
             "max-stretch" => s.max_stretch = value.get().expect("type checked upstream"),
@@ -411,6 +427,7 @@ impl BaseTransformImpl for FaceRestore {
         };
         *self.state.lock().unwrap() =
             Some(State { engine, names, info: None, out_info: None, live_frames: 0, live_late: 0 });
+        self.upscale_in_use.store(s.upscale, std::sync::atomic::Ordering::SeqCst);
         let obj = self.obj();
         let _ = obj.post_message(gst::message::Element::builder(msg).src(&*obj).build());
         Ok(())
@@ -418,6 +435,7 @@ impl BaseTransformImpl for FaceRestore {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *self.state.lock().unwrap() = None;
+        self.upscale_in_use.store(0, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -454,7 +472,7 @@ impl BaseTransformImpl for FaceRestore {
         caps: &gst::Caps,
         filter: Option<&gst::Caps>,
     ) -> Option<gst::Caps> {
-        let k = self.settings.lock().unwrap().upscale;
+        let k = self.upscale();
         // Up-scaling draws into packed frames only; in place, I420 is worked on directly.
         let caps = if k == 1 { caps.clone() } else { video::without_planar(caps) };
         let other = video::scale_caps(&caps, k, direction == gst::PadDirection::Sink);
@@ -465,7 +483,7 @@ impl BaseTransformImpl for FaceRestore {
     }
 
     fn fixate_caps(&self, direction: gst::PadDirection, caps: &gst::Caps, othercaps: gst::Caps) -> gst::Caps {
-        let k = self.settings.lock().unwrap().upscale;
+        let k = self.upscale();
         let fixed = video::fixate_scaled(caps, othercaps, k, direction == gst::PadDirection::Sink);
         gst::debug!(CAT, imp = self, "fixated {fixed} (upscale {k})");
         fixed
@@ -603,6 +621,14 @@ impl FaceRestore {
 
     fn fail(&self, e: String) -> gst::FlowError {
         video::stream_failed(self, "face restoration failed", e)
+    }
+
+    /// The up-scale factor caps are made for: the engine's while started, else the setting.
+    fn upscale(&self) -> u32 {
+        match self.upscale_in_use.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => self.settings.lock().unwrap().upscale,
+            k => k,
+        }
     }
 
     /// Whether a `facerestore` message goes out per frame (`post-messages`).
