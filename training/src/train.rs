@@ -491,7 +491,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
             }
             total = total + p.mul_scalar(cfg.perceptual_weight);
         }
-        let face_step = match &face {
+        let face_step = match face.as_mut() {
             Some(f) => {
                 let (t, st) = f.g_loss(fake.clone(), y.clone(), step);
                 if let Some(t) = t {
