@@ -544,3 +544,23 @@ fn attributes_of_the_faces_in_a_picture() {
         assert_eq!(attrs.len(), 40);
     }
 }
+
+/// Issue 29: `image --json` says per restored face how far the restoration moved it from
+/// its input's identity (dlib's face net; one person's two photos lie ~0.26 apart).
+#[test]
+fn image_json_reports_how_far_each_restoration_moved_identity() {
+    let dir = temp("stills-json");
+    let text = ok(cli()
+        .args(["image", real_lq("codeformer-inputs/whole_imgs/00.jpg").to_str().unwrap(), "--json", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(line["faces"], 4, "{line}");
+    assert_eq!(line["restored"], 4, "{line}");
+    let moved: Vec<f64> = line["identity_moved"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(moved.len(), 4, "one distance per restored face: {line}");
+    // a restoration moves a face, less than the gap between two photos of one person
+    assert!(moved.iter().all(|&d| d > 0.0 && d < 0.26), "{moved:?}");
+    assert!(dir.join("00.png").is_file());
+}
