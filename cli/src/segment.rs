@@ -146,7 +146,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not a faceenhance work file", path.display()))
 }
 
-/// Marks a work folder that faceenhance created itself: only such a folder is ever removed.
+/// Marks a faceenhance work folder. Its text starts with "created" when faceenhance (or
+/// its Slurm script) made the folder, "adopted" when the user gave an empty one: only a
+/// created folder is ever removed.
 const CREATED_MARKER: &str = ".faceenhance-work";
 
 fn mtime_of(meta: &std::fs::Metadata) -> Option<u64> {
@@ -159,7 +161,7 @@ fn mtime_of(meta: &std::fs::Metadata) -> Option<u64> {
 fn claim_work_folder(work: &Path) -> Result<()> {
     match std::fs::create_dir(work) {
         Ok(()) => {
-            std::fs::write(work.join(CREATED_MARKER), b"made by faceenhance; removed with the folder\n")
+            std::fs::write(work.join(CREATED_MARKER), b"created by faceenhance; removed with the folder\n")
                 .with_context(|| format!("writing into {}", work.display()))?;
             return Ok(());
         }
@@ -183,6 +185,9 @@ fn claim_work_folder(work: &Path) -> Result<()> {
          give --work a new or empty folder",
         work.display()
     );
+    // the user's empty folder: ours to work in, not to remove
+    std::fs::write(work.join(CREATED_MARKER), b"adopted by faceenhance: the user's folder, never removed\n")
+        .with_context(|| format!("writing into {}", work.display()))?;
     Ok(())
 }
 
@@ -197,7 +202,7 @@ pub fn remove_work(work: &Path) -> Result<()> {
                 && (name.ends_with(".mp4") || name.ends_with(".json") || name.ends_with(".lease")))
             || name.contains(".json.tmp")
     };
-    let created = work.join(CREATED_MARKER).is_file();
+    let created = std::fs::read(work.join(CREATED_MARKER)).is_ok_and(|t| t.starts_with(b"created"));
     for e in std::fs::read_dir(work).with_context(|| format!("reading {}", work.display()))? {
         let e = e?;
         let name = e.file_name().to_string_lossy().to_string();
@@ -217,6 +222,8 @@ pub fn remove_work(work: &Path) -> Result<()> {
         } else {
             eprintln!("{}: kept, it holds files faceenhance did not make: {}", work.display(), left.join(", "));
         }
+    } else {
+        let _ = std::fs::remove_file(work.join(CREATED_MARKER));
     }
     Ok(())
 }

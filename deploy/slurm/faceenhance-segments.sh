@@ -19,7 +19,19 @@ fi
 input=$(realpath "$1") output=$(realpath -m "$2") n=$3 work=$(realpath -m "$4")
 shift 4
 fe=${FACEENHANCE:-faceenhance}
-mkdir -p "$work"
+# The work folder is faceenhance's or refused (as `faceenhance video --work` does): made
+# and marked here, or an empty one marked as adopted, or an earlier run's. Slurm writes
+# its logs into it before any task runs, so the mark must come first.
+if [ ! -e "$work" ]; then
+  mkdir -p "$work"
+  echo "created by faceenhance-segments.sh; removed with the folder" > "$work/.faceenhance-work"
+elif [ ! -f "$work/plan.json" ] && [ ! -f "$work/.faceenhance-work" ]; then
+  if [ -n "$(ls -A "$work")" ]; then
+    echo "$work is not a faceenhance work folder (it has files and no plan.json): refusing to use it" >&2
+    exit 2
+  fi
+  echo "adopted by faceenhance-segments.sh: the user's folder, never removed" > "$work/.faceenhance-work"
+fi
 q() { printf '%q ' "$@"; }
 # shellcheck disable=SC2086
 array=$(sbatch --parsable ${SBATCH_OPTS:-} --job-name=faceenhance-seg --array="0-$((n - 1))" \
