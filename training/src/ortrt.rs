@@ -102,6 +102,8 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+            // the identity measure is no image model (no profile, 22 MB): facerec's tests
+            .filter(|p| p.file_name().is_some_and(|n| n != "face-id.onnx"))
             .collect();
         files.sort();
         assert!(files.len() >= 9, "{files:?}");
