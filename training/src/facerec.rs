@@ -424,7 +424,7 @@ mod tests {
         };
         let mut det = build_detector(&cfg).expect("YuNet");
         let mut crop = |f: &str| -> Img {
-            let bgr = opencv::imgcodecs::imread(&s.join("data/london-faces").join(f), 1).unwrap();
+            let bgr = opencv::imgcodecs::imread(s.join("data/london-faces").join(f), 1).unwrap();
             let face = crate::prepare::best_face(det.detect(&bgr).unwrap()).expect("a face");
             let c = crop_face(&bgr, &face, Template::Ffhq5, 256).unwrap();
             Img::from_mat_bgr8(&c).unwrap()
@@ -495,10 +495,10 @@ mod tests {
         let (da, db) = (id.descriptors(&a), id.descriptors(&b));
         let same: Vec<f64> = da.iter().zip(&db).map(|(x, y)| l2(x, y)).collect();
         let mut diff = Vec::new();
-        for i in 0..da.len() {
-            for j in 0..da.len() {
+        for (i, a) in da.iter().enumerate() {
+            for (j, b) in db.iter().enumerate() {
                 if i != j {
-                    diff.push(l2(&da[i], &db[j]));
+                    diff.push(l2(a, b));
                 }
             }
         }
