@@ -98,8 +98,11 @@ impl IdentityNet {
     /// How far each output crop lies from its input crop (same order, same alignment).
     pub fn moved(&mut self, inputs: &[Mat], outputs: &[Mat]) -> Result<Vec<f32>> {
         ensure!(inputs.len() == outputs.len(), "{} inputs and {} outputs", inputs.len(), outputs.len());
-        let (a, b) = (self.descriptors(inputs)?, self.descriptors(outputs)?);
-        Ok(a.iter().zip(&b).map(|(x, y)| distance(x, y)).collect())
+        // one batch for both
+        let both: Vec<Mat> = inputs.iter().chain(outputs).cloned().collect();
+        let d = self.descriptors(&both)?;
+        let (a, b) = d.split_at(inputs.len());
+        Ok(a.iter().zip(b).map(|(x, y)| distance(x, y)).collect())
     }
 }
 
@@ -113,15 +116,14 @@ pub fn face_view(crop: &Mat) -> Result<Mat> {
     let x0 = ((fx * side as f32).round() as i32).min(side - s);
     let y0 = ((fy * side as f32).round() as i32).min(side - s);
     let roi = Mat::roi(crop, Rect::new(x0, y0, s, s))?;
-    let mut u8crop = Mat::default();
-    if roi.depth() == opencv::core::CV_8U {
-        roi.copy_to(&mut u8crop)?;
-    } else {
-        roi.convert_to(&mut u8crop, opencv::core::CV_8U, 1.0, 0.0)?;
-    }
     let interp = if s > INPUT { imgproc::INTER_AREA } else { imgproc::INTER_LINEAR };
     let mut out = Mat::default();
-    imgproc::resize(&u8crop, &mut out, Size::new(INPUT, INPUT), 0.0, 0.0, interp)?;
+    imgproc::resize(&roi, &mut out, Size::new(INPUT, INPUT), 0.0, 0.0, interp)?;
+    if out.depth() != opencv::core::CV_8U {
+        let mut u8out = Mat::default();
+        out.convert_to(&mut u8out, opencv::core::CV_8U, 1.0, 0.0)?;
+        out = u8out;
+    }
     Ok(out)
 }
 
