@@ -343,12 +343,12 @@ impl FacePhase {
 
     /// One discriminator step against truth `y` (aligned crops).
     pub fn d_step(&mut self, y: Tensor<4>, st: FaceStep, step: usize) -> FaceDStep {
-        let c = self.cfg.clone();
+        let (shift, lr) = (self.cfg.augment_shift, self.cfg.face_d_lr);
         let mut out = FaceDStep::default();
         let mut terms: Vec<Tensor<1>> = Vec::new();
         if !st.fake_trunk.is_empty() {
             let mut rng = self.augment_rng(step, 0x5EA1);
-            let real = self.prior.trunk(diff_augment(self.prior.view(y.clone()), c.augment_shift, &mut rng));
+            let real = self.prior.trunk(diff_augment(self.prior.view(y.clone()), shift, &mut rng));
             let real: Vec<Tensor<4>> = real.into_iter().map(|t| t.detach()).collect();
             for (s, f) in self.scales.iter_mut().zip(&real) {
                 *s = 0.99 * *s + 0.01 * f.clone().abs().mean().into_scalar::<f32>().max(1e-6);
@@ -373,7 +373,7 @@ impl FacePhase {
         if let Some(total) = terms.into_iter().reduce(|a, b| a + b) {
             let grads = burn::optim::GradientsParams::from_grads(total.backward(), &self.d);
             // a module clone shares its tensors: no copy
-            self.d = self.opt.step(c.face_d_lr, self.d.clone(), grads);
+            self.d = self.opt.step(lr, self.d.clone(), grads);
         }
         out
     }

@@ -237,17 +237,7 @@ impl FaceRecNet {
     /// the output of each of the five stages, for RGB faces in [0, 1] (any side >= ~64; 150
     /// is the net's own): six maps.
     pub fn features(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
-        let stem = relu(self.stem.forward(Self::normalise(x)));
-        let mut h = max_pool2d(stem.clone(), MaxPoolOptions::new([3, 3]).with_stride([2, 2]));
-        let mut out = Vec::with_capacity(STAGE_ENDS.len() + 1);
-        out.push(stem);
-        for (i, b) in self.blocks.iter().enumerate() {
-            h = b.forward(h);
-            if STAGE_ENDS.contains(&i) {
-                out.push(h.clone());
-            }
-        }
-        out
+        self.early_features(x, STAGE_ENDS.len() + 1)
     }
 
     /// The first `n` maps of [`Self::features`] only (cheaper: the perceptual loss and the

@@ -216,36 +216,27 @@ pub fn baseline(input: &Img, out_size: usize) -> Result<Img> {
     }
 }
 
-/// Runs `gen` (plain device) over validation pairs; returns (model scores, baseline scores).
-pub fn validate(gen: &Generator, pairs: &[(Img, Img)], out_size: usize, device: &Device) -> Result<(Scores, Scores)> {
+/// Runs `gen` (plain device) over validation pairs; returns (model scores, baseline scores,
+/// the clamped outputs).
+pub fn validate(
+    gen: &Generator,
+    pairs: &[(Img, Img)],
+    out_size: usize,
+    device: &Device,
+) -> Result<(Scores, Scores, Vec<Img>)> {
     let (mut ms, mut bs) = (Scores::default(), Scores::default());
+    let mut all = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(32) {
         let xs: Vec<Img> = chunk.iter().map(|p| p.0.clone()).collect();
         let outs = from_tensor(gen.forward(to_tensor(&xs, device)));
         for ((x, y), o) in chunk.iter().zip(outs) {
-            ms.add_fast(&o.clamp(), y);
+            let o = o.clamp();
+            ms.add_fast(&o, y);
             bs.add_fast(&baseline(x, out_size)?, y);
+            all.push(o);
         }
     }
-    Ok((ms.mean(), bs.mean()))
-}
-
-/// Identity scores of `gen` (plain device) on validation pairs: outputs and inputs against
-/// the truth.
-pub fn validate_identity(
-    gen: &Generator,
-    pairs: &[(Img, Img)],
-    id: &crate::facerec::Identity,
-    device: &Device,
-) -> Result<crate::facerec::IdentityScores> {
-    let (mut outs, mut ins, mut truths) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in pairs.chunks(32) {
-        let xs: Vec<Img> = chunk.iter().map(|p| p.0.clone()).collect();
-        outs.extend(from_tensor(gen.forward(to_tensor(&xs, device))).into_iter().map(|o| o.clamp()));
-        ins.extend(xs);
-        truths.extend(chunk.iter().map(|p| p.1.clone()));
-    }
-    id.scores(&outs, &ins, &truths)
+    Ok((ms.mean(), bs.mean(), all))
 }
 
 /// Collects every float parameter (flattened) in visiting order.
@@ -602,9 +593,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<TrainState> {
         let done =
             state.step == stop_at || opts.max_minutes.is_some_and(|m| chunk_start.elapsed().as_secs_f64() > m * 60.0);
         if state.step % cfg.val_every == 0 || state.step == cfg.steps {
-            let (ms, bs) = validate(&ema, &val_pairs, val_size, &device)?;
+            let (ms, bs, outs) = validate(&ema, &val_pairs, val_size, &device)?;
             if let Some(id) = &identity {
-                let s = validate_identity(&ema, &val_pairs, id, &device)?;
+                let (ins, truths): (Vec<Img>, Vec<Img>) = val_pairs.iter().cloned().unzip();
+                let s = id.scores(&outs, &ins, &truths)?;
                 tracing::info!(
                     step = state.step,
                     out = format!("{:.4}", s.out_dist),
