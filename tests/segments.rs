@@ -562,3 +562,30 @@ fn a_segment_has_one_worker_at_a_time() {
     assert!(text.contains("segment 0: Done"), "{text}");
     assert!(!lease.exists());
 }
+
+/// Issue 27: an MPEG-4 Part 2 AVI, whose packets carry no timestamps, is transcoded whole
+/// (every frame, counted by decoding), and `--resume` says why it cannot cut it.
+#[test]
+fn an_mpeg4_part2_avi_without_timestamps_is_transcoded_whole_and_not_cut() {
+    let clip = temp("mpeg4-part2.avi");
+    gst_launch(&format!(
+        "videotestsrc num-buffers=90 pattern=ball ! video/x-raw,framerate=25/1,width=320,height=240,format=I420 \
+         ! avenc_mpeg4 ! avimux ! filesink location={}",
+        clip.display()
+    ));
+    assert_eq!(decode(&clip, false).frames.len(), 90);
+    let out = temp("mpeg4-part2-out.mp4");
+    let _ = std::fs::remove_file(&out);
+    ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&out).output().unwrap());
+    assert_eq!(decode(&out, false).frames.len(), 90);
+    let resumed = temp("mpeg4-part2-resumed.mp4");
+    let o = cli()
+        .args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "-o"])
+        .arg(&resumed)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("has no timestamp") && e.contains("without --resume"), "{e}");
+    assert!(!resumed.exists());
+}

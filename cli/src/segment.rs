@@ -399,6 +399,24 @@ impl Plan {
     }
 }
 
+/// A container that gives its video packets no timestamps (AVI with MPEG-4 Part 2, as
+/// avimux writes it): it cannot be cut frame-exactly, but it can be transcoded whole.
+#[derive(Debug)]
+pub struct NoTimestamps(pub usize);
+
+impl std::fmt::Display for NoTimestamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "video packet {} has no timestamp: the container gives none, so it cannot be cut frame-exactly \
+             (transcode it without --resume/--segment, or remux it into MP4 or MKV first)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NoTimestamps {}
+
 /// One compressed video packet as the demuxer gives it.
 #[derive(Clone, Copy, Debug)]
 pub struct Packet {
@@ -521,11 +539,7 @@ pub fn probe_with_start(input: &Path) -> Result<(Vec<Packet>, [i32; 2], u64)> {
             }
             let buf = sample.buffer().context("sample without a buffer")?;
             let Some(pts) = buf.pts() else {
-                break Err(anyhow!(
-                    "video packet {} has no timestamp: the container gives none, so it cannot be cut \
-                     frame-exactly (remux it into MP4 or MKV first)",
-                    packets.len()
-                ));
+                break Err(anyhow::Error::new(NoTimestamps(packets.len())));
             };
             packets.push(Packet { pts: pts.nseconds(), key: !buf.flags().contains(gst::BufferFlags::DELTA_UNIT) });
             continue;

@@ -342,8 +342,12 @@ fn build(args: &VideoArgs, input: &Path, output: &Path) -> Result<Graph> {
 
     pipeline.add_many([&src, &decode, &mux, &sink])?;
     // a demux-only pass (seconds for hours of video) tells a variable frame rate
-    let (packets, _) = crate::segment::probe(input)?;
-    let vfr = crate::segment::variable_rate(&packets);
+    // (without packet timestamps the rate cannot be told: encoded as for a variable one)
+    let vfr = match crate::segment::probe(input) {
+        Ok((packets, _)) => crate::segment::variable_rate(&packets),
+        Err(e) if e.chain().any(|c| c.is::<crate::segment::NoTimestamps>()) => true,
+        Err(e) => return Err(e),
+    };
     let (convert_in, frames) = video_chain(&pipeline, args, &mux, None, vfr)?;
     src.link(&decode)?;
     mux.link(&sink)?;
