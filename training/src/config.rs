@@ -137,6 +137,9 @@ pub struct TrainConfig {
     /// Channels of each projected head and of the component discriminators.
     #[serde(default = "face_d_channels")]
     pub face_d_channels: usize,
+    /// Layers of each projected head (1: a 3x3 and a 1x1 conv; each more adds a strided 3x3).
+    #[serde(default = "one_layer")]
+    pub face_d_depth: usize,
     /// DiffAugment's largest shift, as a fraction of the side.
     #[serde(default = "augment_shift")]
     pub augment_shift: f32,
@@ -191,6 +194,7 @@ impl Default for TrainConfig {
             component_d_weight: 0.0,
             face_d_lr: face_d_lr(),
             face_d_channels: face_d_channels(),
+            face_d_depth: one_layer(),
             augment_shift: augment_shift(),
             ema_decay: 0.995,
             checkpoint_every: 200,
@@ -209,6 +213,10 @@ fn face_view() -> usize {
 
 fn face_d_lr() -> f64 {
     2e-4
+}
+
+fn one_layer() -> usize {
+    1
 }
 
 fn face_d_channels() -> usize {

@@ -77,19 +77,30 @@ pub fn diff_augment<R: Rng>(x: Tensor<4>, shift: f32, rng: &mut R) -> Tensor<4> 
     Tensor::cat(parts, 0)
 }
 
-/// A light head on one frozen stage: 3x3 conv, leaky ReLU, 1x1 conv to one logit map.
+/// A light head on one frozen stage: 3x3 conv, leaky ReLU, `depth - 1` strided 3x3 convs
+/// (more capacity and a wider view: one layer stayed near chance on a real run), 1x1 conv
+/// to one logit map.
 #[derive(Module, Debug)]
 pub struct Head {
     conv1: Conv2d,
+    deeper: Vec<Conv2d>,
     conv2: Conv2d,
 }
 
 impl Head {
-    fn new(cin: usize, c: usize, device: &Device) -> Self {
-        Self { conv1: conv(cin, c, 3, 1, device), conv2: conv(c, 1, 1, 1, device) }
+    fn new(cin: usize, c: usize, depth: usize, device: &Device) -> Self {
+        Self {
+            conv1: conv(cin, c, 3, 1, device),
+            deeper: (1..depth.max(1)).map(|_| conv(c, c, 3, 2, device)).collect(),
+            conv2: conv(c, 1, 1, 1, device),
+        }
     }
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv2.forward(lrelu(self.conv1.forward(x)))
+        let mut h = lrelu(self.conv1.forward(x));
+        for c in &self.deeper {
+            h = lrelu(c.forward(h));
+        }
+        self.conv2.forward(h)
     }
 }
 
@@ -125,9 +136,9 @@ pub struct FaceDiscriminator {
 }
 
 impl FaceDiscriminator {
-    pub fn new(head_channels: usize, component_channels: usize, device: &Device) -> Self {
+    pub fn new(head_channels: usize, head_depth: usize, component_channels: usize, device: &Device) -> Self {
         Self {
-            heads: STAGE_CHANNELS.iter().map(|&c| Head::new(c, head_channels, device)).collect(),
+            heads: STAGE_CHANNELS.iter().map(|&c| Head::new(c, head_channels, head_depth, device)).collect(),
             eye: ComponentD::new(component_channels, device),
             mouth: ComponentD::new(component_channels, device),
         }
@@ -260,7 +271,7 @@ impl FacePhase {
     pub fn new(cfg: &crate::config::TrainConfig, device: &Device) -> anyhow::Result<Self> {
         let dir = cfg.face_net.clone().unwrap_or_else(facerec::default_dir);
         let prior = FacePrior::new(FaceRecNet::load(&dir, device)?, cfg.face_view);
-        let d = FaceDiscriminator::new(cfg.face_d_channels, cfg.face_d_channels / 2, device);
+        let d = FaceDiscriminator::new(cfg.face_d_channels, cfg.face_d_depth, cfg.face_d_channels / 2, device);
         let opt = burn::optim::AdamConfig::new().with_beta_1(0.0).with_beta_2(0.99).with_epsilon(1e-8).init();
         Ok(Self { prior, d, opt, cfg: cfg.clone(), scales: Vec::new() })
     }
@@ -393,7 +404,7 @@ mod tests {
     fn the_discriminators_learn_to_tell_sharp_from_blurred() {
         let device = Device::flex().autodiff();
         device.seed(3);
-        let mut d = FaceDiscriminator::new(16, 8, &device);
+        let mut d = FaceDiscriminator::new(16, 1, 8, &device);
         let mut opt = AdamConfig::new().with_beta_1(0.0).with_beta_2(0.99).init();
         let (mut acc_parts, mut acc_heads) = (0.0, 0.0);
         for step in 0..60 {
