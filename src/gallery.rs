@@ -6,9 +6,15 @@
 //! Memory stays bounded however long the video: a track not seen for
 //! [`Gallery::retire_after`] frames is retired, its best crop written to the gallery folder
 //! and its pixels dropped, so only the small index entry stays in memory. The contact sheet
-//! reads retired crops back from disk.
+//! reads retired crops back from disk, one page of [`SHEET_CELLS`] people at a time.
+//!
+//! A person who leaves the picture and comes back gets a new tracker id; with
+//! [`Identities`] the gallery groups tracks into people by the face descriptor of each
+//! track's best crop (dlib's face net, `model::identity`), so the index and the contact sheet
+//! show one person with every track listed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -17,8 +23,10 @@ use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
 use serde::Serialize;
 
+use crate::align::{self, Template};
 use crate::detect::Face;
 use crate::frame::{self, Frame};
+use crate::model::identity::{self, IdentityNet, DIM};
 
 /// One person (track id) in the gallery.
 #[derive(Clone, Debug, Serialize)]
@@ -40,10 +48,20 @@ pub struct Entry {
     pub model: Option<String>,
     /// The PNG, relative to the gallery folder.
     pub file: String,
+    /// The person (see [`Person`]) this track belongs to; set by [`Gallery::write`].
+    pub person: u64,
     /// The best crop while the track is live; `None` once it was written to `file` and
     /// dropped from memory (retired).
     #[serde(skip)]
     crop: Option<Mat>,
+    /// With [`Identities`]: the best crop's face as the identity net sees it, until its
+    /// descriptor is taken (at retirement or write).
+    #[serde(skip)]
+    view: Option<Mat>,
+    /// The best crop's face descriptor (boxed: most entries of a long stream never hold one
+    /// while grouping is off).
+    #[serde(skip)]
+    descriptor: Option<Box<[f32; DIM]>>,
     /// Frame number of the last sighting (decides retirement).
     #[serde(skip)]
     last_frame: u64,
@@ -59,6 +77,50 @@ impl Entry {
 /// Default of [`Gallery::retire_after`]: 250 frames, 10 s at 25 fps.
 pub const RETIRE_AFTER_FRAMES: u64 = 250;
 
+/// Default of [`Identities::threshold`]: dlib's net puts one person's photos 0.26 apart on
+/// average (at most 0.58 on the London set) and different people 0.8 (1 % of pairs under
+/// 0.6); 0.5 joins most returns and almost never two people (two people shown as one is
+/// the worse mistake for an investigator).
+pub const IDENTITY_THRESHOLD: f32 = 0.5;
+
+/// People per contact-sheet page (8 across, 12 down): a page stays a few MB however many
+/// people the stream had.
+pub const SHEET_CELLS: usize = 96;
+const SHEET_COLS: i32 = 8;
+
+/// One person: the tracks whose best crops' descriptors lie within the threshold of the
+/// person's mean descriptor (each track its own person without [`Identities`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct Person {
+    pub person: u64,
+    /// Track ids, in order of appearance.
+    pub tracks: Vec<u64>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// The track whose crop stands for the person (the best by score and sharpness).
+    pub best_track: u64,
+    /// Its PNG, relative to the gallery folder.
+    pub file: String,
+}
+
+/// Groups tracks into people by face descriptor.
+pub struct Identities {
+    net: IdentityNet,
+    /// Largest descriptor distance from a person's mean at which a track joins them.
+    pub threshold: f32,
+}
+
+impl Identities {
+    pub fn new(net: IdentityNet, threshold: f32) -> Self {
+        Self { net, threshold }
+    }
+}
+
+/// Side of the aligned crop cut for the identity net: its face box is the net's 150 px.
+fn identity_crop_side() -> i32 {
+    (identity::INPUT as f32 / identity::FFHQ_FACE_BOX[2]).round() as i32
+}
+
 pub struct Gallery {
     dir: PathBuf,
     entries: BTreeMap<u64, Entry>,
@@ -71,6 +133,9 @@ pub struct Gallery {
     /// again later keeps its entry; a better crop then replaces the file. Default
     /// [`RETIRE_AFTER_FRAMES`].
     pub retire_after: u64,
+    identities: Option<Identities>,
+    /// The people of the last [`Gallery::write`].
+    people: Vec<Person>,
 }
 
 impl Gallery {
@@ -83,7 +148,20 @@ impl Gallery {
             live: BTreeSet::new(),
             margin: 0.3,
             retire_after: RETIRE_AFTER_FRAMES,
+            identities: None,
+            people: Vec::new(),
         })
+    }
+
+    /// Groups tracks into people with `identities` (each track is its own person without).
+    pub fn with_identities(mut self, identities: Identities) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// The people of the last [`Gallery::write`].
+    pub fn people(&self) -> &[Person] {
+        &self.people
     }
 
     /// How many crops are held in memory (tracks not yet retired).
@@ -108,7 +186,30 @@ impl Gallery {
             }
             self.live.remove(&id);
         }
+        self.describe()
+    }
+
+    /// Takes the descriptor of every retired track's face (live tracks wait: their best crop
+    /// may still change), or of all with `all`, in batches; the face pixels are dropped.
+    fn describe_where(&mut self, all: bool) -> Result<()> {
+        let Some(ids) = self.identities.as_mut() else { return Ok(()) };
+        let waiting: Vec<u64> =
+            self.entries.values().filter(|e| e.view.is_some() && (all || e.crop.is_none())).map(|e| e.id).collect();
+        for chunk in waiting.chunks(16) {
+            let views: Vec<Mat> =
+                chunk.iter().map(|id| self.entries[id].view.clone().expect("filtered on views")).collect();
+            let descriptors = ids.net.descriptors_of_views(&views).context("face gallery: identity")?;
+            for (id, d) in chunk.iter().zip(descriptors) {
+                let e = self.entries.get_mut(id).expect("listed above");
+                e.descriptor = Some(Box::new(d));
+                e.view = None;
+            }
+        }
         Ok(())
+    }
+
+    fn describe(&mut self) -> Result<()> {
+        self.describe_where(false)
     }
 
     pub fn len(&self) -> usize {
@@ -151,6 +252,14 @@ impl Gallery {
             };
             let crop = Mat::roi(src, rect)?.try_clone()?;
             let sharpness = sharpness(&crop)?;
+            let better =
+                self.entries.get(&face.id).is_none_or(|e| face.score as f64 * (1.0 + sharpness).ln() > e.quality());
+            // The identity net's view of a new best crop: aligned on the landmarks (or the
+            // box), cut to the face box the net was trained on.
+            let view = match (&self.identities, better) {
+                (Some(_), true) => Some(identity_view(src, face)?),
+                _ => None,
+            };
             let candidate = Entry {
                 id: face.id,
                 first_ns: ns,
@@ -163,7 +272,10 @@ impl Gallery {
                 sharpness,
                 model: models.get(i).cloned().flatten(),
                 file: format!("face-{:05}.png", face.id),
+                person: 0,
                 crop: Some(crop),
+                view,
+                descriptor: None,
                 last_frame: number,
             };
             match self.entries.get_mut(&face.id) {
@@ -175,7 +287,7 @@ impl Gallery {
                     let (first, seen) = (e.first_ns.min(ns), e.frames_seen + 1);
                     let last = e.last_ns.max(ns);
                     let last_frame = e.last_frame.max(number);
-                    if candidate.quality() > e.quality() {
+                    if better {
                         // A retired track's better crop is held again (and rewritten later).
                         *e = candidate;
                         self.live.insert(face.id);
@@ -202,38 +314,115 @@ impl Gallery {
         }
     }
 
-    /// Writes every face's PNG, `index.json` and `contact-sheet.png`; returns the index path.
-    pub fn write(&self) -> Result<PathBuf> {
+    /// Writes every face's PNG, `index.json` (the people, then the tracks) and the contact
+    /// sheet (`contact-sheet.png`, then `contact-sheet-2.png` ... for every further
+    /// [`SHEET_CELLS`] people); returns the index path. The index is streamed to disk and the
+    /// sheet drawn a page at a time, so neither grows with the stream in memory.
+    pub fn write(&mut self) -> Result<PathBuf> {
+        self.describe_where(true)?;
         for e in self.entries.values() {
             if let Some(crop) = &e.crop {
                 write_png(&self.dir.join(&e.file), crop)?;
             }
         }
+        self.people = self.group();
         let index = self.dir.join("index.json");
-        let list: Vec<&Entry> = self.entries.values().collect();
-        std::fs::write(&index, serde_json::to_string_pretty(&list)?)
-            .with_context(|| format!("writing {}", index.display()))?;
-        write_png(&self.dir.join("contact-sheet.png"), &self.contact_sheet()?)?;
+        #[derive(Serialize)]
+        struct Index<'a> {
+            people: &'a [Person],
+            tracks: Vec<&'a Entry>,
+        }
+        let file = std::fs::File::create(&index).with_context(|| format!("writing {}", index.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Index { people: &self.people, tracks: self.entries.values().collect() },
+        )
+        .with_context(|| format!("writing {}", index.display()))?;
+        out.flush().with_context(|| format!("writing {}", index.display()))?;
+        for page in 0..self.people.len().div_ceil(SHEET_CELLS).max(1) {
+            let name =
+                if page == 0 { "contact-sheet.png".to_string() } else { format!("contact-sheet-{}.png", page + 1) };
+            write_png(&self.dir.join(name), &self.contact_sheet(page)?)?;
+        }
         Ok(index)
     }
 
-    /// All faces as 128 px thumbnails in rows of up to 8, each captioned with its id and
-    /// the times it was seen.
-    pub fn contact_sheet(&self) -> Result<Mat> {
+    /// Tracks grouped into people, in order of first appearance: each track with a
+    /// descriptor joins the person whose mean descriptor is nearest, if within the
+    /// threshold; the rest start a person of their own. Sets each entry's `person`.
+    fn group(&mut self) -> Vec<Person> {
+        let threshold = self.identities.as_ref().map(|i| i.threshold).filter(|t| *t > 0.0);
+        let mut people: Vec<Person> = Vec::new();
+        // per person: the sum of its descriptors and how many
+        let mut sums: Vec<Option<([f32; DIM], f32)>> = Vec::new();
+        let mut best_quality: Vec<f64> = Vec::new();
+        for e in self.entries.values_mut() {
+            let near = match (threshold, &e.descriptor) {
+                (Some(t), Some(d)) => sums
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, s)| s.as_ref().map(|(sum, n)| (k, mean_distance(sum, *n, d))))
+                    .filter(|&(_, dist)| dist < t)
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(k, _)| k),
+                _ => None,
+            };
+            let k = match near {
+                Some(k) => {
+                    let p = &mut people[k];
+                    p.tracks.push(e.id);
+                    (p.first_ns, p.last_ns) = (p.first_ns.min(e.first_ns), p.last_ns.max(e.last_ns));
+                    if e.quality() > best_quality[k] {
+                        (p.best_track, p.file, best_quality[k]) = (e.id, e.file.clone(), e.quality());
+                    }
+                    if let (Some((sum, n)), Some(d)) = (sums[k].as_mut(), &e.descriptor) {
+                        sum.iter_mut().zip(d.iter()).for_each(|(s, v)| *s += v);
+                        *n += 1.0;
+                    }
+                    k
+                }
+                None => {
+                    people.push(Person {
+                        person: people.len() as u64 + 1,
+                        tracks: vec![e.id],
+                        first_ns: e.first_ns,
+                        last_ns: e.last_ns,
+                        best_track: e.id,
+                        file: e.file.clone(),
+                    });
+                    sums.push(e.descriptor.as_ref().map(|d| (**d, 1.0)));
+                    best_quality.push(e.quality());
+                    people.len() - 1
+                }
+            };
+            e.person = k as u64 + 1;
+        }
+        people
+    }
+
+    /// One page of the contact sheet: up to [`SHEET_CELLS`] people as 128 px thumbnails
+    /// of their best crop, 8 across, each captioned with the person's tracks (with
+    /// grouping) or the track id, and the times they were seen.
+    pub fn contact_sheet(&self, page: usize) -> Result<Mat> {
         const THUMB: i32 = 128;
         const CAPTION: i32 = 34;
-        let n = self.entries.len().max(1) as i32;
-        let cols = n.min(8);
+        let grouped = self.identities.as_ref().is_some_and(|i| i.threshold > 0.0);
+        let people: Vec<&Person> = self.people.iter().skip(page * SHEET_CELLS).take(SHEET_CELLS).collect();
+        let n = people.len().max(1) as i32;
+        let cols = n.min(SHEET_COLS);
         let rows = (n + cols - 1) / cols;
         let mut sheet =
             Mat::new_rows_cols_with_default(rows * (THUMB + CAPTION), cols * THUMB, CV_8UC3, Scalar::all(30.0))?;
-        for (k, e) in self.entries.values().enumerate() {
+        for (k, p) in people.iter().enumerate() {
             let (c, r) = (k as i32 % cols, k as i32 / cols);
+            let e = &self.entries[&p.best_track];
             let mut thumb = Mat::default();
             imgproc::resize(&self.crop(e)?, &mut thumb, Size::new(THUMB, THUMB), 0.0, 0.0, imgproc::INTER_AREA)?;
             let mut cell = Mat::roi_mut(&mut sheet, Rect::new(c * THUMB, r * (THUMB + CAPTION), THUMB, THUMB))?;
             thumb.copy_to(&mut cell)?;
-            let lines = [format!("#{}", e.id), format!("{}-{}", clock(e.first_ns), clock(e.last_ns))];
+            let label = if grouped { person_label(p) } else { format!("#{}", p.best_track) };
+            let lines = [label, format!("{}-{}", clock(p.first_ns), clock(p.last_ns))];
             for (l, text) in lines.iter().enumerate() {
                 let org = Point::new(c * THUMB + 4, r * (THUMB + CAPTION) + THUMB + 13 + 15 * l as i32);
                 let font = imgproc::FONT_HERSHEY_SIMPLEX;
@@ -242,6 +431,33 @@ impl Gallery {
         }
         Ok(sheet)
     }
+}
+
+/// "P2 #3 #7": the person and its tracks, as many as fit a 128 px caption ("+4" for the rest).
+fn person_label(p: &Person) -> String {
+    let mut label = format!("P{}", p.person);
+    for (k, t) in p.tracks.iter().enumerate() {
+        let more = format!(" +{}", p.tracks.len() - k);
+        let next = format!(" #{t}");
+        if label.len() + next.len() > 18 || (k + 1 < p.tracks.len() && label.len() + next.len() + more.len() > 21) {
+            label.push_str(&more);
+            break;
+        }
+        label.push_str(&next);
+    }
+    label
+}
+
+/// Distance of `d` from the mean of `n` descriptors summing to `sum`.
+fn mean_distance(sum: &[f32; DIM], n: f32, d: &[f32; DIM]) -> f32 {
+    sum.iter().zip(d).map(|(s, v)| (s / n - v) * (s / n - v)).sum::<f32>().sqrt()
+}
+
+/// The identity net's view of `face` in `bgr`: the FFHQ-aligned crop whose face box is the
+/// net's input size.
+fn identity_view(bgr: &Mat, face: &Face) -> Result<Mat> {
+    let crop = align::crop_face(bgr, face, Template::Ffhq5, identity_crop_side())?;
+    identity::face_view(&crop)
 }
 
 /// m:ss.s of a stream time.

@@ -1347,3 +1347,88 @@ fn upscale_cannot_change_under_a_running_stream() {
     r.set_property("upscale", 2u32);
     assert_eq!(r.property::<u32>("upscale"), 2, "taken when stopped");
 }
+
+/// A 480x360 background: a dark-to-light ramp (YuNet sees a face in a flat grey frame).
+fn ramp() -> Mat {
+    let mut m = Mat::new_rows_cols_with_default(360, 480, opencv::core::CV_8UC3, 0.into()).unwrap();
+    for y in 0..360 {
+        for x in 0..480 {
+            let v = (40 + (x + y) * 160 / 840) as u8;
+            *m.at_2d_mut::<opencv::core::Vec3b>(y, x).unwrap() = opencv::core::Vec3b::from([v, v, v]);
+        }
+    }
+    m
+}
+
+/// A London portrait (1024 px) shrunk to 300 px on [`ramp`], as BGRx.
+fn portrait_frame(name: &str) -> (gst::Caps, Vec<u8>) {
+    let photo = resize(&imread(&shared().join("data/london-faces").join(name)), 300, 300);
+    let mut frame = ramp();
+    photo.copy_to(&mut roi_mut(&mut frame, 90, 30, 300, 300)).unwrap();
+    bgrx(&frame)
+}
+
+fn roi_mut(m: &mut Mat, x: i32, y: i32, w: i32, h: i32) -> opencv::boxed_ref::BoxedRefMut<'_, Mat> {
+    Mat::roi_mut(m, opencv::core::Rect::new(x, y, w, h)).unwrap()
+}
+
+/// The gallery's people: a person who leaves the picture and comes back (a new tracker id,
+/// another photo of them) is one person with both tracks; someone else is another person;
+/// with grouping off every track is listed on its own.
+#[test]
+fn gallery_groups_a_person_who_leaves_and_returns() {
+    let empty = bgrx(&ramp());
+    let (a, a_again, b) = (portrait_frame("001_03.jpg"), portrait_frame("001_08.jpg"), portrait_frame("002_03.jpg"));
+    // a for 10 frames, nobody for 10 (the tracker forgets after 5), b, nobody, a again
+    let mut frames = Vec::new();
+    for shot in [&a, &empty, &b, &empty, &a_again] {
+        frames.extend(std::iter::repeat_n(shot.clone(), 10));
+    }
+    let mut seen = Vec::new();
+    for threshold in ["", "identity-threshold=0"] {
+        let dir = std::env::temp_dir().join(format!("faceenhance-people-{}-{}", threshold.len(), std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let desc = format!("facedetector {} ! facegallery location={} {threshold}", yunet_prop(), dir.display());
+        let r = run(&desc, frames.clone());
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let msg = &r.element_messages("facegallery")[0];
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+        let tracks = index["tracks"].as_array().unwrap();
+        let people = index["people"].as_array().unwrap();
+        assert_eq!(tracks.len(), 3, "three appearances, three tracks: {index}");
+        assert_eq!(msg.get::<i32>("faces").unwrap(), 3);
+        assert_eq!(msg.get::<i32>("people").unwrap(), people.len() as i32);
+        // Every track belongs to exactly one person, and the person's record lists it.
+        let ids: Vec<u64> = tracks.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+        let mut listed: Vec<u64> =
+            people.iter().flat_map(|p| p["tracks"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap())).collect();
+        listed.sort();
+        assert_eq!(listed, ids);
+        for t in tracks {
+            let p = &people[t["person"].as_u64().unwrap() as usize - 1];
+            assert!(p["tracks"].as_array().unwrap().contains(&t["id"]), "{p} lacks track {}", t["id"]);
+        }
+        let sheet = imread(&dir.join("contact-sheet.png"));
+        assert_eq!(sheet.cols(), 128 * people.len() as i32, "one cell per person");
+        seen.push(people.iter().map(|p| p["tracks"].as_array().unwrap().len()).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    // Grouped: the first and the third track (the same man, neutral then smiling) are one
+    // person, the second (another man) his own. Not grouped: three.
+    assert_eq!(seen, [vec![2, 1], vec![1, 1, 1]]);
+}
+
+/// A gallery asked to group people with a model that is not there fails at start and says
+/// how to do without.
+#[test]
+fn gallery_with_a_missing_identity_model_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("faceenhance-people-missing-{}", std::process::id()));
+    let r = run(
+        &format!("facegallery location={} identity-model=/nonexistent/face-id.onnx", dir.display()),
+        vec![bgrx(&imread(&astronaut()))],
+    );
+    let err = r.error.expect("a missing model is an error");
+    assert!(err.contains("/nonexistent/face-id.onnx") && err.contains("identity-threshold=0"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

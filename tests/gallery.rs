@@ -96,11 +96,17 @@ fn a_long_stream_keeps_few_crops_in_memory_and_writes_every_track() {
     assert!(grown < 3e6, "RSS grew by {:.2} MB between frame 10,000 and 50,000", grown / 1e6);
 
     let index = gallery.write().unwrap();
-    let list: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+    let list = index["tracks"].as_array().unwrap();
     assert_eq!(list.len() as u64, tracks_total);
+    // Without identities every track is its own person, in order.
+    let people = index["people"].as_array().unwrap();
+    assert_eq!(people.len() as u64, tracks_total);
     for (k, e) in list.iter().enumerate() {
         let id = k as u64 + 1;
         assert_eq!(e["id"].as_u64(), Some(id));
+        assert_eq!(e["person"].as_u64(), Some(id));
+        assert_eq!(people[k]["tracks"], serde_json::json!([id]));
         let first = (id - 1) * EVERY;
         let last = (first + SEEN - 1).min(FRAMES - 1);
         assert_eq!(e["frames_seen"].as_u64(), Some(last - first + 1), "track {id}");
@@ -115,12 +121,18 @@ fn a_long_stream_keeps_few_crops_in_memory_and_writes_every_track() {
         let px = crop.at_2d::<Vec3b>(crop.rows() - 3, 3).unwrap();
         assert_eq!(px.0, colour(id), "track {id}");
     }
-    // The contact sheet has a thumbnail per track, retired ones read back from disk.
-    let sheet = imgcodecs::imread(dir.join("contact-sheet.png"), imgcodecs::IMREAD_COLOR).unwrap();
-    let rows = (tracks_total as i32 + 7) / 8;
-    assert_eq!((sheet.cols(), sheet.rows()), (8 * 128, rows * (128 + 34)));
-    for id in [1, 2, 777, 1500, tracks_total] {
-        let k = id as i32 - 1;
+    // The contact sheet has a thumbnail per track, retired ones read back from disk, in
+    // pages of 96 (each page bounded, whatever the stream's length).
+    let cells = faceenhance::gallery::SHEET_CELLS as u64;
+    let pages = tracks_total.div_ceil(cells);
+    let page_name =
+        |p: u64| if p == 0 { "contact-sheet.png".to_string() } else { format!("contact-sheet-{}.png", p + 1) };
+    assert!(!dir.join(page_name(pages)).exists(), "no page past the last");
+    for id in [1, 2, 96, 97, 777, 1500, tracks_total] {
+        let (page, k) = ((id - 1) / cells, ((id - 1) % cells) as i32);
+        let sheet = imgcodecs::imread(dir.join(page_name(page)), imgcodecs::IMREAD_COLOR).unwrap();
+        let in_page = (tracks_total - page * cells).min(cells) as i32;
+        assert_eq!((sheet.cols(), sheet.rows()), (in_page.min(8) * 128, (in_page + 7) / 8 * (128 + 34)), "page {page}");
         let px = sheet.at_2d::<Vec3b>(k / 8 * (128 + 34) + 122, k % 8 * 128 + 6).unwrap();
         let want = colour(id);
         assert!(px.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 2), "thumbnail {id}: {:?} vs {want:?}", px.0);
@@ -153,8 +165,9 @@ fn a_track_seen_again_after_retiring_keeps_one_entry_and_its_best_crop() {
     gallery.write().unwrap();
     let crop = imgcodecs::imread(dir.join("face-00003.png"), imgcodecs::IMREAD_COLOR).unwrap();
     assert_eq!(crop.at_2d::<Vec3b>(2, 2).unwrap().0, [50, 50, 50]);
-    let list: Vec<serde_json::Value> =
+    let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let list = index["tracks"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!((list[0]["frames_seen"].as_u64(), list[0]["last_ns"].as_u64()), (Some(2), Some(20)));
     // A better one later replaces it.

@@ -72,6 +72,11 @@ pub struct VideoArgs {
     /// contact-sheet.png, written into this folder.
     #[arg(long, value_name = "DIR")]
     pub faces: Option<PathBuf>,
+    /// With --faces: tracks whose faces lie within this descriptor distance of a person are
+    /// listed as that person (one person's photos ~0.26 apart, different people ~0.8); 0
+    /// lists every track on its own.
+    #[arg(long, value_name = "D", default_value_t = faceenhance::gallery::IDENTITY_THRESHOLD)]
+    pub faces_threshold: f32,
 }
 
 pub fn make(factory: &str) -> Result<gst::Element> {
@@ -108,7 +113,8 @@ pub struct Tally {
     /// Milliseconds spent restoring (crop, models, blend), over all frames.
     pub restore_ms: f64,
     pub provider: String,
-    pub gallery: Option<(i32, String)>,
+    /// Tracks, people and the index path of the gallery written.
+    pub gallery: Option<(i32, i32, String)>,
     /// With `--measure-identity`: how far each fresh restoration moved its face's
     /// identity (descriptor distance to its input), in the order they came.
     pub identity_moved: Vec<f64>,
@@ -132,7 +138,13 @@ impl Tally {
                 }
             }
             "facerestore-provider" => self.provider = s.get::<String>("provider").unwrap_or_default(),
-            "facegallery" => self.gallery = Some((s.get("faces").unwrap_or(0), s.get("index").unwrap_or_default())),
+            "facegallery" => {
+                self.gallery = Some((
+                    s.get("faces").unwrap_or(0),
+                    s.get("people").unwrap_or(0),
+                    s.get("index").unwrap_or_default(),
+                ))
+            }
             _ => {}
         }
     }
@@ -201,6 +213,7 @@ pub fn video_chain(
     if let Some(dir) = &args.faces {
         let gallery = make("facegallery")?;
         gallery.set_property("location", dir.to_string_lossy().as_ref());
+        gallery.set_property("identity-threshold", args.faces_threshold as f64);
         after.push(gallery);
     }
     let enhanced = after.last().cloned().unwrap_or_else(|| enhance.clone());
@@ -478,8 +491,9 @@ pub fn transcode(args: &VideoArgs, input: &Path, output: &Path, stop: &AtomicBoo
         tally.provider,
         if eos_sent.is_some() { " (stopped early)" } else { "" }
     );
-    if let Some((n, index)) = &tally.gallery {
-        println!("face gallery: {n} faces, index {index}");
+    if let Some((n, people, index)) = &tally.gallery {
+        let who = if *people == 1 { "person" } else { "people" };
+        println!("face gallery: {n} tracks of {people} {who}, index {index}");
     }
     if let Some(line) = tally.identity_summary() {
         println!("{line}");

@@ -64,13 +64,25 @@ impl IdentityNet {
 
     /// Descriptors of FFHQ-aligned BGR crops (8-bit or float 0..255, any size).
     pub fn descriptors(&mut self, crops: &[Mat]) -> Result<Vec<[f32; DIM]>> {
-        if crops.is_empty() {
+        let views = crops.iter().map(face_view).collect::<Result<Vec<_>>>()?;
+        self.descriptors_of_views(&views)
+    }
+
+    /// Descriptors of face views as [`face_view`] cuts them (8-bit BGR, 150 px).
+    pub fn descriptors_of_views(&mut self, views: &[Mat]) -> Result<Vec<[f32; DIM]>> {
+        if views.is_empty() {
             return Ok(Vec::new());
         }
         let s = INPUT as usize;
-        let mut data = vec![0f32; crops.len() * 3 * s * s];
-        for (n, crop) in crops.iter().enumerate() {
-            let view = face_view(crop)?;
+        let mut data = vec![0f32; views.len() * 3 * s * s];
+        for (n, view) in views.iter().enumerate() {
+            ensure!(
+                view.rows() == INPUT && view.cols() == INPUT && view.typ() == opencv::core::CV_8UC3,
+                "a face view must be {INPUT}x{INPUT} 8-bit BGR, not {}x{} type {}",
+                view.cols(),
+                view.rows(),
+                view.typ()
+            );
             let bytes = view.data_bytes()?;
             let px = &mut data[n * 3 * s * s..(n + 1) * 3 * s * s];
             for i in 0..s * s {
@@ -80,16 +92,16 @@ impl IdentityNet {
                 }
             }
         }
-        let input = Tensor::from_array(([crops.len(), 3, s, s], data))?;
+        let input = Tensor::from_array(([views.len(), 3, s, s], data))?;
         let outputs = self.session.run(ort::inputs!["input" => input])?;
         let (shape, values) = outputs["output"].try_extract_tensor::<f32>()?;
         let per: i64 = shape.iter().skip(1).product();
-        if shape.first().copied() != Some(crops.len() as i64) || per != DIM as i64 || values.len() != crops.len() * DIM
+        if shape.first().copied() != Some(views.len() as i64) || per != DIM as i64 || values.len() != views.len() * DIM
         {
             bail!(
                 "identity model {}: output of shape {shape:?} for {} faces, expected {DIM} values per face",
                 self.path.display(),
-                crops.len()
+                views.len()
             );
         }
         Ok(values.chunks(DIM).map(|c| c.try_into().expect("chunks of DIM")).collect())

@@ -3,12 +3,16 @@
 //! crop, `index.json` and `contact-sheet.png` into `location`, then posts a
 //! `facegallery` message with the count and the index path. A track not seen for
 //! `faceenhance::gallery::RETIRE_AFTER_FRAMES` frames has its crop written at once and
-//! dropped from memory, so a long stream's gallery stays small.
+//! dropped from memory, so a long stream's gallery stays small. With `identity-threshold`
+//! above 0 (the default) tracks are grouped into people by face descriptor, so a person
+//! who leaves and comes back is one person with two tracks.
 
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use faceenhance::gallery::Gallery;
+use faceenhance::gallery::{Gallery, Identities, IDENTITY_THRESHOLD};
+use faceenhance::model::identity::{self, IdentityNet};
+use faceenhance::model::ProviderOptions;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -29,9 +33,22 @@ struct State {
     info: Option<gst_video::VideoInfo>,
 }
 
+struct Settings {
+    location: Option<String>,
+    identity_threshold: f64,
+    /// None: the shipped `models/face-id.onnx`.
+    identity_model: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { location: None, identity_threshold: IDENTITY_THRESHOLD as f64, identity_model: None }
+    }
+}
+
 #[derive(Default)]
 pub struct FaceGallery {
-    location: Mutex<Option<String>>,
+    settings: Mutex<Settings>,
     state: Mutex<State>,
 }
 
@@ -45,21 +62,52 @@ impl ObjectSubclass for FaceGallery {
 impl ObjectImpl for FaceGallery {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![glib::ParamSpecString::builder("location")
-                .nick("Folder")
-                .blurb("Where the face crops, index.json and contact-sheet.png are written (created)")
-                .mutable_ready()
-                .build()]
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Folder")
+                    .blurb("Where the face crops, index.json and contact-sheet.png are written (created)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("identity-threshold")
+                    .nick("Identity threshold")
+                    .blurb(
+                        "Tracks whose best faces' descriptors lie within this distance of a person's mean are \
+                         one person in index.json and the contact sheet (one person's photos ~0.26 apart, \
+                         different people ~0.8); 0 lists every track as its own person",
+                    )
+                    .minimum(0.0)
+                    .maximum(2.0)
+                    .default_value(IDENTITY_THRESHOLD as f64)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("identity-model")
+                    .nick("Identity model")
+                    .blurb("The face descriptor net (ONNX; unset: the shipped models/face-id.onnx)")
+                    .mutable_ready()
+                    .build(),
+            ]
         });
         PROPS.as_ref()
     }
 
-    fn set_property(&self, _id: usize, value: &glib::Value, _pspec: &glib::ParamSpec) {
-        *self.location.lock().unwrap() = value.get::<Option<String>>().expect("type checked upstream");
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location = value.get().expect("type checked upstream"),
+            "identity-threshold" => s.identity_threshold = value.get().expect("type checked upstream"),
+            "identity-model" => s.identity_model = value.get().expect("type checked upstream"),
+            other => unreachable!("facegallery has no property {other}"),
+        }
     }
 
-    fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
-        self.location.lock().unwrap().to_value()
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location.to_value(),
+            "identity-threshold" => s.identity_threshold.to_value(),
+            "identity-model" => s.identity_model.to_value(),
+            other => unreachable!("facegallery has no property {other}"),
+        }
     }
 }
 
@@ -67,14 +115,18 @@ impl FaceGallery {
     /// Writes the gallery once (EOS, or stop without EOS) and tells the application.
     fn write(&self) -> Result<(), gst::ErrorMessage> {
         let mut state = self.state.lock().unwrap();
-        let Some(gallery) = state.gallery.as_ref().filter(|_| !state.written) else { return Ok(()) };
+        if state.written {
+            return Ok(());
+        }
+        let Some(gallery) = state.gallery.as_mut() else { return Ok(()) };
         let index = gallery.write().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ["facegallery: {e:#}"]))?;
-        let faces = gallery.len() as i32;
+        let (faces, people) = (gallery.len() as i32, gallery.people().len() as i32);
         state.written = true;
         drop(state);
-        gst::info!(CAT, imp = self, "{faces} faces written, index {}", index.display());
+        gst::info!(CAT, imp = self, "{faces} tracks of {people} people written, index {}", index.display());
         let s = gst::Structure::builder("facegallery")
             .field("faces", faces)
+            .field("people", people)
             .field("index", index.display().to_string())
             .build();
         let obj = self.obj();
@@ -89,12 +141,24 @@ impl BaseTransformImpl for FaceGallery {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let location =
-            self.location.lock().unwrap().clone().ok_or_else(|| {
-                gst::error_msg!(gst::ResourceError::NotFound, ["facegallery: no location (folder) set"])
-            })?;
-        let gallery = Gallery::new(&PathBuf::from(&location))
+        let (location, threshold, model) = {
+            let s = self.settings.lock().unwrap();
+            (s.location.clone(), s.identity_threshold, s.identity_model.clone())
+        };
+        let location = location
+            .ok_or_else(|| gst::error_msg!(gst::ResourceError::NotFound, ["facegallery: no location (folder) set"]))?;
+        let mut gallery = Gallery::new(&PathBuf::from(&location))
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["facegallery: {e:#}"]))?;
+        if threshold > 0.0 {
+            let model = model.map(PathBuf::from).unwrap_or_else(identity::default_model);
+            let net = IdentityNet::load(&model, &ProviderOptions::default()).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ["facegallery: {e:#} (identity-threshold=0 lists tracks without grouping them)"]
+                )
+            })?;
+            gallery = gallery.with_identities(Identities::new(net, threshold as f32));
+        }
         *self.state.lock().unwrap() = State { gallery: Some(gallery), ..Default::default() };
         Ok(())
     }
