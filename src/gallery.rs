@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::align::{self, Template};
 use crate::detect::Face;
-use crate::frame::{self, Frame};
+use crate::frame::Frame;
 use crate::model::identity::{self, IdentityNet, DIM};
 
 /// One person (track id) in the gallery.
@@ -116,6 +116,81 @@ impl Identities {
     }
 }
 
+/// PNG writes on a thread of their own, in order: the streaming thread only queues a crop
+/// (at most [`Writer::QUEUE`] wait; a slow disk then holds the stream back rather than
+/// filling memory). The first failure is reported by the next call.
+struct Writer {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Job {
+    Png(PathBuf, Mat),
+    /// Answered once every earlier job is done.
+    Flush(crossbeam_channel::Sender<()>),
+}
+
+impl Writer {
+    const QUEUE: usize = 64;
+
+    fn new() -> Result<Self> {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(Self::QUEUE);
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let report = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("facegallery-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Job::Png(path, m) => {
+                            if let Err(e) = write_png(&path, &m) {
+                                report.lock().unwrap().get_or_insert(format!("{e:#}"));
+                            }
+                        }
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .context("face gallery: starting the writer thread")?;
+        Ok(Self { jobs: Some(tx), failed, thread: Some(thread) })
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.failed.lock().unwrap().clone() {
+            Some(e) => bail!("face gallery: {e}"),
+            None => Ok(()),
+        }
+    }
+
+    fn png(&self, path: PathBuf, m: Mat) -> Result<()> {
+        self.check()?;
+        let jobs = self.jobs.as_ref().expect("open until dropped");
+        jobs.send(Job::Png(path, m)).map_err(|_| anyhow::anyhow!("face gallery: the writer thread is gone"))
+    }
+
+    /// Waits until every queued file is on disk.
+    fn flush(&self) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let jobs = self.jobs.as_ref().expect("open until dropped");
+        jobs.send(Job::Flush(tx)).map_err(|_| anyhow::anyhow!("face gallery: the writer thread is gone"))?;
+        rx.recv().map_err(|_| anyhow::anyhow!("face gallery: the writer thread is gone"))?;
+        self.check()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once the queued files are written.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Side of the aligned crop cut for the identity net: its face box is the net's 150 px.
 fn identity_crop_side() -> i32 {
     (identity::INPUT as f32 / identity::FFHQ_FACE_BOX[2]).round() as i32
@@ -136,6 +211,7 @@ pub struct Gallery {
     identities: Option<Identities>,
     /// The people of the last [`Gallery::write`].
     people: Vec<Person>,
+    writer: Writer,
 }
 
 impl Gallery {
@@ -150,6 +226,7 @@ impl Gallery {
             retire_after: RETIRE_AFTER_FRAMES,
             identities: None,
             people: Vec::new(),
+            writer: Writer::new()?,
         })
     }
 
@@ -157,6 +234,11 @@ impl Gallery {
     pub fn with_identities(mut self, identities: Identities) -> Self {
         self.identities = Some(identities);
         self
+    }
+
+    /// Waits until every retired crop is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.writer.flush()
     }
 
     /// The people of the last [`Gallery::write`].
@@ -170,8 +252,8 @@ impl Gallery {
     }
 
     /// Retires every track not seen for more than [`Gallery::retire_after`] frames before
-    /// frame `number`: writes its best crop to disk and drops the pixels. [`Gallery::offer`]
-    /// calls it; call it for frames without faces too.
+    /// frame `number`: hands its best crop to the writer thread and drops the pixels.
+    /// [`Gallery::offer`] calls it; call it for frames without faces too.
     pub fn retire(&mut self, number: u64) -> Result<()> {
         let old: Vec<u64> = self
             .live
@@ -182,7 +264,7 @@ impl Gallery {
         for id in old {
             let e = self.entries.get_mut(&id).expect("live ids have entries");
             if let Some(crop) = e.crop.take() {
-                write_png(&self.dir.join(&e.file), &crop)?;
+                self.writer.png(self.dir.join(&e.file), crop)?;
             }
             self.live.remove(&id);
         }
@@ -235,7 +317,6 @@ impl Gallery {
         number: u64,
         ns: u64,
     ) -> Result<()> {
-        let mut src: Option<Mat> = None;
         for (i, face) in faces.iter().enumerate().filter(|(_, f)| f.id > 0) {
             let [x, y, w, h] = face.bbox;
             let side = w.max(h) * (1.0 + 2.0 * self.margin);
@@ -246,18 +327,15 @@ impl Gallery {
             if rect.width < 4 || rect.height < 4 {
                 continue;
             }
-            let src = match &src {
-                Some(m) => m,
-                None => src.insert(frame::to_bgr(&frame.mat()?, frame.format())?),
-            };
-            let crop = Mat::roi(src, rect)?.try_clone()?;
+            // Only the face's rectangle is converted (an I420 frame never whole).
+            let crop = frame.bgr_region([rect.x, rect.y, rect.width, rect.height], 1.0)?;
             let sharpness = sharpness(&crop)?;
             let better =
                 self.entries.get(&face.id).is_none_or(|e| face.score as f64 * (1.0 + sharpness).ln() > e.quality());
             // The identity net's view of a new best crop: aligned on the landmarks (or the
             // box), cut to the face box the net was trained on.
             let view = match (&self.identities, better) {
-                (Some(_), true) => Some(identity_view(src, face)?),
+                (Some(_), true) => Some(identity_view(&crop, [rect.x, rect.y], face)?),
                 _ => None,
             };
             let candidate = Entry {
@@ -322,9 +400,11 @@ impl Gallery {
         self.describe_where(true)?;
         for e in self.entries.values() {
             if let Some(crop) = &e.crop {
-                write_png(&self.dir.join(&e.file), crop)?;
+                self.writer.png(self.dir.join(&e.file), crop.clone())?;
             }
         }
+        // The sheet reads retired crops back: every file on disk first.
+        self.writer.flush()?;
         self.people = self.group();
         let index = self.dir.join("index.json");
         #[derive(Serialize)]
@@ -453,11 +533,13 @@ fn mean_distance(sum: &[f32; DIM], n: f32, d: &[f32; DIM]) -> f32 {
     sum.iter().zip(d).map(|(s, v)| (s / n - v) * (s / n - v)).sum::<f32>().sqrt()
 }
 
-/// The identity net's view of `face` in `bgr`: the FFHQ-aligned crop whose face box is the
-/// net's input size.
-fn identity_view(bgr: &Mat, face: &Face) -> Result<Mat> {
-    let crop = align::crop_face(bgr, face, Template::Ffhq5, identity_crop_side())?;
-    identity::face_view(&crop)
+/// The identity net's view of `face` from `region`, the BGR copy of the frame around it
+/// with its top-left corner at `at`: the FFHQ-aligned crop whose face box is the net's
+/// input size (the box lies inside the gallery's margin; edges beyond it repeat).
+fn identity_view(region: &Mat, at: [i32; 2], face: &Face) -> Result<Mat> {
+    let side = identity_crop_side();
+    let sim = align::estimate(face, Template::Ffhq5, side)?.with_source_offset(at[0] as f64, at[1] as f64);
+    identity::face_view(&align::warp(region, &sim, side)?)
 }
 
 /// m:ss.s of a stream time.

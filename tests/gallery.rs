@@ -158,7 +158,8 @@ fn a_track_seen_again_after_retiring_keeps_one_entry_and_its_best_crop() {
     assert_eq!(gallery.crops_in_memory(), 1);
     gallery.retire(6).unwrap();
     assert_eq!(gallery.crops_in_memory(), 0, "not seen for 6 frames: retired");
-    assert!(dir.join("face-00003.png").exists(), "a retired crop is on disk at once");
+    gallery.flush().unwrap();
+    assert!(dir.join("face-00003.png").exists(), "a retired crop is on disk once the writer caught up");
     // Seen again with a worse score: the retired crop stays the best, nothing in memory.
     offer(&mut gallery, 20, 0.3, 200.0);
     assert_eq!(gallery.crops_in_memory(), 0);
@@ -177,4 +178,22 @@ fn a_track_seen_again_after_retiring_keeps_one_entry_and_its_best_crop() {
     let crop = imgcodecs::imread(dir.join("face-00003.png"), imgcodecs::IMREAD_COLOR).unwrap();
     assert_eq!(crop.at_2d::<Vec3b>(2, 2).unwrap().0, [120, 120, 120]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A crop the disk refuses (the folder taken away mid-stream) is an error naming the file,
+/// reported by the gallery, not lost in silence on its writer thread.
+#[test]
+fn a_crop_that_cannot_be_written_is_an_error() {
+    let dir = temp("gone");
+    let mut gallery = Gallery::new(&dir).unwrap();
+    gallery.retire_after = 1;
+    let mut m = Mat::new_rows_cols_with_default(H, W, CV_8UC3, Scalar::all(90.0)).unwrap();
+    imgproc::rectangle(&mut m, Rect::new(18, 26, 20, 20), Scalar::all(200.0), 2, imgproc::LINE_8, 0).unwrap();
+    let mut face = Face::from_box([8.0, 16.0, 40.0, 40.0], 0.9);
+    face.id = 9;
+    gallery.offer(&frame_from_mat(&mut m).unwrap(), &[face], &[None], 0, 0).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    gallery.retire(10).unwrap();
+    let err = format!("{:#}", gallery.write().unwrap_err());
+    assert!(err.contains("face-00009.png"), "{err}");
 }

@@ -3,7 +3,8 @@
 //! crop, `index.json` and `contact-sheet.png` into `location`, then posts a
 //! `facegallery` message with the count and the index path. A track not seen for
 //! `faceenhance::gallery::RETIRE_AFTER_FRAMES` frames has its crop written at once and
-//! dropped from memory, so a long stream's gallery stays small. With `identity-threshold`
+//! dropped from memory, so a long stream's gallery stays small. I420 frames are read only
+//! where a face is, and files are written by the gallery's own thread. With `identity-threshold`
 //! above 0 (the default) tracks are grouped into people by face descriptor, so a person
 //! who leaves and comes back is one person with two tracks.
 
@@ -205,5 +206,6 @@ video::in_place_video_filter!(
     FaceGallery,
     "Face gallery",
     "Filter/Analyzer/Video",
-    "Keeps the best crop of each tracked face and writes them, an index and a contact sheet at end of stream"
+    "Keeps the best crop of each tracked face and writes them, an index and a contact sheet at end of stream",
+    video::pad_templates_with_planar
 );
