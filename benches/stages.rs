@@ -19,9 +19,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use faceenhance::align::{self, Template};
 use faceenhance::blend;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
+use faceenhance::enhancer::Enhancer;
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
-use faceenhance::pipeline::{Enhancer, FaceRestorer, RestoreConfig};
+use faceenhance::restore::{FaceRestorer, RestoreConfig};
 use faceenhance::search::{follow_region, FOLLOW_REACH_NEAR};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};

@@ -4,21 +4,23 @@
 //! The data flow is one module per stage:
 //! [`frame`] (pixel layouts) -> [`detect`] (where: [`search`]) -> [`track`] -> [`align`] -> [`model`] -> [`blend`]
 //! (onto the frame, or onto an [`upscale`]d one),
-//! tied together by [`pipeline`]; [`gallery`] keeps each tracked face's best crop. No
+//! tied together on one thread by [`enhancer`]; [`gallery`] keeps each tracked face's best crop. No
 //! GStreamer type appears in this API: the plugin crate
-//! maps buffers onto [`frame::Frame`] and metadata onto [`detect::Face`].
+//! maps buffers onto [`frame::Frame`] and metadata onto [`detect::Face`] by the contract in
+//! [`facemeta`].
 
 pub mod align;
 pub mod blend;
 pub mod detect;
 pub mod edit;
+pub mod enhancer;
+pub mod facemeta;
 pub mod frame;
 pub mod gallery;
 pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod paths;
-pub mod pipeline;
 pub mod restore;
 pub mod search;
 pub mod track;

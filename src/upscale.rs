@@ -1,7 +1,7 @@
 //! The background of an up-scaled frame: OpenCV interpolation (bicubic, Lanczos) or an
 //! ONNX super-resolution model (Real-ESRGAN-shaped) run in overlapping tiles, so that a
 //! 1080p frame never has to go through the model in one piece. Faces are pasted on top
-//! afterwards ([`crate::pipeline`]).
+//! afterwards ([`crate::enhancer`]).
 
 use std::path::PathBuf;
 

@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use faceenhance::detect::{DetectorConfig, DetectorKind};
+use faceenhance::enhancer::Enhancer;
 use faceenhance::frame::frame_from_mat;
 use faceenhance::metrics::temporal_change;
-use faceenhance::pipeline::{Enhancer, RestoreConfig};
+use faceenhance::restore::RestoreConfig;
 use faceenhance::track::TrackConfig;
 use opencv::core::{self, Mat, Scalar, Vector, CV_16SC3};
 use opencv::imgcodecs;

@@ -14,7 +14,7 @@ use faceenhance::detect::Face;
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::profile::{ModelKind, Profile};
 use faceenhance::model::{ProviderOptions, Restorer};
-use faceenhance::pipeline::{FaceRestorer, RestoreConfig};
+use faceenhance::restore::{FaceRestorer, RestoreConfig};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Scalar, Vec3b, Vec3f, CV_8UC3};
 use opencv::prelude::*;

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use faceenhance::detect::{DetectorConfig, DetectorKind, Face};
+use faceenhance::enhancer::Enhancer;
 use faceenhance::frame::{frame_from_mat, Frame, PixelFormat};
-use faceenhance::pipeline::{Enhancer, FaceRestorer, RestoreConfig};
+use faceenhance::restore::{FaceRestorer, RestoreConfig};
 use opencv::core::Mat;
 use opencv::prelude::*;
 

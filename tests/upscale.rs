@@ -12,7 +12,7 @@ use faceenhance::align;
 use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::ProviderOptions;
-use faceenhance::pipeline::{pick_model, FaceRestorer, RestoreConfig};
+use faceenhance::restore::{pick_model, FaceRestorer, RestoreConfig};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Scalar, Size, CV_8UC3};
 use opencv::imgproc;

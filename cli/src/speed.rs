@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 use faceenhance::model::{Provider, ProviderOptions, Restorer};
-use faceenhance::pipeline::expand_models;
+use faceenhance::restore::expand_models;
 use opencv::core::{Mat, Scalar, CV_8UC3};
 
 #[derive(Args)]

@@ -1,28 +1,11 @@
-//! Faces on buffers: one `GstVideoRegionOfInterestMeta` of type `face` per face, with a
-//! `face` parameter structure carrying what the rectangle cannot (sub-pixel box, 5
-//! landmarks or 2 eyes, score, track id). Other elements (and `tee` branches) can read
-//! the plain rectangles; our elements read the whole face back.
-//!
-//! The structure's `bbox`, `landmarks` and `eyes` are relative to the ROI rectangle: a
-//! point is `[(x - rect.x) / rect.w, (y - rect.y) / rect.h]` (a box `[x, y, w, h]` the
-//! same, with `w / rect.w`, `h / rect.h`), so they follow the rectangle wherever an
-//! element moves or rescales it.
-//!
-//! Rescaling elements keep the rectangle but not always the structure (`videoscale` of
-//! GStreamer 1.22 drops ROI parameters when it scales), so each landmark (eye) is also a
-//! zero-size ROI of type `face-landmark` (`face-eye`) at its pixel, its id the landmark's
-//! index and its parent id the face ROI's id: rectangles every version rescales. Faces
-//! whose structure is gone get their points from those, to within a pixel or so.
+//! Faces on buffers: the core's contract (`faceenhance::facemeta`: ROI types, the parameter
+//! structure's fields, coordinates relative to the rectangle, landmark ROIs for elements
+//! that drop the structure) mapped onto `GstVideoRegionOfInterestMeta`.
 use std::ops::ControlFlow;
 
+use faceenhance::facemeta::{self, Params, Roi, EYE_TYPE, LANDMARK_TYPE, ROI_TYPE};
 use faceenhance::Face;
 use gst_video::VideoRegionOfInterestMeta;
-
-pub const ROI_TYPE: &str = "face";
-/// A face's landmark as a zero-size ROI (id: index 0..5, parent id: the face ROI's id).
-pub const LANDMARK_TYPE: &str = "face-landmark";
-/// A face's eye (Haar) as a zero-size ROI (id: 0 left, 1 right; parent id: the face's).
-pub const EYE_TYPE: &str = "face-eye";
 
 fn array(values: impl IntoIterator<Item = f32>) -> gst::Array {
     gst::Array::new(values.into_iter().map(|v| v as f64))
@@ -31,39 +14,6 @@ fn array(values: impl IntoIterator<Item = f32>) -> gst::Array {
 fn floats(s: &gst::StructureRef, field: &str) -> Option<Vec<f32>> {
     let arr = s.get::<gst::Array>(field).ok()?;
     arr.iter().map(|v| v.get::<f64>().ok().map(|f| f as f32)).collect()
-}
-
-/// Frame coordinates <-> fractions of an ROI rectangle (a degenerate side counts as 1 px,
-/// so a face clipped to nothing still round-trips).
-struct Relative {
-    x: f32,
-    y: f32,
-    w: f32,
-    h: f32,
-}
-
-impl Relative {
-    fn of((x, y, w, h): (u32, u32, u32, u32)) -> Self {
-        Self { x: x as f32, y: y as f32, w: w.max(1) as f32, h: h.max(1) as f32 }
-    }
-
-    fn point_to(&self, [x, y]: [f32; 2]) -> [f32; 2] {
-        [(x - self.x) / self.w, (y - self.y) / self.h]
-    }
-
-    fn point_from(&self, [u, v]: [f32; 2]) -> [f32; 2] {
-        [self.x + u * self.w, self.y + v * self.h]
-    }
-
-    fn bbox_to(&self, [x, y, w, h]: [f32; 4]) -> [f32; 4] {
-        let [u, v] = self.point_to([x, y]);
-        [u, v, w / self.w, h / self.h]
-    }
-
-    fn bbox_from(&self, [u, v, w, h]: [f32; 4]) -> [f32; 4] {
-        let [x, y] = self.point_from([u, v]);
-        [x, y, w * self.w, h * self.h]
-    }
 }
 
 /// Replaces the buffer's face metas with `faces`. Rectangles are clipped to the frame.
@@ -76,29 +26,24 @@ pub fn attach(buf: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32)
 pub fn attach_labelled(buf: &mut gst::BufferRef, faces: &[Face], width: u32, height: u32, models: &[Option<&str>]) {
     remove(buf);
     for (i, f) in faces.iter().enumerate() {
-        let [x, y, w, h] = f.bbox;
-        let x0 = x.max(0.0).min(width as f32);
-        let y0 = y.max(0.0).min(height as f32);
-        let x1 = (x + w).max(0.0).min(width as f32);
-        let y1 = (y + h).max(0.0).min(height as f32);
-        let rect = (x0 as u32, y0 as u32, (x1 - x0).round() as u32, (y1 - y0).round() as u32);
-        let id = f.id.min(i32::MAX as u64) as i32;
+        let rect = facemeta::rect_of(f, width, height);
+        let id = facemeta::roi_id(f);
         let mut meta = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, rect);
         meta.set_id(id);
-        let frame = Relative::of(rect);
-        let mut s = gst::Structure::builder("face")
-            .field("score", f.score as f64)
-            .field("id", f.id)
-            .field("bbox", array(frame.bbox_to(f.bbox)))
+        let p = Params::of(f, rect);
+        let mut s = gst::Structure::builder(facemeta::PARAM)
+            .field(facemeta::SCORE, p.score as f64)
+            .field(facemeta::ID, p.id)
+            .field(facemeta::BBOX, array(p.bbox))
             .build();
-        if let Some(lm) = &f.landmarks {
-            s.set("landmarks", array(lm.iter().flat_map(|&p| frame.point_to(p))));
+        if let Some(lm) = p.landmarks {
+            s.set(facemeta::LANDMARKS, array(lm));
         }
-        if let Some(eyes) = &f.eyes {
-            s.set("eyes", array(eyes.iter().flat_map(|&p| frame.point_to(p))));
+        if let Some(eyes) = p.eyes {
+            s.set(facemeta::EYES, array(eyes));
         }
         if let Some(Some(model)) = models.get(i) {
-            s.set("model", *model);
+            s.set(facemeta::MODEL, *model);
         }
         meta.add_param(s);
         if let Some(lm) = &f.landmarks {
@@ -110,37 +55,17 @@ pub fn attach_labelled(buf: &mut gst::BufferRef, faces: &[Face], width: u32, hei
     }
 }
 
-/// `points` as zero-size ROIs of `kind` under the face ROI `parent`, at the pixel each
-/// lies in; none when one lies outside the frame (no pixel to stand on).
+/// `points` as zero-size ROIs of `kind` under the face ROI `parent`; none when one lies
+/// outside the frame.
 fn add_points(buf: &mut gst::BufferRef, kind: &str, parent: i32, points: &[[f32; 2]], width: u32, height: u32) {
-    let inside = |&[x, y]: &[f32; 2]| x >= 0.0 && y >= 0.0 && x < width as f32 && y < height as f32;
-    if !points.iter().all(inside) {
+    if !facemeta::points_inside(points, width, height) {
         return;
     }
-    for (k, &[x, y]) in points.iter().enumerate() {
-        let mut m = VideoRegionOfInterestMeta::add(buf, kind, (x as u32, y as u32, 0, 0));
+    for (k, &p) in points.iter().enumerate() {
+        let mut m = VideoRegionOfInterestMeta::add(buf, kind, facemeta::point_rect(p));
         m.set_id(k as i32);
         m.set_parent_id(parent);
     }
-}
-
-/// An ROI meta as [`points`] looks at it: type, id, parent id, rectangle.
-type Roi<'a> = (&'a str, i32, i32, (u32, u32, u32, u32));
-
-/// The points of `kind` under the face ROI `parent` (`n` of them, pixel centres), if the
-/// buffer has them all and `parent` names one face only.
-fn points(rois: &[Roi], kind: &str, parent: i32, n: usize) -> Option<Vec<[f32; 2]>> {
-    if rois.iter().filter(|r| r.0 == ROI_TYPE && r.1 == parent).count() != 1 {
-        return None;
-    }
-    let mut found: Vec<(i32, [f32; 2])> = rois
-        .iter()
-        .filter(|r| r.0 == kind && r.2 == parent)
-        .map(|r| (r.1, [r.3 .0 as f32 + 0.5, r.3 .1 as f32 + 0.5]))
-        .collect();
-    found.sort_by_key(|p| p.0);
-    let in_order = found.len() == n && found.iter().enumerate().all(|(k, p)| p.0 == k as i32);
-    in_order.then(|| found.into_iter().map(|p| p.1).collect())
 }
 
 /// Removes every face meta (and its landmark and eye ROIs) from the buffer.
@@ -148,7 +73,7 @@ pub fn remove(buf: &mut gst::BufferRef) {
     buf.foreach_meta_mut(|mut meta| {
         let is_face = meta
             .downcast_ref::<VideoRegionOfInterestMeta>()
-            .is_some_and(|m| [ROI_TYPE, LANDMARK_TYPE, EYE_TYPE].contains(&m.roi_type()));
+            .is_some_and(|m| facemeta::ALL_TYPES.contains(&m.roi_type()));
         ControlFlow::Continue(if is_face {
             gst::buffer::BufferMetaForeachAction::Remove
         } else {
@@ -161,7 +86,7 @@ pub fn remove(buf: &mut gst::BufferRef) {
 pub fn models(buf: &gst::BufferRef) -> Vec<Option<String>> {
     buf.iter_meta::<VideoRegionOfInterestMeta>()
         .filter(|m| m.roi_type() == ROI_TYPE)
-        .map(|m| m.param("face").and_then(|p| p.get::<String>("model").ok()))
+        .map(|m| m.param(facemeta::PARAM).and_then(|p| p.get::<String>(facemeta::MODEL).ok()))
         .collect()
 }
 
@@ -175,25 +100,26 @@ pub fn read(buf: &gst::BufferRef) -> Vec<Face> {
             let (x, y, w, h) = m.rect();
             let mut face = Face::from_box([x as f32, y as f32, w as f32, h as f32], 1.0);
             face.id = m.id().max(0) as u64;
-            if let Some(p) = m.param("face") {
-                let frame = Relative::of(m.rect());
-                let point = |v: &[f32]| frame.point_from([v[0], v[1]]);
-                face.score = p.get::<f64>("score").map(|v| v as f32).unwrap_or(1.0);
-                face.id = p.get::<u64>("id").unwrap_or(face.id);
-                if let Some(b) = floats(p, "bbox").filter(|v| v.len() == 4) {
-                    face.bbox = frame.bbox_from([b[0], b[1], b[2], b[3]]);
-                }
-                face.landmarks = floats(p, "landmarks")
-                    .filter(|v| v.len() == 10)
-                    .map(|v| [point(&v[0..]), point(&v[2..]), point(&v[4..]), point(&v[6..]), point(&v[8..])]);
-                face.eyes = floats(p, "eyes").filter(|v| v.len() == 4).map(|v| [point(&v[0..]), point(&v[2..])]);
+            if let Some(p) = m.param(facemeta::PARAM) {
+                let params = Params {
+                    score: p.get::<f64>(facemeta::SCORE).map(|v| v as f32).unwrap_or(1.0),
+                    id: p.get::<u64>(facemeta::ID).unwrap_or(face.id),
+                    bbox: floats(p, facemeta::BBOX)
+                        .filter(|v| v.len() == 4)
+                        .map(|b| [b[0], b[1], b[2], b[3]])
+                        .unwrap_or([0.0, 0.0, 1.0, 1.0]),
+                    landmarks: floats(p, facemeta::LANDMARKS),
+                    eyes: floats(p, facemeta::EYES),
+                };
+                params.apply(&mut face, m.rect());
             }
             // The structure was dropped on the way (a scaling element): the point ROIs.
             if face.landmarks.is_none() {
-                face.landmarks = points(&rois, LANDMARK_TYPE, m.id(), 5).map(|p| [p[0], p[1], p[2], p[3], p[4]]);
+                face.landmarks =
+                    facemeta::points(&rois, LANDMARK_TYPE, m.id(), 5).map(|p| [p[0], p[1], p[2], p[3], p[4]]);
             }
             if face.eyes.is_none() {
-                face.eyes = points(&rois, EYE_TYPE, m.id(), 2).map(|p| [p[0], p[1]]);
+                face.eyes = facemeta::points(&rois, EYE_TYPE, m.id(), 2).map(|p| [p[0], p[1]]);
             }
             face
         })

@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
+use faceenhance::live::{LiveOutcome, LiveRestorer};
 use faceenhance::model::ProviderOptions;
-use faceenhance::pipeline::{FaceRestorer, LiveOutcome, LiveRestorer, RestoreConfig, RestoreStats};
+use faceenhance::restore::{FaceRestorer, RestoreConfig, RestoreStats};
 use faceenhance::upscale::BackgroundConfig;
 use gst::glib;
 use gst::prelude::*;

@@ -6,11 +6,9 @@
 
 use crate::detect::{Detector, DetectorConfig, Face};
 use crate::frame::Frame;
+use crate::restore::{FaceRestorer, RestoreConfig, RestoreStats};
 use crate::track::{FaceStream, TrackConfig};
 use anyhow::Result;
-
-pub use crate::live::{LiveOutcome, LiveRestorer};
-pub use crate::restore::{expand_models, pick_model, FaceRestorer, RestoreConfig, RestoreStats};
 
 /// Detection + tracking + restoration on one thread.
 pub struct Enhancer {
