@@ -3,26 +3,26 @@
 //!
 //! Everything runs on the CPU through burn's `flex` backend (autodiff on top); exported
 //! models are checked against ONNX Runtime, the library the pipeline loads.
+//!
+//! The modules follow the data, and each uses only those listed before it:
+//! - [`image`]: the image type everything passes around;
+//! - [`onnx`]: models out of burn (export) and into ONNX Runtime;
+//! - [`data`]: crop caches and labels, augmentation and degradations: the (input, target)
+//!   pairs;
+//! - [`nets`]: the networks: generators, discriminators, the frozen attribute predictor and
+//!   face-recognition net;
+//! - [`losses`]: what training minimises;
+//! - [`metrics`]: what validation and evaluation measure;
+//! - [`train`]: the training loops with their configs, checkpoints, EMA and logs;
+//! - [`eval`]: trained models measured, exported and checked against burn.
+//!
+//! The binary's `commands` (one file per subcommand) sit on top.
 
-pub mod aga;
-#[cfg(feature = "core")]
-pub mod align_error;
-pub mod attributes;
-pub mod config;
 pub mod data;
-pub mod degrade;
-pub mod edit;
 pub mod eval;
-pub mod export;
-pub mod faceprior;
-pub mod facerec;
 pub mod image;
-pub mod learned;
-pub mod loss;
+pub mod losses;
 pub mod metrics;
-pub mod model;
-pub mod ortrt;
-pub mod plot;
-#[cfg(feature = "core")]
-pub mod prepare;
+pub mod nets;
+pub mod onnx;
 pub mod train;
