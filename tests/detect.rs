@@ -383,3 +383,72 @@ fn damaged_or_lying_detector_models_are_refused_with_their_name() {
     assert!(e.contains("centerface-cut"), "{e}");
     std::fs::remove_file(&cut).unwrap();
 }
+
+/// A camera pan over a real picture is no cut (issue 28): a 1280x720 window moving 12 px a
+/// frame across a 2,400 px panorama of four London people on a textured background. After
+/// the first frame no frame is searched whole; the faces in view are found on every frame
+/// (followed where the pan took them, new ones in the strip it brings in) at a fraction of
+/// a full search; a real cut after it is still searched whole.
+#[test]
+fn a_pan_is_not_a_cut() {
+    let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
+    // the panorama: the astronaut picture stretched as a textured background, people on it
+    let mut pano = resize(&imread(&astronaut()), 2400, 720);
+    let dir = shared().join("data/london-faces");
+    for (k, name) in ["001_03.jpg", "010_03.jpg", "020_03.jpg", "030_03.jpg"].iter().enumerate() {
+        let person = resize(&imread(&dir.join(name)), 300, 300);
+        let mut cell = Mat::roi_mut(&mut pano, Rect::new(150 + 560 * k as i32, 300, 300, 300)).unwrap();
+        person.copy_to(&mut cell).unwrap();
+    }
+    let truth: Vec<[f32; 4]> = det
+        .detect_frame(&frame_from_mat(&mut pano.clone()).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.bbox[1] > 250.0)
+        .map(|f| f.bbox)
+        .collect();
+    assert_eq!(truth.len(), 4, "{truth:?}");
+    let mut search = Search::new(SearchConfig::default());
+    let mut known: Vec<(faceenhance::detect::Face, bool)> = Vec::new();
+    let (mut expected, mut found, mut pixels, mut full_after_first, mut panned) = (0, 0, 0.0, 0, 0);
+    let mut whole = 0.0;
+    let frames = 60;
+    for i in 0..frames {
+        let x = 12 * i;
+        let mut view = roi(&pano, x, 0, 1280, 720);
+        let (faces, report) = search.faces(&frame_from_mat(&mut view).unwrap(), &mut det, &known).unwrap();
+        if i == 0 {
+            // what every pan frame cost when a pan counted as a cut
+            whole = report.pixels;
+        } else {
+            full_after_first += report.full as usize;
+            panned += report.pan.is_some_and(|p| (p[0] + 12.0).abs() < 1.5 && p[1].abs() < 1.5) as usize;
+            pixels += report.pixels;
+        }
+        for t in &truth {
+            let b = [t[0] - x as f32, t[1], t[2], t[3]];
+            if b[0] >= 0.0 && b[0] + b[2] <= 1280.0 {
+                expected += 1;
+                found += faces.iter().any(|f| iou(f.bbox, b) > 0.5) as usize;
+            }
+        }
+        known = faces.into_iter().map(|f| (f, true)).collect();
+    }
+    let full = search.sweep_pixels().unwrap();
+    let per_frame = pixels / (frames - 1) as f64;
+    println!(
+        "pan: {found} of {expected} faces in view found, {full_after_first} full searches after the first, \
+         {panned} of {} pans measured, {per_frame:.0} detection px per frame (a budgeted full search {full:.0}, \
+         a whole-frame search, what a pan frame cost as a cut, {whole:.0})",
+        frames - 1
+    );
+    assert_eq!(full_after_first, 0, "a pan frame was searched as a cut");
+    assert!(panned >= frames as usize - 3, "the pan (-12 px) was measured on {panned} frames");
+    assert!(found * 100 >= expected * 98, "{found} of {expected} faces in view found");
+    // the strip the pan brings in, and the faces followed: a small share of a full search
+    assert!(per_frame < 0.35 * full, "{per_frame:.0} px per frame against {full:.0} for a full search");
+    // a cut still is one
+    let mut other = scene(None);
+    let (_, report) = search.faces(&frame_from_mat(&mut other).unwrap(), &mut det, &known).unwrap();
+    assert!(report.full && report.pan.is_none(), "{report:?}");
+}
