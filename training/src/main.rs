@@ -46,10 +46,10 @@ enum Cmd {
     DegradeEval(commands::degrade_eval::Args),
     /// Export the EMA generator of a run's checkpoint to ONNX (input/output, dynamic batch).
     Export(commands::export::Args),
-    /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
     /// Writes dlib's face-recognition net (from the set-up's face-api package) as ONNX for
     /// the core's identity measure: `input` [batch, 3, 150, 150] -> `output` [batch, 128, 1, 1].
     FaceIdExport(commands::face_id_export::Args),
+    /// Evaluate an ONNX generator through ONNX Runtime on the validation split.
     Eval(commands::eval::Args),
 }
 
