@@ -1437,3 +1437,124 @@ fn gallery_with_a_missing_identity_model_is_a_clear_error() {
     assert!(err.contains("/nonexistent/face-id.onnx") && err.contains("identity-threshold=0"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The visible bytes of each plane of a buffer (rows without their padding), read through
+/// its video meta when it has one.
+fn visible(buf: &gst::BufferRef, info: &gst_video::VideoInfo) -> Vec<u8> {
+    use gst_video::prelude::*;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).unwrap();
+    let mut out = Vec::new();
+    for p in 0..frame.n_planes() {
+        let stride = frame.plane_stride()[p as usize] as usize;
+        let finfo = frame.format_info();
+        let (cw, ch) = (finfo.scale_width(p as u8, frame.width()), finfo.scale_height(p as u8, frame.height()));
+        let row = cw as usize * finfo.pixel_stride()[p as usize] as usize;
+        let data = frame.plane_data(p).unwrap();
+        for y in 0..ch as usize {
+            out.extend_from_slice(&data[y * stride..y * stride + row]);
+        }
+    }
+    out
+}
+
+/// A `w` x `h` frame of `format` whose rows are padded by `pad` bytes per plane (stated in
+/// a video meta), filled with seeded noise (the padding with 7s).
+fn padded_frame(
+    format: gst_video::VideoFormat,
+    w: u32,
+    h: u32,
+    pad: usize,
+    seed: &mut u64,
+) -> (gst::Caps, gst::Buffer) {
+    let info = gst_video::VideoInfo::builder(format, w, h).build().unwrap();
+    let finfo = info.format_info();
+    let (mut offsets, mut strides, mut size) = (Vec::new(), Vec::new(), 0usize);
+    for p in 0..info.n_planes() {
+        let stride = info.stride()[p as usize] as usize + pad;
+        offsets.push(size);
+        strides.push(stride as i32);
+        size += stride * finfo.scale_height(p as u8, h) as usize;
+    }
+    let mut data = vec![7u8; size];
+    for p in 0..info.n_planes() as usize {
+        let row = finfo.scale_width(p as u8, w) as usize * finfo.pixel_stride()[p] as usize;
+        for y in 0..finfo.scale_height(p as u8, h) as usize {
+            for b in &mut data[offsets[p] + y * strides[p] as usize..][..row] {
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *b = (*seed >> 56) as u8;
+            }
+        }
+    }
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    gst_video::VideoMeta::add_full(
+        buf.make_mut(),
+        gst_video::VideoFrameFlags::empty(),
+        format,
+        w,
+        h,
+        &offsets,
+        &strides,
+    )
+    .unwrap();
+    (info.to_caps().unwrap(), buf)
+}
+
+/// Issue 27 (any frame size): every element, in every format it accepts, takes frames of
+/// 1-64 px a side with rows padded by 0-17 bytes (a video meta's strides), the size and
+/// format changing on every frame: no error, every frame out, and (no face in noise) every
+/// visible byte as it came in; up-scaled frames come out twice the size.
+#[test]
+fn every_element_takes_any_small_frame_size_format_and_stride() {
+    use gst_video::VideoFormat as F;
+    init();
+    let packed = [F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb];
+    let all = [F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb, F::I420];
+    let dir = std::env::temp_dir().join(format!("faceenhance-anysize-{}", std::process::id()));
+    let y = yunet().display().to_string();
+    let chains: Vec<(String, &[F], u32)> = vec![
+        (
+            format!(
+                "facedetector model={y} ! facerestore ! faceedit attributes=Smiling=1 ! facegallery location={}",
+                dir.display()
+            ),
+            &all,
+            1,
+        ),
+        (format!("faceenhance detector-model={y}"), &all, 1),
+        (format!("facedetector model={y} ! facedraw"), &packed, 1),
+        (format!("faceenhance detector-model={y} upscale=2"), &packed, 2),
+    ];
+    let mut seed = 2027u64;
+    let rand = |n: u32, seed: &mut u64| {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 33) % n as u64) as u32
+    };
+    for (chain, formats, k) in chains {
+        let mut frames = Vec::new();
+        for i in 0..40 {
+            let format = formats[i % formats.len()];
+            let (w, h) = match i {
+                0 => (1, 1),
+                1 => (1, 64),
+                2 => (64, 1),
+                _ => (1 + rand(64, &mut seed), 1 + rand(64, &mut seed)),
+            };
+            let pad = rand(18, &mut seed) as usize;
+            frames.push(padded_frame(format, w, h, pad, &mut seed));
+        }
+        let r = run_buffers(&chain, frames.clone(), |_, _| {});
+        assert!(r.error.is_none(), "'{chain}': {:?}", r.error);
+        assert_eq!(r.samples.len(), frames.len(), "'{chain}': frames lost");
+        for (i, (s, (caps, input))) in r.samples.iter().zip(&frames).enumerate() {
+            let in_info = gst_video::VideoInfo::from_caps(caps).unwrap();
+            let out_info = gst_video::VideoInfo::from_caps(s.caps().unwrap()).unwrap();
+            let what = format!("'{chain}' frame {i}: {:?} {}x{}", in_info.format(), in_info.width(), in_info.height());
+            assert_eq!((out_info.width(), out_info.height()), (k * in_info.width(), k * in_info.height()), "{what}");
+            if k == 1 && faces_on(s).is_empty() {
+                assert_eq!(out_info.format(), in_info.format(), "{what}");
+                assert!(visible(s.buffer().unwrap(), &out_info) == visible(input, &in_info), "{what}: pixels changed");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
