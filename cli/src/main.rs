@@ -81,7 +81,7 @@ fn main() -> Result<()> {
         Command::Attributes(args) => attributes::run(&args),
         Command::Join { work, output, no_progress } => {
             gst::init()?;
-            let o = segment::join(&work, &output, no_progress)?;
+            let o = segment::join::join(&work, &output, no_progress)?;
             println!(
                 "{} -> {}: {} frames, {} faces found, {:.1} s of segment work",
                 work.display(),
@@ -93,7 +93,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Status { work } => {
-            print!("{}", segment::status(&work)?);
+            print!("{}", segment::status::status(&work)?);
             Ok(())
         }
         Command::Image { inputs, output, json, opts } => {

@@ -356,9 +356,9 @@ fn build(args: &VideoArgs, input: &Path, output: &Path) -> Result<Graph> {
     pipeline.add_many([&src, &decode, &mux, &sink])?;
     // a demux-only pass (seconds for hours of video) tells a variable frame rate
     // (without packet timestamps the rate cannot be told: encoded as for a variable one)
-    let vfr = match crate::segment::probe(input) {
-        Ok((packets, _)) => crate::segment::variable_rate(&packets),
-        Err(e) if e.chain().any(|c| c.is::<crate::segment::NoTimestamps>()) => true,
+    let vfr = match crate::segment::probe::probe(input) {
+        Ok((packets, _)) => crate::segment::probe::variable_rate(&packets),
+        Err(e) if e.chain().any(|c| c.is::<crate::segment::probe::NoTimestamps>()) => true,
         Err(e) => return Err(e),
     };
     let (convert_in, frames) = video_chain(&pipeline, args, &mux, None, vfr)?;
