@@ -1,0 +1,159 @@
+//! The stream under abuse, in a process of its own (thread and memory counts are
+//! process-wide: other tests running beside it would blur them): state cycles with faces
+//! leave no thread and no memory behind.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use opencv::prelude::*;
+
+/// Threads of this process.
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Resident set size in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
+}
+
+/// 100 times NULL -> PLAYING -> NULL with two frames with a face through the whole chain
+/// (detector, restorer in live mode with its worker thread, the gallery with its writer
+/// thread): every cycle gives its frames restored, and after the first ten cycles (models,
+/// thread pools and caches warm) the thread count and the resident memory stay flat.
+#[test]
+fn state_cycles_leak_no_thread_and_no_memory() {
+    gst::init().unwrap();
+    gstfaceenhance::plugin_register_static().unwrap();
+    let img = resize(&imread(&astronaut()), 256, 256);
+    let bytes: Vec<u8> = img.data_bytes().unwrap().chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "BGRx")
+        .field("width", 256)
+        .field("height", 256)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .build();
+    let gallery = std::env::temp_dir().join(format!("faceenhance-abuse-{}", std::process::id()));
+    let model = faceenhance::paths::models_dir().join("restore-64.onnx");
+    let desc = format!(
+        "appsrc name=src format=time ! faceenhance detector-model={} model={} force=true max-latency=500 ! \
+         facegallery location={} ! appsink name=sink sync=false",
+        yunet().display(),
+        model.display(),
+        gallery.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let (mut warm, mut most) = ((0, 0), (0, 0));
+    for cycle in 0..100 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        src.set_caps(Some(&caps));
+        for i in 0..2u64 {
+            let mut buf = gst::Buffer::from_mut_slice(bytes.clone());
+            buf.make_mut().set_pts(gst::ClockTime::from_mseconds(40 * i));
+            src.push_buffer(buf).unwrap();
+            let sample = sink
+                .try_pull_sample(gst::ClockTime::from_seconds(30))
+                .unwrap_or_else(|| panic!("cycle {cycle}: frame {i} did not come out"));
+            let rois = sample.buffer().unwrap().iter_meta::<gst_video::VideoRegionOfInterestMeta>().count();
+            assert!(rois >= 1, "cycle {cycle}: no face on frame {i}");
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        let now = (threads(), rss());
+        if cycle == 9 {
+            warm = now;
+        }
+        if cycle >= 9 {
+            most = (most.0.max(now.0), most.1.max(now.1));
+        }
+    }
+    println!(
+        "threads after 10 cycles {}, at most {} after; RSS {:.1} MB after 10, at most {:.1} MB after",
+        warm.0,
+        most.0,
+        warm.1 as f64 / 1e6,
+        most.1 as f64 / 1e6
+    );
+    assert!(most.0 <= warm.0, "threads grew from {} to {}", warm.0, most.0);
+    assert!(most.1 < warm.1 + 30_000_000, "memory grew from {} to {} bytes", warm.1, most.1);
+    let _ = std::fs::remove_dir_all(&gallery);
+}
+
+/// Seeded noise.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+/// A fuzz run of each element's input for a fixed time: random formats, sizes (1-96 px),
+/// row paddings, and one buffer in four truncated (shorter than its caps say). Every run
+/// ends, in EOS or in an error that says what was wrong, never a hang or a crash; a
+/// truncated buffer is the only thing allowed to fail it.
+#[test]
+fn fuzzed_input_ends_in_eos_or_a_clear_error() {
+    use gst_video::VideoFormat as F;
+    gst::init().unwrap();
+    gstfaceenhance::plugin_register_static().unwrap();
+    let y = yunet().display().to_string();
+    let gallery = std::env::temp_dir().join(format!("faceenhance-fuzz-{}", std::process::id()));
+    let chains = [
+        (format!("facedetector model={y}"), true),
+        (format!("facedetector model={y} ! facerestore"), true),
+        ("faceedit attributes=Smiling=1".to_string(), true),
+        (format!("facegallery location={}", gallery.display()), true),
+        (format!("faceenhance detector-model={y}"), true),
+        ("facedraw".to_string(), false),
+        (format!("faceenhance detector-model={y} upscale=2"), false),
+    ];
+    let all = [F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb, F::I420];
+    let mut seed = 99u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (mut runs, mut errors) = (0, 0);
+    while std::time::Instant::now() < deadline {
+        let (chain, planar) = &chains[runs % chains.len()];
+        let formats = if *planar { &all[..] } else { &all[..6] };
+        let desc = format!("appsrc name=src format=time ! {chain} ! fakesink sync=false");
+        let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+        let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let mut truncated = false;
+        for i in 0..6u64 {
+            let format = formats[next(&mut seed) as usize % formats.len()];
+            let (w, h) = (1 + next(&mut seed) as u32 % 96, 1 + next(&mut seed) as u32 % 96);
+            let info = gst_video::VideoInfo::builder(format, w, h).build().unwrap();
+            let mut data: Vec<u8> = (0..info.size()).map(|_| next(&mut seed) as u8).collect();
+            if next(&mut seed) % 4 == 0 {
+                data.truncate(next(&mut seed) as usize % info.size().max(1));
+                truncated = true;
+            }
+            let mut buf = gst::Buffer::from_mut_slice(data);
+            buf.make_mut().set_pts(gst::ClockTime::from_mseconds(40 * i));
+            src.set_caps(Some(&info.to_caps().unwrap()));
+            if src.push_buffer(buf).is_err() {
+                break;
+            }
+        }
+        let _ = src.end_of_stream();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error])
+            .unwrap_or_else(|| panic!("'{chain}' hung: no EOS or error in 30 s"));
+        if let gst::MessageView::Error(e) = msg.view() {
+            errors += 1;
+            let text = format!("{} ({})", e.error(), e.debug().unwrap_or_default());
+            assert!(truncated, "'{chain}' failed on well-formed frames: {text}");
+            // the element that met the short buffer says so (not only the source's "internal
+            // data stream error")
+            assert!(text.contains("buffer") || text.contains("map"), "'{chain}': an error without a reason: {text}");
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        runs += 1;
+    }
+    println!("{runs} fuzzed runs in 20 s, {errors} ended in an error (truncated buffers)");
+    assert!(runs >= chains.len(), "only {runs} runs");
+    let _ = std::fs::remove_dir_all(&gallery);
+}
