@@ -126,7 +126,7 @@ fn fuzzed_input_ends_in_eos_or_a_clear_error() {
             let (w, h) = (1 + next(&mut seed) as u32 % 96, 1 + next(&mut seed) as u32 % 96);
             let info = gst_video::VideoInfo::builder(format, w, h).build().unwrap();
             let mut data: Vec<u8> = (0..info.size()).map(|_| next(&mut seed) as u8).collect();
-            if next(&mut seed) % 4 == 0 {
+            if next(&mut seed).is_multiple_of(4) {
                 data.truncate(next(&mut seed) as usize % info.size().max(1));
                 truncated = true;
             }
