@@ -9,6 +9,18 @@ use common::*;
 use gst::prelude::*;
 use opencv::prelude::*;
 
+/// The tests of this file one at a time: each counts the process's threads and memory.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// GStreamer and the plugin, registered once for the process.
+fn init() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfaceenhance::plugin_register_static().unwrap();
+    });
+}
+
 /// Threads of this process.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -26,8 +38,8 @@ fn rss() -> u64 {
 /// thread pools and caches warm) the thread count and the resident memory stay flat.
 #[test]
 fn state_cycles_leak_no_thread_and_no_memory() {
-    gst::init().unwrap();
-    gstfaceenhance::plugin_register_static().unwrap();
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    init();
     let img = resize(&imread(&astronaut()), 256, 256);
     let bytes: Vec<u8> = img.data_bytes().unwrap().chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
     let caps = gst::Caps::builder("video/x-raw")
@@ -96,8 +108,8 @@ fn next(seed: &mut u64) -> u64 {
 #[test]
 fn fuzzed_input_ends_in_eos_or_a_clear_error() {
     use gst_video::VideoFormat as F;
-    gst::init().unwrap();
-    gstfaceenhance::plugin_register_static().unwrap();
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    init();
     let y = yunet().display().to_string();
     let gallery = std::env::temp_dir().join(format!("faceenhance-fuzz-{}", std::process::id()));
     let chains = [
