@@ -589,3 +589,66 @@ fn an_mpeg4_part2_avi_without_timestamps_is_transcoded_whole_and_not_cut() {
     assert!(e.contains("has no timestamp") && e.contains("without --resume"), "{e}");
     assert!(!resumed.exists());
 }
+
+/// Issue 27, item 0: every file decodebin plays is transcoded. A 40-frame clip is made in
+/// each codec and container GStreamer encodes here (some with audio), then `faceenhance
+/// video` writes it plain and with `--resume`: both outputs decode to all its frames, or
+/// `--resume` refuses with its reason (a file it cannot cut exactly) and writes nothing.
+#[test]
+fn every_codec_decodebin_plays_is_transcoded_plain_and_resumed() {
+    let clips: [(&str, &str, &str, bool); 8] = [
+        ("mjpeg", "jpegenc ! avimux name=m", "avi", false),
+        ("vp8-opus", "vp8enc deadline=1 ! webmmux name=m", "webm", true),
+        ("vp9", "vp9enc deadline=1 cpu-used=8 ! webmmux name=m", "webm", false),
+        ("h265-aac", "x265enc speed-preset=ultrafast ! h265parse ! mp4mux name=m", "mp4", true),
+        ("mpeg2-ts", "mpeg2enc ! mpegvideoparse ! mpegtsmux name=m", "ts", false),
+        (
+            "h264-interlaced",
+            "interlace field-pattern=1:1 ! x264enc interlaced=true speed-preset=ultrafast ! h264parse ! mp4mux name=m",
+            "mp4",
+            false,
+        ),
+        ("dv", "avenc_dvvideo ! avimux name=m", "avi", false),
+        ("theora", "theoraenc ! oggmux name=m", "ogg", false),
+    ];
+    let mut summary = Vec::new();
+    for (name, chain, ext, audio) in clips {
+        let clip = temp(&format!("codec-{name}.{ext}"));
+        let size = if name == "dv" { "width=720,height=576" } else { "width=320,height=240" };
+        let sound = match (audio, ext) {
+            (false, _) => String::new(),
+            (true, "webm") => " audiotestsrc num-buffers=75 ! audioconvert ! opusenc ! m.".into(),
+            (true, _) => " audiotestsrc num-buffers=75 ! audioconvert ! avenc_aac ! aacparse ! m.".into(),
+        };
+        gst_launch(&format!(
+            "videotestsrc num-buffers=40 pattern=ball ! video/x-raw,framerate=25/1,{size},format=I420 ! {chain} \
+             ! filesink location={}{sound}",
+            clip.display()
+        ));
+        // two fields a frame: the 40 pictures interlaced are 20 frames
+        let n = if name == "h264-interlaced" { 20 } else { 40 };
+        assert_eq!(decode(&clip, false).frames.len(), n, "{name}: the clip itself");
+        let plain = temp(&format!("codec-{name}-plain.mp4"));
+        let _ = std::fs::remove_file(&plain);
+        ok(cli().args(["video", clip.to_str().unwrap(), "--no-progress", "-o"]).arg(&plain).output().unwrap());
+        assert_eq!(decode(&plain, false).frames.len(), n, "{name}: plain");
+        let resumed = temp(&format!("codec-{name}-resumed.mp4"));
+        let _ = std::fs::remove_file(&resumed);
+        let o = cli()
+            .args(["video", clip.to_str().unwrap(), "--no-progress", "--resume", "-o"])
+            .arg(&resumed)
+            .output()
+            .unwrap();
+        let how = if o.status.success() {
+            assert_eq!(decode(&resumed, false).frames.len(), n, "{name}: resumed");
+            "resumed"
+        } else {
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains("without --resume"), "{name}: --resume failed without its reason: {e}");
+            assert!(!resumed.exists(), "{name}: a refused --resume wrote an output");
+            "--resume refused"
+        };
+        summary.push(format!("{name}: {n}/{n} plain, {how}"));
+    }
+    println!("{}", summary.join("; "));
+}
