@@ -588,6 +588,7 @@ fn an_mpeg4_part2_avi_without_timestamps_is_transcoded_whole_and_not_cut() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("has no timestamp") && e.contains("without --resume"), "{e}");
     assert!(!resumed.exists());
+    assert!(!temp("mpeg4-part2-resumed.mp4.work").exists(), "the refused run left its work folder");
 }
 
 /// Issue 27, item 0: every file decodebin plays is transcoded. A 40-frame clip is made in
@@ -646,6 +647,8 @@ fn every_codec_decodebin_plays_is_transcoded_plain_and_resumed() {
             let e = String::from_utf8_lossy(&o.stderr);
             assert!(e.contains("without --resume"), "{name}: --resume failed without its reason: {e}");
             assert!(!resumed.exists(), "{name}: a refused --resume wrote an output");
+            let work = resumed.with_file_name(format!("codec-{name}-resumed.mp4.work"));
+            assert!(!work.exists(), "{name}: a refused --resume left its work folder");
             "--resume refused"
         };
         summary.push(format!("{name}: {n}/{n} plain, {how}"));

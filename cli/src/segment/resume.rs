@@ -9,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use super::job::State;
 use super::join::{join, JoinOutcome};
 use super::plan::{settings, Parts, Plan};
-use super::work::remove_work;
+use super::work::{release_unused, remove_work};
 use super::worker::run_segment;
 use crate::video::VideoArgs;
 
@@ -25,7 +25,14 @@ pub fn run(args: &VideoArgs, input: &Path, output: &Path, stop: &AtomicBool) -> 
         }
     };
     ensure!(args.segments.segment_seconds > 0.0, "--segment-seconds must be positive");
-    let plan = Plan::open_or_make(&work, input, Parts::Seconds(args.segments.segment_seconds), &settings(args)?)?;
+    let plan = match Plan::open_or_make(&work, input, Parts::Seconds(args.segments.segment_seconds), &settings(args)?) {
+        Ok(plan) => plan,
+        Err(e) => {
+            // nothing planned (an input that cannot be cut): no folder left behind for it
+            release_unused(&work);
+            return Err(e);
+        }
+    };
     let n = plan.segments.len();
     let kept = (0..n).filter(|&i| State::read(&work, i).is_done()).count();
     if kept > 0 {

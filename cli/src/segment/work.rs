@@ -104,6 +104,23 @@ pub fn claim_work_folder(work: &Path) -> Result<()> {
     Ok(())
 }
 
+/// After a job that planned nothing (its input refused): a folder holding only our marker
+/// is left as it was found: removed when faceenhance created it, emptied of the marker
+/// when it was the user's empty folder. Anything else in it stays.
+pub fn release_unused(work: &Path) {
+    let only_marker = std::fs::read_dir(work)
+        .map(|entries| entries.filter_map(|e| e.ok()).all(|e| e.file_name() == CREATED_MARKER))
+        .unwrap_or(false);
+    if !only_marker {
+        return;
+    }
+    let created = std::fs::read(work.join(CREATED_MARKER)).is_ok_and(|t| t.starts_with(b"created"));
+    let _ = std::fs::remove_file(work.join(CREATED_MARKER));
+    if created {
+        let _ = std::fs::remove_dir(work);
+    }
+}
+
 /// Removes what a job wrote into its work folder (plan, segments, records, leases,
 /// temporaries), and the folder itself only when faceenhance created it and nothing else
 /// is left in it. Never recursive: a file the job did not make stays.
