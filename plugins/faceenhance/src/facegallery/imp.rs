@@ -115,15 +115,16 @@ impl ObjectImpl for FaceGallery {
 impl FaceGallery {
     /// Writes the gallery once (EOS, or stop without EOS) and tells the application.
     fn write(&self) -> Result<(), gst::ErrorMessage> {
-        let mut state = self.state.lock().unwrap();
-        if state.written {
-            return Ok(());
-        }
-        let Some(gallery) = state.gallery.as_mut() else { return Ok(()) };
+        // The gallery leaves the state: the files are written outside the lock (a sync bus
+        // handler or a property read never waits on the disk).
+        let taken = {
+            let mut state = self.state.lock().unwrap();
+            state.written = true;
+            state.gallery.take()
+        };
+        let Some(mut gallery) = taken else { return Ok(()) };
         let index = gallery.write().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ["facegallery: {e:#}"]))?;
         let (faces, people) = (gallery.len() as i32, gallery.people().len() as i32);
-        state.written = true;
-        drop(state);
         gst::info!(CAT, imp = self, "{faces} tracks of {people} people written, index {}", index.display());
         let s = gst::Structure::builder("facegallery")
             .field("faces", faces)
@@ -188,6 +189,10 @@ impl BaseTransformImpl for FaceGallery {
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let number = state.frames;
         state.frames += 1;
+        if state.written {
+            // written at EOS: later frames (a seek after it) pass through
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;
         let result = if faces.is_empty() {
             // Tracks not seen for a while go to disk even while no one is in the picture.
