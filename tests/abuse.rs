@@ -169,3 +169,32 @@ fn fuzzed_input_ends_in_eos_or_a_clear_error() {
     assert!(runs >= chains.len(), "only {runs} runs");
     let _ = std::fs::remove_dir_all(&gallery);
 }
+
+/// One thread budget per process (issue 28): sessions opened with the default `threads`
+/// (0) share ONNX Runtime's one pool, so opening more of them adds no thread; a session
+/// given its own number keeps a pool of its own.
+#[test]
+fn sessions_share_one_thread_pool_unless_given_their_own() {
+    use faceenhance::model::identity::{default_model, IdentityNet};
+    use faceenhance::model::ProviderOptions;
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    init();
+    let shared = ProviderOptions { provider: faceenhance::model::Provider::Cpu, ..Default::default() };
+    let own = ProviderOptions { threads: 2, ..shared.clone() };
+    // the first session starts the shared pool
+    let mut nets = vec![IdentityNet::load(&default_model(), &shared).unwrap()];
+    let before = threads();
+    for _ in 0..4 {
+        nets.push(IdentityNet::load(&default_model(), &shared).unwrap());
+    }
+    let after_shared = threads();
+    for _ in 0..2 {
+        nets.push(IdentityNet::load(&default_model(), &own).unwrap());
+    }
+    let after_own = threads();
+    println!(
+        "threads: {before} with one shared session, {after_shared} with five, {after_own} with two own pools more"
+    );
+    assert_eq!(after_shared, before, "sessions on the shared pool added threads");
+    assert!(after_own > after_shared, "sessions with threads=2 have no pool of their own");
+}

@@ -61,9 +61,9 @@ pub struct ProviderOptions {
     pub fp16: bool,
     /// TensorRT engine cache folder (engines are reused by the next start).
     pub trt_cache_dir: Option<PathBuf>,
-    /// CPU threads per session (0: ONNX Runtime's default, one per core). Idle threads
-    /// never spin: the sessions of a ladder and the detector share the cores with
-    /// OpenCV and the encoder.
+    /// CPU threads (0: the process's one pool shared by every session, a thread per core;
+    /// N: a pool of N threads for this session alone). Idle threads never spin: the
+    /// sessions share the cores with OpenCV and the encoder.
     pub threads: usize,
 }
 
@@ -171,11 +171,13 @@ pub(crate) fn open(source: Source<'_>, opts: &ProviderOptions) -> Result<(Sessio
         let attempt = (|| -> Result<Session> {
             let mut b = Session::builder(env)?;
             if opts.threads > 0 {
+                // asked for a number: a pool of its own (else the process's shared pool)
+                b = b.with_independent_thread_pool().map_err(|e| anyhow!("{e}"))?;
                 b = b.with_intra_threads(opts.threads).map_err(|e| anyhow!("{e}"))?;
+                // A spinning pool burns a core between runs that OpenCV or the encoder needs.
+                b = b.with_intra_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
+                b = b.with_inter_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
             }
-            // A spinning pool burns a core between runs that OpenCV or the encoder needs.
-            b = b.with_intra_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
-            b = b.with_inter_op_spinning(false).map_err(|e| anyhow!("{e}"))?;
             register(p, opts, &mut b)?;
             Ok(match source {
                 Source::File(path) => b.commit_from_file(path)?,

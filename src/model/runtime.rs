@@ -31,7 +31,22 @@ fn load() -> std::result::Result<Environment, String> {
         )
     })?;
     let builder = ort::init_from(path).map_err(|e| format!("ONNX Runtime library {}: {e}", path.display()))?;
-    let env = builder.with_name("faceenhance").build().map_err(|e| format!("ONNX Runtime environment: {e}"))?;
+    // One thread pool for every session of the process (the ladder's rungs, the detector,
+    // the identity and edit nets, the live worker's runs): per-session pools each had one
+    // thread per core, and two running at once (live mode: the detector on the streaming
+    // thread, the restorer on the worker) fought over the cores. Idle threads never spin
+    // (the encoder and OpenCV need the cores between runs). A session given `threads`
+    // keeps a pool of its own of that size.
+    let pool = ort::environment::GlobalThreadPoolOptions::default()
+        .with_intra_threads(0)
+        .and_then(|o| o.with_inter_threads(1))
+        .and_then(|o| o.with_spin_control(false))
+        .map_err(|e| format!("ONNX Runtime thread pool: {e}"))?;
+    let env = builder
+        .with_name("faceenhance")
+        .with_global_thread_pool(pool)
+        .build()
+        .map_err(|e| format!("ONNX Runtime environment: {e}"))?;
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");
     Ok(env)
 }
