@@ -72,13 +72,22 @@ pub struct SearchConfig {
     /// encode, against 2.6x at 50 (measured, BENCHMARKS.md); a face entering a still
     /// scene is found on its first frame either way.
     pub sweep_frames: u32,
+    /// How many times faster the budgeted search runs while faces are about (one seen
+    /// within the last `sweep_frames` frames): where people are, more come. On a busy CCTV
+    /// street (the bench's 1080p mosaic of bikes.mp4, faces of 16-60 px, 250 frames) the
+    /// default found 37 % of the faces an every-frame search finds with 1 (58.5 k detection
+    /// px a frame), 87 % with 10 (136 k), 98 % with 12.5 (157 k; every-frame: 1,166 k).
+    pub busy_speedup: f64,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { sweep_frames: 250 }
+        Self { sweep_frames: 250, busy_speedup: BUSY_SPEEDUP }
     }
 }
+
+/// Default of [`SearchConfig::busy_speedup`].
+pub const BUSY_SPEEDUP: f64 = 12.5;
 
 /// A region a search pass examines, and since which frame it changed unexamined.
 #[derive(Clone, Debug)]
@@ -232,6 +241,8 @@ pub struct Search {
     full_pending: bool,
     /// The picture's shift (frame px) since its last pan bands were searched.
     pan_acc: [f64; 2],
+    /// The last frame a face was known on.
+    last_face: Option<u64>,
 }
 
 impl Search {
@@ -246,6 +257,7 @@ impl Search {
             cleared: Vec::new(),
             full_pending: true,
             pan_acc: [0.0; 2],
+            last_face: None,
         }
     }
 
@@ -271,6 +283,7 @@ impl Search {
         self.full_pending = true;
         self.credit = 0.0;
         self.pan_acc = [0.0; 2];
+        self.last_face = None;
     }
 
     /// Turns this frame's changed thumbnail blocks (`mask`) into search work: each small
@@ -439,7 +452,17 @@ impl Search {
             }
             self.pan_acc = [0.0; 2];
         }
-        let sweep = self.config.sweep_frames.max(1) as f64;
+        // Where people are, more come: while a face was seen within the last
+        // `sweep_frames` frames the search runs `busy_speedup` times faster.
+        if !known.is_empty() {
+            self.last_face = Some(frame_no);
+        }
+        let busy = self.last_face.is_some_and(|f| frame_no - f <= self.config.sweep_frames as u64);
+        let sweep = if busy {
+            (self.config.sweep_frames as f64 / self.config.busy_speedup.max(1.0)).max(1.0)
+        } else {
+            self.config.sweep_frames.max(1) as f64
+        };
         self.credit = (self.credit + layout.full_pixels / sweep).min(layout.full_pixels);
         while self.credit > 0.0 {
             // Moving things first (oldest first), then the coarse pass and tiles.

@@ -276,7 +276,7 @@ fn a_face_entering_a_still_scene_is_found_soon() {
 fn constant_motion_stays_within_the_budget() {
     let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
     let sweep = 20;
-    let mut search = Search::new(SearchConfig { sweep_frames: sweep });
+    let mut search = Search::new(SearchConfig { sweep_frames: sweep, ..Default::default() });
     let frames = 60;
     let (mut spent, mut full_cost) = (0.0, 0.0);
     for i in 0..frames {
@@ -311,7 +311,7 @@ fn a_moving_thing_without_a_face_is_examined_once_per_recheck() {
     let mut det = Detector::new(config(DetectorKind::YuNet)).unwrap();
     // A generous budget: without the memory of cleared things the square would be
     // examined on nearly every frame.
-    let mut search = Search::new(SearchConfig { sweep_frames: 5 });
+    let mut search = Search::new(SearchConfig { sweep_frames: 5, ..Default::default() });
     let frames = 80;
     let mut examined = 0;
     for i in 0..frames {
