@@ -167,8 +167,9 @@ impl Layout {
 
     /// The regions that show what a pan of `acc` (frame px, the picture's shift since the
     /// last such search) brought into view: the band along each edge it came in from, at
-    /// the fine scale with a tile's overlap (small faces), and at the coarse scale half the
-    /// frame deep (a large face is whole only once well inside).
+    /// the fine scale with a tile's overlap (small faces), and the coarse pass over the
+    /// whole frame (a large face is whole only once well inside; a band cut through the
+    /// middle of the picture gave YuNet false faces at its edge).
     fn bands(&self, acc: [f64; 2]) -> Vec<Region> {
         let (w, h) = self.size;
         let mut out = Vec::new();
@@ -176,13 +177,14 @@ impl Layout {
             if shift.abs() < 1.0 {
                 continue;
             }
-            for (depth, scale) in [(shift.abs().ceil() as i32 + self.margin, self.fine), (side / 2, self.coarse)] {
-                let depth = depth.min(side);
-                // content moved left (shift < 0): the new band is on the right
-                let start = if shift < 0.0 { side - depth } else { 0 };
-                let rect = if side == w { [start, 0, depth, h] } else { [0, start, w, depth] };
-                out.push(Region { rect, scale, dirty_since: None });
-            }
+            let depth = (shift.abs().ceil() as i32 + self.margin).min(side);
+            // content moved left (shift < 0): the new band is on the right
+            let start = if shift < 0.0 { side - depth } else { 0 };
+            let rect = if side == w { [start, 0, depth, h] } else { [0, start, w, depth] };
+            out.push(Region { rect, scale: self.fine, dirty_since: None });
+        }
+        if !out.is_empty() {
+            out.push(Region { rect: [0, 0, w, h], scale: self.coarse, dirty_since: None });
         }
         out
     }
@@ -290,7 +292,10 @@ impl Search {
     /// moving thing a region of its own (a face walking into a still scene is examined at
     /// once, cheaply); larger motion marks the coarse pass and the tiles it touched.
     /// Motion inside a known face's region (`followed`) is its re-detection's business.
-    fn note_motion(&mut self, mask: &Mat, frame_no: u64, followed: &[[i32; 4]]) -> Result<()> {
+    /// While the camera pans (`panning`), what is left after the shift (a seam, parallax,
+    /// a walker) marks tiles rather than regions of its own: a small crop around a seam
+    /// gave YuNet false faces.
+    fn note_motion(&mut self, mask: &Mat, frame_no: u64, followed: &[[i32; 4]], panning: bool) -> Result<()> {
         let layout = self.layout.as_mut().expect("set by the caller");
         let (w, h) = layout.size;
         let fine = layout.regions.get(1).map_or(layout.regions[0].scale, |r| r.scale);
@@ -314,7 +319,7 @@ impl Search {
             let (x0, y0) = ((bx - pad).max(0), (by - pad).max(0));
             let (x1, y1) = ((bx + bw + pad).min(w), (by + bh + pad).min(h));
             let region = Region { rect: [x0, y0, x1 - x0, y1 - y0], scale: fine, dirty_since: Some(frame_no) };
-            if region.pixels() <= layout.full_pixels / MOVING_SHARE && self.moving.len() < MAX_MOVING {
+            if !panning && region.pixels() <= layout.full_pixels / MOVING_SHARE && self.moving.len() < MAX_MOVING {
                 if let Some(c) = self.cleared.iter_mut().find(|c| c.is([bx, by, bw, bh])) {
                     // Examined lately, no face: follow it instead.
                     c.rect = region.rect;
@@ -386,7 +391,7 @@ impl Search {
                 self.full_pending = true;
             } else if changed > 0 {
                 let followed: Vec<[i32; 4]> = follow.iter().map(|(_, _, r, _)| *r).collect();
-                self.note_motion(&m, frame_no, &followed)?;
+                self.note_motion(&m, frame_no, &followed, report.pan.is_some())?;
             }
             mask = Some(m);
         } else {
@@ -437,7 +442,15 @@ impl Search {
                         break;
                     }
                 }
-                followed.extend(found);
+                // this face's re-detection: the one nearest where it was (anything else in
+                // the region is the search's business, and a crop's edge can fool the
+                // detector)
+                let [x, y, w, h] = face.bbox;
+                let d = |f: &Face| {
+                    let [fx, fy, fw, fh] = f.bbox;
+                    (fx + fw / 2.0 - x - w / 2.0).powi(2) + (fy + fh / 2.0 - y - h / 2.0).powi(2)
+                };
+                followed.extend(found.into_iter().min_by(|a, b| d(a).total_cmp(&d(b))));
             }
         }
         let followed = merge(followed, det.config().nms_threshold);

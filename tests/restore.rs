@@ -305,8 +305,12 @@ fn moving_face(n: i32, step: i32) -> Vec<Mat> {
 #[test]
 fn restorations_are_carried_between_model_runs() {
     let frames = moving_face(7, 3);
-    let mut fresh = enhancer();
-    let mut carrying = Enhancer::new(yunet_config(), RestoreConfig { refresh: 3, ..forced() }).unwrap();
+    // Only the astronaut: since the search runs faster while faces are about, it examines
+    // the lower left of frame 1 (changed by the shift), where YuNet sees a face at 0.655 in
+    // that crop; this test is about carrying restorations, not about that false face.
+    let sure = || DetectorConfig { score_threshold: Some(0.8), ..yunet_config() };
+    let mut fresh = Enhancer::new(sure(), forced()).unwrap();
+    let mut carrying = Enhancer::new(sure(), RestoreConfig { refresh: 3, ..forced() }).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let (mut a, mut b) = (f.clone(), f.clone());
         fresh.process(&mut frame_from_mat(&mut a).unwrap()).unwrap();
