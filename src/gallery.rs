@@ -70,8 +70,13 @@ pub struct Entry {
 impl Entry {
     /// Detector score weighted by sharpness (a blurred or turned-away face loses).
     fn quality(&self) -> f64 {
-        self.score as f64 * (1.0 + self.sharpness).ln()
+        quality(self.score, self.sharpness)
     }
+}
+
+/// Detector score weighted by sharpness: which crop of a track is its best.
+fn quality(score: f32, sharpness: f64) -> f64 {
+    score as f64 * (1.0 + sharpness).ln()
 }
 
 /// Default of [`Gallery::retire_after`]: 250 frames, 10 s at 25 fps.
@@ -268,12 +273,12 @@ impl Gallery {
             }
             self.live.remove(&id);
         }
-        self.describe()
+        self.describe(false)
     }
 
     /// Takes the descriptor of every retired track's face (live tracks wait: their best crop
     /// may still change), or of all with `all`, in batches; the face pixels are dropped.
-    fn describe_where(&mut self, all: bool) -> Result<()> {
+    fn describe(&mut self, all: bool) -> Result<()> {
         let Some(ids) = self.identities.as_mut() else { return Ok(()) };
         let waiting: Vec<u64> =
             self.entries.values().filter(|e| e.view.is_some() && (all || e.crop.is_none())).map(|e| e.id).collect();
@@ -288,10 +293,6 @@ impl Gallery {
             }
         }
         Ok(())
-    }
-
-    fn describe(&mut self) -> Result<()> {
-        self.describe_where(false)
     }
 
     pub fn len(&self) -> usize {
@@ -330,8 +331,7 @@ impl Gallery {
             // Only the face's rectangle is converted (an I420 frame never whole).
             let crop = frame.bgr_region([rect.x, rect.y, rect.width, rect.height], 1.0)?;
             let sharpness = sharpness(&crop)?;
-            let better =
-                self.entries.get(&face.id).is_none_or(|e| face.score as f64 * (1.0 + sharpness).ln() > e.quality());
+            let better = self.entries.get(&face.id).is_none_or(|e| quality(face.score, sharpness) > e.quality());
             // The identity net's view of a new best crop: aligned on the landmarks (or the
             // box), cut to the face box the net was trained on.
             let view = match (&self.identities, better) {
@@ -397,14 +397,15 @@ impl Gallery {
     /// [`SHEET_CELLS`] people); returns the index path. The index is streamed to disk and the
     /// sheet drawn a page at a time, so neither grows with the stream in memory.
     pub fn write(&mut self) -> Result<PathBuf> {
-        self.describe_where(true)?;
+        self.describe(true)?;
+        // Retired crops on disk first: a live crop of the same track then replaces its file,
+        // and the sheet reads the retired ones back.
+        self.writer.flush()?;
         for e in self.entries.values() {
             if let Some(crop) = &e.crop {
-                self.writer.png(self.dir.join(&e.file), crop.clone())?;
+                write_png(&self.dir.join(&e.file), crop)?;
             }
         }
-        // The sheet reads retired crops back: every file on disk first.
-        self.writer.flush()?;
         self.people = self.group();
         let index = self.dir.join("index.json");
         #[derive(Serialize)]

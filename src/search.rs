@@ -517,28 +517,25 @@ impl Search {
 /// `prev` first moved by `shift` (thumbnail px), and how many blocks the shifted `prev`
 /// does not cover (what a pan brought into view: left out of the mask, searched as bands).
 fn changed_blocks(prev: &Mat, thumb: &Mat, shift: Option<[f64; 2]>) -> Result<(Mat, i32)> {
-    let mut diff = Mat::default();
-    let Some([dx, dy]) = shift else {
-        cv::absdiff(thumb, prev, &mut diff)?;
-        let mut m = Mat::default();
-        opencv::imgproc::threshold(&diff, &mut m, MOTION_LEVEL, 255.0, opencv::imgproc::THRESH_BINARY)?;
-        return Ok((m, 0));
-    };
-    let t = Mat::from_slice_2d(&[[1.0f64, 0.0, dx], [0.0, 1.0, dy]])?;
     let size = thumb.size()?;
     let mut moved = Mat::default();
-    opencv::imgproc::warp_affine(
-        prev,
-        &mut moved,
-        &t,
-        size,
-        opencv::imgproc::INTER_LINEAR,
-        cv::BORDER_REPLICATE,
-        cv::Scalar::default(),
-    )?;
-    cv::absdiff(thumb, &moved, &mut diff)?;
+    if let Some([dx, dy]) = shift {
+        let t = Mat::from_slice_2d(&[[1.0f64, 0.0, dx], [0.0, 1.0, dy]])?;
+        opencv::imgproc::warp_affine(
+            prev,
+            &mut moved,
+            &t,
+            size,
+            opencv::imgproc::INTER_LINEAR,
+            cv::BORDER_REPLICATE,
+            cv::Scalar::default(),
+        )?;
+    }
+    let mut diff = Mat::default();
+    cv::absdiff(thumb, if shift.is_some() { &moved } else { prev }, &mut diff)?;
     let mut m = Mat::default();
     opencv::imgproc::threshold(&diff, &mut m, MOTION_LEVEL, 255.0, opencv::imgproc::THRESH_BINARY)?;
+    let Some([dx, dy]) = shift else { return Ok((m, 0)) };
     // the strip the pan brought in (a block partly new counts as new)
     let (w, h) = (size.width, size.height);
     let (x0, x1) = (dx.ceil().clamp(0.0, w as f64) as i32, (w as f64 + dx).floor().clamp(0.0, w as f64) as i32);

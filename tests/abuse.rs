@@ -97,8 +97,7 @@ fn state_cycles_leak_no_thread_and_no_memory() {
 
 /// Seeded noise.
 fn next(seed: &mut u64) -> u64 {
-    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    *seed >> 33
+    lcg(seed) >> 33
 }
 
 /// A fuzz run of each element's input for a fixed time: random formats, sizes (1-96 px),

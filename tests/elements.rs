@@ -1480,8 +1480,7 @@ fn padded_frame(
         let row = finfo.scale_width(p as u8, w) as usize * finfo.pixel_stride()[p] as usize;
         for y in 0..finfo.scale_height(p as u8, h) as usize {
             for b in &mut data[offsets[p] + y * strides[p] as usize..][..row] {
-                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                *b = (*seed >> 56) as u8;
+                *b = (lcg(seed) >> 56) as u8;
             }
         }
     }
@@ -1525,10 +1524,7 @@ fn every_element_takes_any_small_frame_size_format_and_stride() {
         (format!("faceenhance detector-model={y} upscale=2"), &packed, 2),
     ];
     let mut seed = 2027u64;
-    let rand = |n: u32, seed: &mut u64| {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((*seed >> 33) % n as u64) as u32
-    };
+    let rand = |n: u32, seed: &mut u64| ((lcg(seed) >> 33) % n as u64) as u32;
     for (chain, formats, k) in chains {
         let mut frames = Vec::new();
         for i in 0..40 {

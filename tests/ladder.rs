@@ -172,6 +172,15 @@ fn noise_and_jpeg(m: &Mat, seed: i32, sigma: f64, quality: i32) -> Mat {
     opencv::imgcodecs::imdecode(&buf, opencv::imgcodecs::IMREAD_COLOR).unwrap()
 }
 
+/// Descriptor distance to the clean face of the degraded input and of the restoration, the
+/// face aligned where `face` (found on the clean frame) says.
+fn identity_to_truth(id: &mut IdentityNet, face: &Face, clean: &Mat, input: &Mat, out: &Mat) -> (f32, f32) {
+    let crops: Vec<Mat> =
+        [clean, input, out].iter().map(|m| align::crop_face(m, face, align::Template::Ffhq5, 256).unwrap()).collect();
+    let d = id.descriptors(&crops).unwrap();
+    (identity::distance(&d[1], &d[0]), identity::distance(&d[2], &d[0]))
+}
+
 fn crop(m: &Mat, b: [i32; 4]) -> Mat {
     roi(m, b[0], b[1], b[2], b[3])
 }
@@ -202,12 +211,7 @@ fn default_ladder_restores_unseen_faces_at_three_sizes() {
         for b in &boxes {
             let f =
                 clean_faces.iter().find(|f| iou(f.bbox, b.map(|v| v as f32)) > 0.3).expect("face on the clean frame");
-            let crops: Vec<Mat> = [&clean, &input, &out]
-                .iter()
-                .map(|m| align::crop_face(m, f, align::Template::Ffhq5, 256).unwrap())
-                .collect();
-            let d = id.descriptors(&crops).unwrap();
-            dist.push((identity::distance(&d[1], &d[0]), identity::distance(&d[2], &d[0])));
+            dist.push(identity_to_truth(&mut id, f, &clean, &input, &out));
         }
         // Far from the faces (outside every pasted region), the frame is untouched.
         assert_eq!(max_diff_outside(&out, &input, &stats.regions), 0.0, "pixels far from faces changed");
@@ -402,12 +406,7 @@ fn faces_close_to_the_camera_go_to_the_768_and_1024_rungs() {
         assert_eq!(max_diff_outside(&out, &input, &stats.regions), 0.0, "pixels far from the face changed");
         let b = face.bbox.map(|v| v as i32);
         let (p_in, p_out) = (psnr_y(&crop(&input, b), &crop(clean, b)), psnr_y(&crop(&out, b), &crop(clean, b)));
-        let crops: Vec<Mat> = [clean, &input, &out]
-            .iter()
-            .map(|m| align::crop_face(m, &face, align::Template::Ffhq5, 256).unwrap())
-            .collect();
-        let d = id.descriptors(&crops).unwrap();
-        dist.push((identity::distance(&d[1], &d[0]), identity::distance(&d[2], &d[0])));
+        dist.push(identity_to_truth(&mut id, &face, clean, &input, &out));
         println!(
             "{side:.0} px crop, {rung} px rung: PSNR degraded {p_in:.2} dB, restored {p_out:.2} dB ({:+.2}), {:.0} ms",
             p_out - p_in,

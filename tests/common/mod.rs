@@ -284,6 +284,12 @@ fn onnx_weight(name: &str, dims: [i64; 4], seed: &mut u64) -> Pb {
     onnx_typed_weight(name, dims, F32, seed)
 }
 
+/// One step of Knuth's 64-bit linear congruential generator: seeded noise for tests.
+pub fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed
+}
+
 /// The same values as [`onnx_weight`] stored as `elem` (F32 or F16).
 fn onnx_typed_weight(name: &str, dims: [i64; 4], elem: i64, seed: &mut u64) -> Pb {
     let n: i64 = dims.iter().product();

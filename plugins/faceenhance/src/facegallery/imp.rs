@@ -27,9 +27,9 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> =
 /// Everything that lives from `start` to `stop`.
 #[derive(Default)]
 struct State {
+    /// From start until it is written (EOS or stop): then `None`, and frames pass through.
     gallery: Option<Gallery>,
     frames: u64,
-    written: bool,
     /// The negotiated frames.
     info: Option<gst_video::VideoInfo>,
 }
@@ -117,11 +117,7 @@ impl FaceGallery {
     fn write(&self) -> Result<(), gst::ErrorMessage> {
         // The gallery leaves the state: the files are written outside the lock (a sync bus
         // handler or a property read never waits on the disk).
-        let taken = {
-            let mut state = self.state.lock().unwrap();
-            state.written = true;
-            state.gallery.take()
-        };
+        let taken = self.state.lock().unwrap().gallery.take();
         let Some(mut gallery) = taken else { return Ok(()) };
         let index = gallery.write().map_err(|e| gst::error_msg!(gst::ResourceError::Write, ["facegallery: {e:#}"]))?;
         let (faces, people) = (gallery.len() as i32, gallery.people().len() as i32);
@@ -189,11 +185,8 @@ impl BaseTransformImpl for FaceGallery {
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let number = state.frames;
         state.frames += 1;
-        if state.written {
-            // written at EOS: later frames (a seek after it) pass through
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        let gallery = state.gallery.as_mut().ok_or(gst::FlowError::Flushing)?;
+        // written at EOS: later frames (a seek after it) pass through
+        let Some(gallery) = state.gallery.as_mut() else { return Ok(gst::FlowSuccess::Ok) };
         let result = if faces.is_empty() {
             // Tracks not seen for a while go to disk even while no one is in the picture.
             gallery.retire(number).map_err(|e| format!("{e:#}"))
