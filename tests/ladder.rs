@@ -381,10 +381,11 @@ fn default_ladder_super_resolves_unseen_64_px_faces_at_upscale_2() {
 
 /// Faces close to a camera (a face filling a 1400 px frame: aligned crops of about
 /// 780-970 px, above 1.25 x 512) go to the 768 and 1024 px rungs (the same fully
-/// convolutional net): held-out London people, degraded as a call frame is. Restoring at
-/// 512 and enlarging what the model changed onto the face was measured too and lost
-/// (-0.39 dB on these faces; the 512 px crop's aliasing and JPEG corrections do not fit the
-/// full-size face).
+/// convolutional net, restore-fc's weights): held-out London people, degraded as a call
+/// frame is. Restoring at 512 and enlarging what the model changed onto the face was
+/// measured too and lost (-0.39 dB on these faces; the 512 px crop's aliasing and JPEG
+/// corrections do not fit the full-size face), and so did the face prior's weights of
+/// restore-512 at these sizes (+0.27 dB, skin darkened).
 #[test]
 fn faces_close_to_the_camera_go_to_the_768_and_1024_rungs() {
     let people: Vec<Mat> = london_validation().into_iter().step_by(2).map(|m| resize(&m, 1400, 1400)).collect();
@@ -424,8 +425,8 @@ fn faces_close_to_the_camera_go_to_the_768_and_1024_rungs() {
         d_in / n as f32,
         d_out / n as f32
     );
-    // measured: mean +0.27 dB (-0.11 to +0.76), identity 0.055 vs the input's 0.059
-    assert!(mean >= 0.15, "mean gain {mean:+.2} dB (measured +0.27)");
-    assert!(worst >= -0.3, "a close face lost {worst:+.2} dB");
+    // measured: mean +0.83 dB (+0.62 to +1.19), identity 0.052 vs the input's 0.059
+    assert!(mean >= 0.5, "mean gain {mean:+.2} dB (measured +0.83)");
+    assert!(worst >= 0.2, "a close face gained only {worst:+.2} dB (measured at least +0.62)");
     assert!(d_out <= d_in + 0.005 * n as f32, "moved away from who they are: {d_out:.3} vs {d_in:.3}");
 }
