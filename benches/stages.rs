@@ -154,6 +154,43 @@ fn bench_carry(c: &mut Criterion) {
     g.finish();
 }
 
+/// What one restored face costs around the model (issue 28, item 4): its aligned crop from
+/// a 1080p BGRx frame, the input tensor, the output turned into the weighted image the
+/// paste takes, and the paste; the model is the identity (its output is the input
+/// tensor), so the figure is the copies' and conversions' alone.
+fn bench_face_roundtrip(c: &mut Criterion) {
+    let (w, h) = (1920, 1080);
+    let mut bgr = frame(w, h);
+    let faces = faces_of(&mut bgr);
+    let mut bgrx = Mat::default();
+    imgproc::cvt_color_def(&bgr, &mut bgrx, imgproc::COLOR_BGR2BGRA).unwrap();
+    let profile = Restorer::load(&faceenhance::paths::models_dir().join("restore-512.onnx"), None, &bench_provider())
+        .unwrap()
+        .profile()
+        .clone();
+    let mut g = c.benchmark_group("face-roundtrip-1080p-bgrx");
+    for size in [256, 512] {
+        let profile = faceenhance::model::Profile { input_size: size, output_size: size, ..profile.clone() };
+        let sim = align::estimate(&faces[0], Template::Ffhq5, size).unwrap();
+        let weights = blend::feather_weights(size, 0.1).unwrap();
+        g.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| {
+                let mut f = frame_from_mat(&mut bgrx).unwrap();
+                let mat = f.mat().unwrap();
+                let crop = blend::aligned_crop(&f, Some(&mat), &sim, size).unwrap().unwrap();
+                drop(mat);
+                let crops = [crop.clone()];
+                let t = faceenhance::model::restorer::to_tensor(&crops, &profile).unwrap();
+                let out = t.to_owned();
+                let out = faceenhance::model::restorer::from_tensor(out.view(), &profile).unwrap();
+                let face = blend::weighted(out, &weights).unwrap();
+                black_box(blend::paste(&mut f, &face, &sim, 1.0).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_infer(c: &mut Criterion) {
     let mut img = frame(1280, 720);
     let face = faces_of(&mut img)[0].clone();
@@ -264,6 +301,6 @@ fn bench_faces_per_second(c: &mut Criterion) {
 criterion_group! {
     name = stages;
     config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_detect, bench_align_blend, bench_carry, bench_infer, bench_frame, bench_upscale, bench_faces_per_second
+    targets = bench_detect, bench_align_blend, bench_face_roundtrip, bench_carry, bench_infer, bench_frame, bench_upscale, bench_faces_per_second
 }
 criterion_main!(stages);
