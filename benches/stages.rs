@@ -179,11 +179,9 @@ fn bench_face_roundtrip(c: &mut Criterion) {
                 let mat = f.mat().unwrap();
                 let crop = blend::aligned_crop(&f, Some(&mat), &sim, size).unwrap().unwrap();
                 drop(mat);
-                let crops = [crop.clone()];
-                let t = faceenhance::model::restorer::to_tensor(&crops, &profile).unwrap();
-                let out = t.to_owned();
-                let out = faceenhance::model::restorer::from_tensor(out.view(), &profile).unwrap();
-                let face = blend::weighted(out, &weights).unwrap();
+                let t = faceenhance::model::restorer::to_tensor(&[&crop], &profile).unwrap();
+                let out = t.index_axis(ndarray::Axis(0), 0);
+                let face = faceenhance::model::restorer::weighted_from_tensor(out, &profile, &weights).unwrap();
                 black_box(blend::paste(&mut f, &face, &sim, 1.0).unwrap())
             })
         });

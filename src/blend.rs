@@ -3,7 +3,7 @@
 //! and the seam fades out instead of showing a square.
 
 use anyhow::Result;
-use opencv::core::{self, Mat, Scalar, Size, Vector, BORDER_CONSTANT, CV_32FC1, CV_8U};
+use opencv::core::{self, Mat, Scalar, Size, Vector, BORDER_CONSTANT, CV_32FC1, CV_8U, CV_8UC1, CV_8UC4};
 use opencv::imgproc;
 use opencv::prelude::*;
 
@@ -39,10 +39,12 @@ pub fn covered_rect(sim: &Similarity, size: i32, width: i32, height: i32) -> Opt
     (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
 }
 
-/// The BGR `size` x `size` crop of `src` under `sim` (None: the crop misses the frame).
-/// Packed frames are warped from `mat` (the frame's own view, made once per frame by the
-/// caller); I420 ones from a BGR copy of the face's surroundings, a pixel more on each side
-/// for the interpolation at the crop's edge.
+/// The `size` x `size` crop of `src` under `sim` (None: the crop misses the frame), B, G
+/// and R first: BGR, or BGRx/BGRA as a 4-byte frame of that order is warped (the models
+/// skip the fourth byte; a conversion would be one more face-sized copy). Packed frames
+/// are warped from `mat` (the frame's own view, made once per frame by the caller); I420
+/// ones from a BGR copy of the face's surroundings, a pixel more on each side for the
+/// interpolation at the crop's edge.
 pub fn aligned_crop(
     src: &Frame,
     mat: Option<&opencv::boxed_ref::BoxedRef<'_, Mat>>,
@@ -51,7 +53,14 @@ pub fn aligned_crop(
 ) -> Result<Option<Mat>> {
     let Some([x, y, w, h]) = covered_rect(sim, size, src.width(), src.height()) else { return Ok(None) };
     let crop = match mat.filter(|_| !src.format().is_planar()) {
-        Some(mat) => crate::frame::to_bgr(&crate::align::warp(mat, sim, size)?, src.format())?,
+        Some(mat) => {
+            let warped = crate::align::warp(mat, sim, size)?;
+            if src.format().is_bgr_first() {
+                warped
+            } else {
+                crate::frame::to_bgr(&warped, src.format())?
+            }
+        }
         None => {
             let (x0, y0) = ((x - 2).max(0), (y - 2).max(0));
             let (x1, y1) = ((x + w + 2).min(src.width()), (y + h + 2).min(src.height()));
@@ -69,10 +78,10 @@ pub fn feather_weights(size: i32, feather: f32) -> Result<Mat> {
     Ok(w)
 }
 
-/// `face` (BGR, u8 or f32 in [0, 255]) with `weights` (u8, its size) as a BGRA image: face
-/// and weight then travel through one 8-bit warp (a quarter of the bytes of float; at most
-/// about a level off). Takes the face by value: an 8-bit one goes into the merge as it is
-/// (a `Mat` clone is a deep copy).
+/// `face` (BGR-first, 3 or 4 channels, u8 or f32 in [0, 255]) with `weights` (u8, its
+/// size) as a BGRA image: face and weight then travel through one 8-bit warp (a quarter of
+/// the bytes of float; at most about a level off). One pass into the new image: no copy of
+/// the face or the weights on the way.
 pub fn weighted(face: Mat, weights: &Mat) -> Result<Mat> {
     let face = if face.depth() == CV_8U {
         face
@@ -81,8 +90,23 @@ pub fn weighted(face: Mat, weights: &Mat) -> Result<Mat> {
         face.convert_to(&mut face8, CV_8U, 1.0, 0.0)?;
         face8
     };
-    let mut both = Mat::default();
-    core::merge(&Vector::<Mat>::from_iter([face, weights.clone()]), &mut both)?;
+    let ch = face.channels() as usize;
+    anyhow::ensure!(
+        face.size()? == weights.size()? && (ch == 3 || ch == 4) && weights.typ() == CV_8UC1 && weights.is_continuous(),
+        "a {}x{}x{ch} face and {}x{} weights",
+        face.cols(),
+        face.rows(),
+        weights.cols(),
+        weights.rows()
+    );
+    let face = if face.is_continuous() { face } else { face.try_clone()? };
+    let mut both = Mat::new_rows_cols_with_default(face.rows(), face.cols(), CV_8UC4, Scalar::all(0.0))?;
+    for ((o, px), &a) in
+        both.data_bytes_mut()?.chunks_exact_mut(4).zip(face.data_bytes()?.chunks_exact(ch)).zip(weights.data_bytes()?)
+    {
+        o[..3].copy_from_slice(&px[..3]);
+        o[3] = a;
+    }
     Ok(both)
 }
 

@@ -160,7 +160,7 @@ impl FaceEditor {
                 jobs.push((key, crop, big_sim, side));
             }
         }
-        let crops: Vec<Mat> = jobs.iter().map(|j| j.1.clone()).collect();
+        let crops: Vec<&Mat> = jobs.iter().map(|j| &j.1).collect();
         let outputs = if crops.is_empty() { Vec::new() } else { self.model.infer(&crops)? };
         let mut seen = Vec::with_capacity(jobs.len());
         for ((key, crop, big_sim, side), out) in jobs.into_iter().zip(outputs) {

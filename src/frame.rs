@@ -41,6 +41,12 @@ impl PixelFormat {
         self == Self::I420
     }
 
+    /// Packed with blue, green and red as its first three bytes (BGR, BGRx, BGRA): what
+    /// the models' crops may be without a conversion.
+    pub fn is_bgr_first(self) -> bool {
+        matches!(self, Self::Bgr | Self::Bgrx | Self::Bgra)
+    }
+
     /// Byte offsets of R, G and B inside one pixel of a packed layout ([0, 0, 0] for
     /// I420, whose pixels are reached through region copies and [`Frame::mix_bgra`]).
     pub fn rgb_offsets(self) -> [usize; 3] {

@@ -75,7 +75,7 @@ impl LiveRestorer {
                         }
                         // a rung's first face opens its session here, off the streaming thread
                         let session = sessions.get(r, job.fidelity)?;
-                        let crops: Vec<Mat> = mine.iter().map(|c| c.2.clone()).collect();
+                        let crops: Vec<&Mat> = mine.iter().map(|c| &c.2).collect();
                         for (o, (key, rung, crop)) in session.infer(&crops)?.iter().zip(mine) {
                             out.push((*key, *rung, residual(o, crop, LEVELS)?));
                         }

@@ -7,6 +7,7 @@
 //! The net wants a tight face box at 150 px: it is cut from the FFHQ-aligned crop every
 //! rung already works on (`FFHQ_FACE_BOX`), so input and output are measured in place.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -62,9 +63,10 @@ impl IdentityNet {
         &self.path
     }
 
-    /// Descriptors of FFHQ-aligned BGR crops (8-bit or float 0..255, any size).
-    pub fn descriptors(&mut self, crops: &[Mat]) -> Result<Vec<[f32; DIM]>> {
-        let views = crops.iter().map(face_view).collect::<Result<Vec<_>>>()?;
+    /// Descriptors of FFHQ-aligned BGR-first crops (3 or 4 channels, 8-bit or float
+    /// 0..255, any size).
+    pub fn descriptors<M: Borrow<Mat>>(&mut self, crops: &[M]) -> Result<Vec<[f32; DIM]>> {
+        let views = crops.iter().map(|c| face_view(c.borrow())).collect::<Result<Vec<_>>>()?;
         self.descriptors_of_views(&views)
     }
 
@@ -108,21 +110,22 @@ impl IdentityNet {
     }
 
     /// How far each output crop lies from its input crop (same order, same alignment).
-    pub fn moved(&mut self, inputs: &[Mat], outputs: &[Mat]) -> Result<Vec<f32>> {
+    pub fn moved<A: Borrow<Mat>, B: Borrow<Mat>>(&mut self, inputs: &[A], outputs: &[B]) -> Result<Vec<f32>> {
         ensure!(inputs.len() == outputs.len(), "{} inputs and {} outputs", inputs.len(), outputs.len());
         // one batch for both
-        let both: Vec<Mat> = inputs.iter().chain(outputs).cloned().collect();
+        let both: Vec<&Mat> = inputs.iter().map(|m| m.borrow()).chain(outputs.iter().map(|m| m.borrow())).collect();
         let d = self.descriptors(&both)?;
         let (a, b) = d.split_at(inputs.len());
         Ok(a.iter().zip(b).map(|(x, y)| distance(x, y)).collect())
     }
 }
 
-/// The face box of an FFHQ-aligned crop as 150 px 8-bit BGR (area-averaged down, or
-/// bilinearly up for small crops).
+/// The face box of an FFHQ-aligned crop (BGR-first, 3 or 4 channels) as 150 px 8-bit BGR
+/// (area-averaged down, or bilinearly up for small crops).
 pub fn face_view(crop: &Mat) -> Result<Mat> {
     let side = crop.cols().min(crop.rows());
-    ensure!(side >= 8 && crop.channels() == 3, "a {}x{}x{} crop is no face", crop.cols(), crop.rows(), crop.channels());
+    let ch = crop.channels();
+    ensure!(side >= 8 && (ch == 3 || ch == 4), "a {}x{}x{ch} crop is no face", crop.cols(), crop.rows());
     let [fx, fy, fs] = FFHQ_FACE_BOX;
     let s = ((fs * side as f32).round() as i32).clamp(1, side);
     let x0 = ((fx * side as f32).round() as i32).min(side - s);
@@ -135,6 +138,11 @@ pub fn face_view(crop: &Mat) -> Result<Mat> {
         let mut u8out = Mat::default();
         out.convert_to(&mut u8out, opencv::core::CV_8U, 1.0, 0.0)?;
         out = u8out;
+    }
+    if ch == 4 {
+        let mut bgr = Mat::default();
+        imgproc::cvt_color_def(&out, &mut bgr, imgproc::COLOR_BGRA2BGR)?;
+        out = bgr;
     }
     Ok(out)
 }

@@ -1,12 +1,13 @@
 //! A generator session: checks the model against its profile, converts aligned crops to the
 //! profile's tensor layout, runs all faces of a frame as one batch, converts back.
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use half::f16;
-use ndarray::{Array4, ArrayD, ArrayView4, IxDyn};
-use opencv::core::{Mat, Scalar, CV_32FC3};
+use ndarray::{Array4, ArrayD, ArrayView3, ArrayView4, IxDyn};
+use opencv::core::{Mat, Scalar, CV_32FC3, CV_8U, CV_8UC1, CV_8UC4};
 use opencv::prelude::*;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor, TensorElementType};
@@ -118,7 +119,15 @@ impl Io {
 
     /// One run: `input` NCHW f32 in the model's range, `fidelity` for the scalar input,
     /// `condition` (one value per attribute) for every image of an edit model's batch.
-    fn run(&self, session: &mut Session, input: Array4<f32>, fidelity: f32, condition: &[f32]) -> Result<Array4<f32>> {
+    /// `read` gets the output as a view of ONNX Runtime's own buffer (no copy of it).
+    fn run<T>(
+        &self,
+        session: &mut Session,
+        input: Array4<f32>,
+        fidelity: f32,
+        condition: &[f32],
+        read: impl FnOnce(ArrayView4<f32>) -> Result<T>,
+    ) -> Result<T> {
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(3);
         if let Some((name, n)) = &self.condition {
             ensure!(condition.len() == *n, "{} condition values for {n} attributes", condition.len());
@@ -148,14 +157,17 @@ impl Io {
             outputs.get(&self.output).ok_or_else(|| anyhow!("model output '{}' missing from the run", self.output))?;
         let declared = if self.output_f16 { "float16" } else { "float32" };
         let wrong_type = || format!("output '{}' is not the {declared} tensor the model declares", self.output);
-        let arr: ArrayD<f32> = if self.output_f16 {
-            value.try_extract_array::<f16>().with_context(wrong_type)?.mapv(f16::to_f32)
+        let not4 =
+            |shape: &[usize]| anyhow!("output '{}' has shape {shape:?}, not [batch, 3, height, width]", self.output);
+        if self.output_f16 {
+            let arr: ArrayD<f32> = value.try_extract_array::<f16>().with_context(wrong_type)?.mapv(f16::to_f32);
+            let view = arr.view().into_dimensionality::<ndarray::Ix4>().map_err(|_| not4(arr.shape()))?;
+            read(view)
         } else {
-            value.try_extract_array::<f32>().with_context(wrong_type)?.to_owned()
-        };
-        let shape = arr.shape().to_vec();
-        arr.into_dimensionality::<ndarray::Ix4>()
-            .map_err(|_| anyhow!("output '{}' has shape {shape:?}, not [batch, 3, height, width]", self.output))
+            let arr = value.try_extract_array::<f32>().with_context(wrong_type)?;
+            let shape = arr.shape().to_vec();
+            read(arr.into_dimensionality::<ndarray::Ix4>().map_err(|_| not4(&shape))?)
+        }
     }
 }
 
@@ -209,10 +221,12 @@ impl Restorer {
                 let probed = match rec.probe_size() {
                     None => None,
                     Some(s) => {
-                        let out = io
-                            .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5, &[])
+                        let side = io
+                            .run(&mut session, Array4::zeros((1, 3, s as usize, s as usize)), 0.5, &[], |out| {
+                                Ok(out.shape()[2] as i32)
+                            })
                             .with_context(|| format!("model {}: probe run at {s} px", model.display()))?;
-                        Some(out.shape()[2] as i32)
+                        Some(side)
                     }
                 };
                 let p = rec.into_profile(probed).with_context(ctx)?;
@@ -284,7 +298,20 @@ impl Restorer {
 
     /// Restores aligned BGR u8 crops of `input_size`; returns BGR f32 images in [0, 255] of
     /// `output_size`, one per crop, in order. All crops go in one batch when the model allows.
-    pub fn infer(&mut self, crops: &[Mat]) -> Result<Vec<Mat>> {
+    pub fn infer<M: Borrow<Mat>>(&mut self, crops: &[M]) -> Result<Vec<Mat>> {
+        let profile = self.profile.clone();
+        self.infer_each(crops, |t| from_tensor(t, &profile))
+    }
+
+    /// Runs the crops (BGR-first u8, 3 or 4 channels, `input_size`) as [`Self::infer`] does
+    /// and hands each output, `[3, H, W]` in the profile's order and range, to `read` as a
+    /// view of the session's output: a caller that wants it in another form (the weighted
+    /// 8-bit image the paste takes) converts once, with no float image in between.
+    pub fn infer_each<M: Borrow<Mat>, T>(
+        &mut self,
+        crops: &[M],
+        mut read: impl FnMut(ArrayView3<f32>) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let chunk = self.io.fixed_batch.unwrap_or(crops.len().max(1));
         let mut out = Vec::with_capacity(crops.len());
         for group in crops.chunks(chunk) {
@@ -298,37 +325,38 @@ impl Restorer {
                 }
             }
             let batch = input.shape()[0];
-            let arr = self.io.run(&mut self.session, input, self.fidelity, &self.condition)?;
-            // Slicing and indexing below trust this shape: a model that gives back fewer
-            // images or channels than it was fed is an error here, not a panic there.
-            let side = self.profile.output_size as usize;
-            let want = [batch, 3, side, side];
-            if arr.shape() != want {
-                bail!(
-                    "model '{}' ({}): output '{}' has shape {:?} for a batch of {batch}, expected {want:?} \
-                     ({batch} images, 3 channels, {side}x{side} per the profile){}",
-                    self.profile.name,
-                    self.path.display(),
-                    self.io.output,
-                    arr.shape(),
-                    mismatch(arr.shape(), &want)
-                );
-            }
-            // NaN or infinity would be clamped into black or white faces: a broken model
-            // (or fp16 overflow) is an error that says so.
-            let images = arr.slice(ndarray::s![..group.len(), .., .., ..]);
-            if let Some(bad) = images.iter().find(|v| !v.is_finite()) {
-                bail!(
-                    "model '{}' ({}): output '{}' holds {bad} values (not finite): the model or its \
-                     precision is broken",
-                    self.profile.name,
-                    self.path.display(),
-                    self.io.output
-                );
-            }
-            for i in 0..group.len() {
-                out.push(from_tensor(arr.slice(ndarray::s![i..i + 1, .., .., ..]), &self.profile)?);
-            }
+            let (profile, path, output) = (&self.profile, &self.path, &self.io.output);
+            self.io.run(&mut self.session, input, self.fidelity, &self.condition, |arr| {
+                // Slicing and indexing below trust this shape: a model that gives back fewer
+                // images or channels than it was fed is an error here, not a panic there.
+                let side = profile.output_size as usize;
+                let want = [batch, 3, side, side];
+                if arr.shape() != want {
+                    bail!(
+                        "model '{}' ({}): output '{output}' has shape {:?} for a batch of {batch}, expected \
+                         {want:?} ({batch} images, 3 channels, {side}x{side} per the profile){}",
+                        profile.name,
+                        path.display(),
+                        arr.shape(),
+                        mismatch(arr.shape(), &want)
+                    );
+                }
+                // NaN or infinity would be clamped into black or white faces: a broken model
+                // (or fp16 overflow) is an error that says so.
+                let images = arr.slice(ndarray::s![..group.len(), .., .., ..]);
+                if let Some(bad) = images.iter().find(|v| !v.is_finite()) {
+                    bail!(
+                        "model '{}' ({}): output '{output}' holds {bad} values (not finite): the model or its \
+                         precision is broken",
+                        profile.name,
+                        path.display(),
+                    );
+                }
+                for image in images.outer_iter() {
+                    out.push(read(image)?);
+                }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -361,52 +389,91 @@ fn check_sizes(ins: &[TensorSig], outs: &[TensorSig], io: &Io, profile: &Profile
     check(outs, &io.output, profile.output_size, "output")
 }
 
-/// BGR u8 crops -> NCHW f32 in the profile's channel order and range.
-pub fn to_tensor(crops: &[Mat], profile: &Profile) -> Result<Array4<f32>> {
+/// The tensor channel `c` reads from byte `order[c]` of a BGR-first pixel.
+fn channel_order(profile: &Profile) -> [usize; 3] {
+    match profile.channels {
+        ChannelOrder::Rgb => [2, 1, 0],
+        ChannelOrder::Bgr => [0, 1, 2],
+    }
+}
+
+/// BGR-first u8 crops (BGR, or BGRx/BGRA straight from a packed frame: the fourth byte is
+/// skipped) -> NCHW f32 in the profile's channel order and range. Reads the crops' bytes
+/// where they are.
+pub fn to_tensor<M: Borrow<Mat>>(crops: &[M], profile: &Profile) -> Result<Array4<f32>> {
     let s = profile.input_size as usize;
     let [lo, hi] = profile.range;
     let k = (hi - lo) / 255.0;
-    let order: [usize; 3] = match profile.channels {
-        ChannelOrder::Rgb => [2, 1, 0],
-        ChannelOrder::Bgr => [0, 1, 2],
-    };
+    let order = channel_order(profile);
     let mut t = Array4::<f32>::zeros((crops.len(), 3, s, s));
     for (n, crop) in crops.iter().enumerate() {
-        if crop.rows() as usize != s || crop.cols() as usize != s || crop.channels() != 3 {
+        let crop = crop.borrow();
+        let ch = crop.channels() as usize;
+        if crop.rows() as usize != s || crop.cols() as usize != s || !(ch == 3 || ch == 4) || crop.depth() != CV_8U {
             bail!("crop {}x{}x{} does not fit the {s}x{s} BGR input", crop.cols(), crop.rows(), crop.channels());
         }
-        let crop = if crop.is_continuous() { crop.clone() } else { crop.try_clone()? };
-        let bytes = crop.data_bytes()?;
-        for y in 0..s {
-            for x in 0..s {
-                let px = &bytes[(y * s + x) * 3..][..3];
-                for (c, &src) in order.iter().enumerate() {
-                    t[[n, c, y, x]] = lo + k * px[src] as f32;
-                }
+        let copy;
+        let bytes = if crop.is_continuous() {
+            crop.data_bytes()?
+        } else {
+            copy = crop.try_clone()?;
+            copy.data_bytes()?
+        };
+        for (c, &src) in order.iter().enumerate() {
+            let mut plane = t.slice_mut(ndarray::s![n, c, .., ..]);
+            let plane = plane.as_slice_mut().expect("a standard-layout plane");
+            for (v, px) in plane.iter_mut().zip(bytes.chunks_exact(ch)) {
+                *v = lo + k * px[src] as f32;
             }
         }
     }
     Ok(t)
 }
 
-/// One [1, 3, H, W] output in the profile's order and range -> a BGR f32 Mat in [0, 255].
-pub fn from_tensor(t: ArrayView4<f32>, profile: &Profile) -> Result<Mat> {
-    let (h, w) = (t.shape()[2], t.shape()[3]);
+/// One `[3, H, W]` output in the profile's order and range -> a BGR f32 Mat in [0, 255].
+pub fn from_tensor(t: ArrayView3<f32>, profile: &Profile) -> Result<Mat> {
+    let (h, w) = (t.shape()[1], t.shape()[2]);
     let [lo, hi] = profile.range;
     let k = 255.0 / (hi - lo);
-    let order: [usize; 3] = match profile.channels {
-        ChannelOrder::Rgb => [2, 1, 0],
-        ChannelOrder::Bgr => [0, 1, 2],
-    };
+    let order = channel_order(profile);
     let mut m = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_32FC3, Scalar::all(0.0))?;
     let data = m.data_typed_mut::<opencv::core::Vec3f>()?;
-    for y in 0..h {
-        for x in 0..w {
-            let px = &mut data[y * w + x];
-            for (c, &dst) in order.iter().enumerate() {
-                px[dst] = ((t[[0, c, y, x]] - lo) * k).clamp(0.0, 255.0);
-            }
+    for (c, &dst) in order.iter().enumerate() {
+        let plane = t.index_axis(ndarray::Axis(0), c);
+        for (px, &v) in data.iter_mut().zip(plane.iter()) {
+            px[dst] = ((v - lo) * k).clamp(0.0, 255.0);
         }
+    }
+    Ok(m)
+}
+
+/// One `[3, H, W]` output -> the BGRA u8 image [`crate::blend::paste`] takes, `weights` (u8,
+/// the output's size) as alpha: the model's output converted once, straight from its buffer.
+pub fn weighted_from_tensor(t: ArrayView3<f32>, profile: &Profile, weights: &Mat) -> Result<Mat> {
+    let (h, w) = (t.shape()[1], t.shape()[2]);
+    ensure!(
+        weights.rows() as usize == h
+            && weights.cols() as usize == w
+            && weights.typ() == CV_8UC1
+            && weights.is_continuous(),
+        "weights {}x{} for a {w}x{h} output",
+        weights.cols(),
+        weights.rows()
+    );
+    let [lo, hi] = profile.range;
+    let k = 255.0 / (hi - lo);
+    let order = channel_order(profile);
+    let mut m = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_8UC4, Scalar::all(0.0))?;
+    let data = m.data_bytes_mut()?;
+    for (c, &dst) in order.iter().enumerate() {
+        let plane = t.index_axis(ndarray::Axis(0), c);
+        for (px, &v) in data.chunks_exact_mut(4).zip(plane.iter()) {
+            // round half up, as OpenCV's float-to-u8 conversion did
+            px[dst] = (((v - lo) * k).clamp(0.0, 255.0) + 0.5) as u8;
+        }
+    }
+    for (px, &a) in data.chunks_exact_mut(4).zip(weights.data_bytes()?) {
+        px[3] = a;
     }
     Ok(m)
 }
@@ -446,7 +513,7 @@ mod tests {
         let p = profile(ChannelOrder::Rgb, [0.0, 1.0]);
         let t = to_tensor(&[crop()], &p).unwrap();
         assert_eq!([t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 0]]], [1.0, 20.0 / 255.0, 10.0 / 255.0]);
-        let back = from_tensor(t.view(), &p).unwrap();
+        let back = from_tensor(t.index_axis(ndarray::Axis(0), 0), &p).unwrap();
         let px = back.at_2d::<opencv::core::Vec3f>(0, 0).unwrap();
         assert!((px[0] - 10.0).abs() < 1e-3 && (px[1] - 20.0).abs() < 1e-3 && (px[2] - 255.0).abs() < 1e-3);
     }
@@ -461,8 +528,30 @@ mod tests {
         // Out-of-range outputs are clamped to valid pixels.
         let mut out = t.clone();
         out[[0, 0, 0, 0]] = 3.0;
-        let m = from_tensor(out.view(), &p).unwrap();
+        let m = from_tensor(out.index_axis(ndarray::Axis(0), 0), &p).unwrap();
         assert_eq!(m.at_2d::<opencv::core::Vec3f>(0, 0).unwrap()[0], 255.0);
+    }
+
+    /// The paste's weighted image made straight from the output holds what converting it to
+    /// a float image and merging the weights gave, to the rounding; a BGRx crop (as a
+    /// packed frame is warped) makes the same tensor as its BGR copy.
+    #[test]
+    fn weighted_output_and_bgrx_crops_match_the_long_way() {
+        let p = profile(ChannelOrder::Rgb, [-1.0, 1.0]);
+        let bgr = crop();
+        let mut bgrx = Mat::default();
+        opencv::imgproc::cvt_color_def(&bgr, &mut bgrx, opencv::imgproc::COLOR_BGR2BGRA).unwrap();
+        let t = to_tensor(&[&bgr], &p).unwrap();
+        assert_eq!(t, to_tensor(&[&bgrx], &p).unwrap());
+        let mut weights = Mat::new_rows_cols_with_default(4, 4, opencv::core::CV_8UC1, Scalar::all(200.0)).unwrap();
+        *weights.at_2d_mut::<u8>(3, 3).unwrap() = 7;
+        let view = t.index_axis(ndarray::Axis(0), 0);
+        let short = weighted_from_tensor(view, &p, &weights).unwrap();
+        let long = crate::blend::weighted(from_tensor(view, &p).unwrap(), &weights).unwrap();
+        let (a, b) = (short.data_bytes().unwrap(), long.data_bytes().unwrap());
+        assert!(a.iter().zip(b).all(|(x, y)| x.abs_diff(*y) <= 1), "{a:?} vs {b:?}");
+        assert_eq!(&a[..4], &[10, 20, 255, 200]);
+        assert_eq!(a[63], 7, "the weights are the alpha");
     }
 
     #[test]

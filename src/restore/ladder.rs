@@ -114,13 +114,8 @@ impl Ladder {
         Ok((jobs, skipped))
     }
 
-    /// Pastes the model's output for `job` (BGR, u8 or f32).
-    pub(super) fn paste(&self, dst: &mut Frame, job: &Job, out: Mat, stats: &mut RestoreStats) -> Result<()> {
-        self.paste_weighted(dst, job, &blend::weighted(out, &self.rungs[job.rung].weights)?, stats)
-    }
-
     /// Pastes `face` (BGRA: the face and the rung's weights) for `job`.
-    fn paste_weighted(&self, dst: &mut Frame, job: &Job, face: &Mat, stats: &mut RestoreStats) -> Result<()> {
+    pub(super) fn paste(&self, dst: &mut Frame, job: &Job, face: &Mat, stats: &mut RestoreStats) -> Result<()> {
         let rung = &self.rungs[job.rung];
         let sim_out = job.sim.between_scales(self.config.upscale as f64, rung.profile.scale() as f64);
         if let Some(rect) = blend::paste(dst, face, &sim_out, self.config.strength)? {
@@ -140,7 +135,7 @@ impl Ladder {
         carry: &Carry,
         stats: &mut RestoreStats,
     ) -> Result<()> {
-        self.paste_weighted(dst, job, &carried(&job.crop, carry, &self.rungs[job.rung].weights)?, stats)?;
+        self.paste(dst, job, &carried(&job.crop, carry, &self.rungs[job.rung].weights)?, stats)?;
         stats.carried += 1;
         Ok(())
     }

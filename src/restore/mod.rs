@@ -30,6 +30,7 @@ use crate::frame::Frame;
 use crate::model::identity::{self, IdentityNet};
 use crate::model::profile::ModelKind;
 use crate::model::profile::ProfileSource;
+use crate::model::restorer::weighted_from_tensor;
 use crate::model::{Profile, Restorer};
 use crate::upscale::Upscaler;
 
@@ -205,10 +206,13 @@ impl FaceRestorer {
             if fresh.is_empty() {
                 continue;
             }
-            let crops: Vec<Mat> = fresh.iter().map(|j| j.crop.clone()).collect();
+            let crops: Vec<&Mat> = fresh.iter().map(|j| &j.crop).collect();
+            let weights = &self.ladder.rungs[r].weights;
             let session = self.sessions.get(r, self.ladder.config.fidelity)?;
+            let profile = session.profile().clone();
             let t = Instant::now();
-            let outputs = session.infer(&crops)?;
+            // straight from the session's output to the weighted 8-bit image the paste takes
+            let outputs = session.infer_each(&crops, |t| weighted_from_tensor(t, &profile, weights))?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
             if let Some(id) =
                 self.identity.as_mut().filter(|_| self.ladder.rungs[r].profile.template == Template::Ffhq5)
@@ -217,9 +221,9 @@ impl FaceRestorer {
                     stats.identity[job.face] = Some(d);
                 }
             }
-            for (out, job) in outputs.into_iter().zip(&fresh) {
+            for (out, job) in outputs.iter().zip(&fresh) {
                 if refresh > 1 {
-                    self.carries.store(job.key, r, residual(&out, &job.crop, LEVELS)?);
+                    self.carries.store(job.key, r, residual(out, &job.crop, LEVELS)?);
                 }
                 self.ladder.paste(dst, job, out, &mut stats)?;
             }
