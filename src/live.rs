@@ -12,6 +12,7 @@ use opencv::core::Mat;
 
 use crate::detect::Face;
 use crate::frame::Frame;
+use crate::model::shared::Form;
 use crate::restore::{residual, Carries, FaceRestorer, Ladder, RestoreStats, LEVELS};
 
 /// Crops for the worker: (face key, ladder rung, aligned crop), and the fidelity to use.
@@ -74,9 +75,9 @@ impl LiveRestorer {
                             continue;
                         }
                         // a rung's first face opens its session here, off the streaming thread
-                        let session = sessions.get(r, job.fidelity)?;
+                        let session = sessions.get(r)?;
                         let crops: Vec<&Mat> = mine.iter().map(|c| &c.2).collect();
-                        for (o, (key, rung, crop)) in session.infer(&crops)?.iter().zip(mine) {
+                        for (o, (key, rung, crop)) in session.infer(&crops, job.fidelity, Form::Bgr)?.iter().zip(mine) {
                             out.push((*key, *rung, residual(o, crop, LEVELS)?));
                         }
                     }

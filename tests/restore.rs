@@ -424,3 +424,61 @@ fn damaged_models_are_refused_with_the_file_name_never_a_panic() {
     println!("{refused} damaged models refused with their name, {ran} loaded and ran");
     assert!(refused >= 12, "only {refused} of 24 refused");
 }
+
+/// Many cameras, one process (issue 28): restorers of the same model share one session,
+/// the faces that four streams have ready at the same time go through it in fewer runs
+/// than there are requests, and every stream gets back what a session of its own gives.
+#[test]
+fn streams_share_one_session_and_batch_their_faces() {
+    // a model file of this test's own: other tests' streams would share the session too
+    let dir = std::env::temp_dir().join(format!("faceenhance-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for ext in ["onnx", "toml"] {
+        let from = faceenhance::paths::models_dir().join(format!("restore-128.{ext}"));
+        std::fs::copy(from, dir.join(format!("restore-128.{ext}"))).unwrap();
+    }
+    let config =
+        |share| RestoreConfig { models: vec![dir.join("restore-128.onnx")], share_sessions: share, ..forced() };
+    let img = imread(&astronaut());
+    let faces = {
+        let mut m = img.clone();
+        faceenhance::detect::Detector::new(yunet_config())
+            .unwrap()
+            .detect_frame(&frame_from_mat(&mut m).unwrap())
+            .unwrap()
+    };
+    assert!(!faces.is_empty());
+    let mut alone = FaceRestorer::new(config(false)).unwrap();
+    let mut expected = img.clone();
+    alone.restore(&mut frame_from_mat(&mut expected).unwrap(), &faces).unwrap();
+    let mut streams: Vec<FaceRestorer> = (0..4).map(|_| FaceRestorer::new(config(true)).unwrap()).collect();
+    let first = streams[0].restorer() as *const _;
+    assert!(streams.iter().all(|s| std::ptr::eq(s.restorer(), first)), "each stream opened its own session");
+    assert!(!std::ptr::eq(alone.restorer(), first), "share-sessions=false shared");
+    let before = streams[0].restorer().counts();
+    let frames = 20;
+    let barrier = std::sync::Barrier::new(streams.len());
+    std::thread::scope(|scope| {
+        for s in streams.iter_mut() {
+            let (img, faces, expected, barrier) = (&img, &faces, &expected, &barrier);
+            scope.spawn(move || {
+                for _ in 0..frames {
+                    barrier.wait();
+                    let mut m = img.clone();
+                    let stats = s.restore(&mut frame_from_mat(&mut m).unwrap(), faces).unwrap();
+                    assert_eq!(stats.restored, faces.len());
+                    let worst = bytes(&m).iter().zip(bytes(expected)).map(|(a, b)| a.abs_diff(b)).max().unwrap();
+                    // a batch of other sizes may round a value the other way
+                    assert!(worst <= 1, "a shared batch gave this stream other faces (off by {worst})");
+                }
+            });
+        }
+    });
+    let after = streams[0].restorer().counts();
+    let (runs, requests) = (after.runs - before.runs, after.requests - before.requests);
+    println!("{requests} requests ({} faces) in {runs} model runs", after.faces - before.faces);
+    assert_eq!(requests, 4 * frames as u64);
+    assert!(runs < requests, "no two streams' faces went through the model together");
+    drop(streams);
+    let _ = std::fs::remove_dir_all(&dir);
+}

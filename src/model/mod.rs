@@ -10,6 +10,7 @@ pub mod provider;
 pub mod recognise;
 pub mod restorer;
 pub mod runtime;
+pub mod shared;
 
 pub use profile::Profile;
 pub use provider::{Provider, ProviderOptions, ProviderReport};

@@ -310,17 +310,35 @@ impl Restorer {
     pub fn infer_each<M: Borrow<Mat>, T>(
         &mut self,
         crops: &[M],
+        read: impl FnMut(ArrayView3<f32>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let input = to_tensor(crops, &self.profile)?;
+        self.run_tensor(input, read)
+    }
+
+    /// Runs a batch already in the model's layout (from [`to_tensor`]), in groups of the
+    /// model's fixed batch where it has one, and hands each output to `read` as
+    /// [`Self::infer_each`] does.
+    pub fn run_tensor<T>(
+        &mut self,
+        input: Array4<f32>,
         mut read: impl FnMut(ArrayView3<f32>) -> Result<T>,
     ) -> Result<Vec<T>> {
-        let chunk = self.io.fixed_batch.unwrap_or(crops.len().max(1));
-        let mut out = Vec::with_capacity(crops.len());
-        for group in crops.chunks(chunk) {
-            let mut input = to_tensor(group, &self.profile)?;
+        let total = input.shape()[0];
+        let chunk = self.io.fixed_batch.unwrap_or(total.max(1));
+        let mut out = Vec::with_capacity(total);
+        let mut groups: Vec<Array4<f32>> = if chunk >= total {
+            vec![input]
+        } else {
+            input.axis_chunks_iter(ndarray::Axis(0), chunk).map(|g| g.to_owned()).collect()
+        };
+        for mut input in groups.drain(..) {
+            let group_len = input.shape()[0];
             if let Some(n) = self.io.fixed_batch {
                 // Pad a short last group up to the model's fixed batch.
                 if input.shape()[0] < n {
                     let mut padded = Array4::<f32>::zeros((n, 3, input.shape()[2], input.shape()[3]));
-                    padded.slice_mut(ndarray::s![..group.len(), .., .., ..]).assign(&input);
+                    padded.slice_mut(ndarray::s![..group_len, .., .., ..]).assign(&input);
                     input = padded;
                 }
             }
@@ -343,7 +361,7 @@ impl Restorer {
                 }
                 // NaN or infinity would be clamped into black or white faces: a broken model
                 // (or fp16 overflow) is an error that says so.
-                let images = arr.slice(ndarray::s![..group.len(), .., .., ..]);
+                let images = arr.slice(ndarray::s![..group_len, .., .., ..]);
                 if let Some(bad) = images.iter().find(|v| !v.is_finite()) {
                     bail!(
                         "model '{}' ({}): output '{output}' holds {bad} values (not finite): the model or its \

@@ -40,6 +40,10 @@ pub struct RestoreConfig {
     /// distance of output to input, `model::identity`; one face-net run per face and
     /// frame): a restorer that changes who someone is must be seen.
     pub identity: bool,
+    /// Share each model's session with every other stream of the process that uses it,
+    /// and run the faces those streams have ready together as one batch
+    /// (`model::shared`); false: sessions of this stream's own.
+    pub share_sessions: bool,
 }
 
 impl RestoreConfig {
@@ -64,6 +68,7 @@ impl Default for RestoreConfig {
             fidelity: 0.5,
             refresh: 1,
             identity: false,
+            share_sessions: true,
         }
     }
 }

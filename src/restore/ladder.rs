@@ -3,6 +3,7 @@
 //! opened when a face first needs them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{ensure, Context, Result};
 use opencv::core::Mat;
@@ -11,7 +12,8 @@ use crate::align::{self, Similarity};
 use crate::blend;
 use crate::detect::Face;
 use crate::frame::Frame;
-use crate::model::{Profile, ProviderOptions, Restorer};
+use crate::model::shared::SharedRestorer;
+use crate::model::{Profile, ProviderOptions};
 
 use super::carry::{carried, Carry};
 use super::config::{RestoreConfig, RestoreStats};
@@ -43,7 +45,8 @@ pub fn pick_model(sizes: &[(i32, i32)], s_in: f64, upscale: f64, max_stretch: f6
 #[derive(Clone)]
 pub(super) struct Rung {
     pub(super) profile: Profile,
-    pub(super) weights: Mat,
+    /// Shared with the batches that carry this stream's faces (`shared::Form`).
+    pub(super) weights: Arc<Mat>,
 }
 
 /// One face on its way through a model.
@@ -155,25 +158,23 @@ impl Ladder {
 /// The ladder's ONNX Runtime sessions, each opened the first time a face needs its rung:
 /// a stream whose faces are all of one size, or that has none, never pays for the others
 /// (opening and warming up the ten shipped rungs cost about 0.7 s of a 600-frame bench).
+/// Each is the process's shared one for its model unless `share` is off.
 pub(crate) struct Sessions {
-    pub(super) slots: Vec<(PathBuf, Option<Restorer>)>,
+    pub(super) slots: Vec<(PathBuf, Option<Arc<SharedRestorer>>)>,
     pub(super) provider: ProviderOptions,
+    pub(super) share: bool,
 }
 
 impl Sessions {
-    /// Rung `r`'s session at `fidelity`, opened now if no face needed it before (with the
-    /// profile beside its file: an explicit profile means one model, opened at start).
-    pub(crate) fn get(&mut self, r: usize, fidelity: f32) -> Result<&mut Restorer> {
+    /// Rung `r`'s session, opened now if no face needed it before (with the profile beside
+    /// its file: an explicit profile means one model, opened at start).
+    pub(crate) fn get(&mut self, r: usize) -> Result<&SharedRestorer> {
         let (path, slot) = &mut self.slots[r];
         if slot.is_none() {
             tracing::debug!(model = %path.display(), "opening the rung's session on its first face");
-            *slot = Some(Restorer::load(path, None, &self.provider)?);
+            *slot = Some(SharedRestorer::open(path, None, &self.provider, self.share)?);
         }
-        let session = slot.as_mut().expect("opened above");
-        if session.fidelity() != fidelity {
-            session.set_fidelity(fidelity);
-        }
-        Ok(session)
+        Ok(slot.as_deref().expect("opened above"))
     }
 }
 

@@ -18,6 +18,7 @@ pub use config::{expand_models, RestoreConfig, RestoreStats};
 use ladder::{check_model_file, Job, Rung, Sessions};
 pub use ladder::{pick_model, Ladder};
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -30,8 +31,8 @@ use crate::frame::Frame;
 use crate::model::identity::{self, IdentityNet};
 use crate::model::profile::ModelKind;
 use crate::model::profile::ProfileSource;
-use crate::model::restorer::weighted_from_tensor;
-use crate::model::{Profile, Restorer};
+use crate::model::shared::{Form, SharedRestorer};
+use crate::model::Profile;
 use crate::upscale::Upscaler;
 
 /// Align, infer (one batch per model and frame) and blend, into the same frame or an
@@ -55,7 +56,11 @@ impl FaceRestorer {
             bail!("an explicit profile fits one model, but {} models are given", paths.len());
         }
         let mut rungs = Vec::with_capacity(paths.len());
-        let mut sessions = Sessions { slots: Vec::with_capacity(paths.len()), provider: config.provider.clone() };
+        let mut sessions = Sessions {
+            slots: Vec::with_capacity(paths.len()),
+            provider: config.provider.clone(),
+            share: config.share_sessions,
+        };
         for (i, path) in paths.iter().enumerate() {
             let ctx = || format!("model {}", path.display());
             // the later rungs open on their first face; one without a profile file is
@@ -73,7 +78,8 @@ impl FaceRestorer {
                     (p, None)
                 }
                 None => {
-                    let r = Restorer::load(path, config.profile.as_deref(), &config.provider)?;
+                    let r =
+                        SharedRestorer::open(path, config.profile.as_deref(), &config.provider, config.share_sessions)?;
                     (r.profile().clone(), Some(r))
                 }
             };
@@ -82,7 +88,7 @@ impl FaceRestorer {
                 ModelKind::Background => format!("model {}: give it as the background model", path.display()),
                 _ => format!("model {}", path.display()),
             })?;
-            let weights = blend::feather_weights(profile.output_size, config.feather)?;
+            let weights = Arc::new(blend::feather_weights(profile.output_size, config.feather)?);
             rungs.push(Rung { profile, weights });
             sessions.slots.push((path.clone(), session));
         }
@@ -98,13 +104,13 @@ impl FaceRestorer {
     }
 
     /// The ladder's first model (the only one unless several are given).
-    pub fn restorer(&self) -> &Restorer {
+    pub fn restorer(&self) -> &SharedRestorer {
         self.sessions.slots[0].1.as_ref().expect("the first rung opens at start")
     }
 
     /// The sessions opened so far (the first rung's, and those faces have needed).
-    pub fn restorers(&self) -> impl Iterator<Item = &Restorer> {
-        self.sessions.slots.iter().filter_map(|s| s.1.as_ref())
+    pub fn restorers(&self) -> impl Iterator<Item = &SharedRestorer> {
+        self.sessions.slots.iter().filter_map(|s| s.1.as_deref())
     }
 
     /// (input size, output size) of every rung, smallest first.
@@ -207,12 +213,12 @@ impl FaceRestorer {
                 continue;
             }
             let crops: Vec<&Mat> = fresh.iter().map(|j| &j.crop).collect();
-            let weights = &self.ladder.rungs[r].weights;
-            let session = self.sessions.get(r, self.ladder.config.fidelity)?;
-            let profile = session.profile().clone();
+            let weights = Form::Weighted(self.ladder.rungs[r].weights.clone());
+            let session = self.sessions.get(r)?;
             let t = Instant::now();
-            // straight from the session's output to the weighted 8-bit image the paste takes
-            let outputs = session.infer_each(&crops, |t| weighted_from_tensor(t, &profile, weights))?;
+            // straight from the session's output to the weighted 8-bit image the paste
+            // takes, in one batch with the faces other streams have ready
+            let outputs = session.infer(&crops, self.ladder.config.fidelity, weights)?;
             stats.infer_ms += t.elapsed().as_secs_f64() * 1e3;
             if let Some(id) =
                 self.identity.as_mut().filter(|_| self.ladder.rungs[r].profile.template == Template::Ffhq5)

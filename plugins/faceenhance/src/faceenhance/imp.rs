@@ -16,7 +16,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 29] = [
+const PROXIED: [(&str, Child, &str); 30] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -33,6 +33,7 @@ const PROXIED: [(&str, Child, &str); 29] = [
     ("max-stretch", Child::Restore, "max-stretch"),
     ("force", Child::Restore, "force"),
     ("measure-identity", Child::Restore, "measure-identity"),
+    ("share-sessions", Child::Restore, "share-sessions"),
     ("post-messages", Child::Restore, "post-messages"),
     ("blend-feather", Child::Restore, "blend-feather"),
     ("threads", Child::Both, "threads"),

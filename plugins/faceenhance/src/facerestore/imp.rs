@@ -43,6 +43,7 @@ struct Settings {
     fidelity: f32,
     restore_interval: u32,
     measure_identity: bool,
+    share_sessions: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +69,7 @@ impl Default for Settings {
             fidelity: d.fidelity,
             restore_interval: d.refresh,
             measure_identity: d.identity,
+            share_sessions: d.share_sessions,
         }
     }
 }
@@ -284,6 +286,16 @@ impl ObjectImpl for FaceRestore {
                     .default_value(d.measure_identity)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("share-sessions")
+                    .nick("Share sessions")
+                    .blurb(
+                        "Share each model's session with every other stream of the process that uses the same \
+                         model and provider, and run the faces those streams have ready together as one batch \
+                         (many cameras in one process); false: this element's own sessions",
+                    )
+                    .default_value(d.share_sessions)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb(
@@ -336,6 +348,7 @@ impl ObjectImpl for FaceRestore {
             "max-stretch" => s.max_stretch = value.get().expect("type checked upstream"),
             "force" => s.force = value.get().expect("type checked upstream"),
             "measure-identity" => s.measure_identity = value.get().expect("type checked upstream"),
+            "share-sessions" => s.share_sessions = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -362,6 +375,7 @@ impl ObjectImpl for FaceRestore {
             "max-stretch" => s.max_stretch.to_value(),
             "force" => s.force.to_value(),
             "measure-identity" => s.measure_identity.to_value(),
+            "share-sessions" => s.share_sessions.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -399,6 +413,7 @@ impl BaseTransformImpl for FaceRestore {
             fidelity: s.fidelity,
             refresh: s.restore_interval,
             identity: s.measure_identity,
+            share_sessions: s.share_sessions,
         };
         if s.max_latency_ms > 0 && s.upscale != 1 {
             return Err(gst::error_msg!(
