@@ -7,6 +7,9 @@
 #   noface   720p, no face, constant motion (videotestsrc ball)
 #   faces4   720p, four faces (2x2 mosaic of the talking head), recall against facedetect
 #   cctv     1080p, small faces (3x3 mosaic of bikes.mp4, faces ~19-59 px)
+#   pan      720p, a camera panning 12 px a frame (100 frames) over a 2400x720 still: the
+#            astronaut picture (720 px) and four London portraits (../shared, CC BY 4.0,
+#            300 px) on black
 #   rss      peak RSS after 1,000 and 10,000 frames of a clip where a face comes and goes
 # Usage: scripts/bench.sh [OUTPUT_MD]   (REPS=2, LEAK_FRAMES=10000; LEAK_FRAMES=0 skips)
 set -euo pipefail
@@ -39,6 +42,33 @@ for i in 0 1 2; do for j in 0 1 2; do
 done; done
 gst-launch-1.0 -q -e compositor name=m background=black $pads ! video/x-raw,width=1920,height=1080 ! videoconvert ! $I420 \
   ! x264enc speed-preset=fast quantizer=20 pass=quant ! mp4mux ! filesink location="$W/cctv.mp4" $cctv_src
+
+LONDON="$(realpath -m ../shared/data/london-faces)"
+if [ -d "$LONDON" ]; then
+  # the still: one composited frame as raw RGB; the pan: 1280-wide windows of it, 12 px apart
+  people=""; k=0
+  for p in 001_03 010_03 020_03 030_03; do
+    people="$people sink_$((k + 1))::xpos=$((150 + 560 * k)) sink_$((k + 1))::ypos=300"; k=$((k + 1))
+  done
+  # shellcheck disable=SC2086
+  gst-launch-1.0 -q compositor name=m background=black $people ! video/x-raw,width=2400,height=720,format=RGB \
+    ! identity eos-after=2 ! filesink location="$W/pano.rgb" \
+    filesrc location="$CACHE/data/astronaut.png" ! pngdec ! videoconvert ! videoscale ! video/x-raw,width=2400,height=720,pixel-aspect-ratio=1/1 ! imagefreeze ! m.sink_0 \
+    filesrc location="$LONDON/001_03.jpg" ! jpegdec ! videoconvert ! videoscale ! video/x-raw,width=300,height=300 ! imagefreeze ! m.sink_1 \
+    filesrc location="$LONDON/010_03.jpg" ! jpegdec ! videoconvert ! videoscale ! video/x-raw,width=300,height=300 ! imagefreeze ! m.sink_2 \
+    filesrc location="$LONDON/020_03.jpg" ! jpegdec ! videoconvert ! videoscale ! video/x-raw,width=300,height=300 ! imagefreeze ! m.sink_3 \
+    filesrc location="$LONDON/030_03.jpg" ! jpegdec ! videoconvert ! videoscale ! video/x-raw,width=300,height=300 ! imagefreeze ! m.sink_4
+  python3 - "$W/pano.rgb" "$W/pan.rgb" <<'PY'
+import sys
+pano = open(sys.argv[1], "rb").read()[: 2400 * 720 * 3]
+with open(sys.argv[2], "wb") as out:
+    for i in range(100):
+        x = 12 * i
+        out.write(b"".join(pano[(y * 2400 + x) * 3:(y * 2400 + x + 1280) * 3] for y in range(720)))
+PY
+  gst-launch-1.0 -q -e filesrc location="$W/pan.rgb" ! rawvideoparse width=1280 height=720 format=rgb framerate=25/1 \
+    ! videoconvert ! $I420 ! x264enc speed-preset=fast quantizer=20 pass=quant ! mp4mux ! filesink location="$W/pan.mp4"
+fi
 
 frames() { gst-launch-1.0 -v filesrc location="$1" ! decodebin ! identity silent=false ! fakesink 2>/dev/null | grep -c 'chain' || true; }
 
@@ -141,6 +171,15 @@ row cctv "facedetector sweep-frames=0 (every frame searched)" "$W/cctv.mp4" "! f
   'per_frame "$W/facedetector sweep-frames=0 (every frame searched).log"'
 row cctv "faceenhance" "$W/cctv.mp4" "! faceenhance" "$N"
 
+if [ -f "$W/pan.mp4" ]; then
+  N=$(frames "$W/pan.mp4")
+  row pan floor "$W/pan.mp4" "" "$N"
+  row pan "facedetector" "$W/pan.mp4" "! facedetector" "$N" 'per_frame "$W/facedetector.log"'
+  row pan "facedetector sweep-frames=0 (every frame searched)" "$W/pan.mp4" "! facedetector sweep-frames=0" "$N" \
+    'per_frame "$W/facedetector sweep-frames=0 (every frame searched).log"'
+  row pan "faceenhance" "$W/pan.mp4" "! faceenhance" "$N"
+fi
+
 # Memory: a face leaving and coming back, over and over; peak RSS after 1,000 and LEAK frames.
 LEAKLINE=""
 if [ "$LEAK" -gt 0 ]; then
@@ -171,7 +210,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
   echo "start-up (the time of its first 3 frames: what a stream pays once), the per-frame cost of a stream"
   echo "that runs on. Last column: call: share of frames with"
   echo "the face restored (facerestore messages) or found (facedetector); faces4: share of the 4 faces"
-  echo "found per analysed frame; cctv: faces found per analysed frame (no truth: compare the rows)."
+  echo "found per analysed frame; cctv and pan: faces found per analysed frame (no truth: compare the rows)."
   echo
   echo "| clip | pipeline | fps | x floor | x floor running | start-up s | peak RSS MiB | restored / recall / faces |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
