@@ -17,9 +17,12 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use truth::ground_truth;
 
-/// (input size, output size) of every model of the default ladder.
+/// (input size, output size) of every model of the default ladder, smallest first (the
+/// first opens and warms up at start: by file name it was restore-1024, +150 MB).
 fn default_ladder() -> Vec<(i32, i32)> {
-    FaceRestorer::new(RestoreConfig::default()).unwrap().model_sizes()
+    let sizes = FaceRestorer::new(RestoreConfig::default()).unwrap().model_sizes();
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "not smallest first: {sizes:?}");
+    sizes
 }
 
 /// A ladder of two shipped rungs copied into a folder, the second one open to damage.
@@ -32,8 +35,8 @@ fn two_rungs(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
             std::fs::copy(repo().join(format!("models/{name}.{ext}")), dir.join(format!("{name}.{ext}"))).unwrap();
         }
     }
-    // models are taken in file-name order: restore-256 first (opened at start), restore-96 later
-    let second = dir.join("restore-96.onnx");
+    // models are taken smallest first: restore-96 (opened at start), then restore-256
+    let second = dir.join("restore-256.onnx");
     (dir, second)
 }
 
@@ -42,13 +45,13 @@ fn rungs_open_their_sessions_on_their_first_face_and_damage_is_found_at_start() 
     let (dir, second) = two_rungs("ok");
     let config = RestoreConfig { models: vec![dir.clone()], ..Default::default() };
     let mut restorer = FaceRestorer::new(config.clone()).unwrap();
-    assert_eq!(restorer.model_names(), ["restore-256", "restore-96"]);
+    assert_eq!(restorer.model_names(), ["restore-96", "restore-256"]);
     assert_eq!(restorer.restorers().count(), 1, "only the first rung is opened at start");
-    // a face with an ~88 px crop (22 px between the eyes) needs restore-96: its session opens on that frame
+    // a face with a ~260 px crop (64 px between the eyes) needs restore-256: its session opens on that frame
     let mut frame = resize(&imread(&astronaut()), 512, 512);
     let face = Face {
-        bbox: [235.0, 225.0, 42.0, 52.0],
-        landmarks: Some([[245.0, 240.0], [267.0, 240.0], [256.0, 252.0], [247.0, 264.0], [265.0, 264.0]]),
+        bbox: [200.0, 200.0, 112.0, 140.0],
+        landmarks: Some([[224.0, 240.0], [288.0, 240.0], [256.0, 276.0], [230.0, 312.0], [282.0, 312.0]]),
         eyes: None,
         score: 0.99,
         id: 0,
@@ -61,13 +64,13 @@ fn rungs_open_their_sessions_on_their_first_face_and_damage_is_found_at_start() 
     let whole = std::fs::read(&second).unwrap();
     std::fs::write(&second, &whole[..whole.len() / 2]).unwrap();
     let err = format!("{:#}", FaceRestorer::new(config.clone()).err().expect("truncated model refused"));
-    assert!(err.contains("restore-96.onnx") && err.contains("not a readable ONNX model"), "{err}");
+    assert!(err.contains("restore-256.onnx") && err.contains("not a readable ONNX model"), "{err}");
     std::fs::write(&second, &whole).unwrap();
-    let toml = dir.join("restore-96.toml");
+    let toml = dir.join("restore-256.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(&toml, text.replace("output = \"output\"", "output = \"restored\"")).unwrap();
     let err = format!("{:#}", FaceRestorer::new(config).err().expect("wrong output name refused"));
-    assert!(err.contains("restore-96.onnx") && err.contains("'restored'"), "{err}");
+    assert!(err.contains("restore-256.onnx") && err.contains("'restored'"), "{err}");
 }
 
 #[test]

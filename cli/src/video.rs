@@ -263,6 +263,14 @@ pub fn video_chain(
         encode.set_property("bframes", 0u32);
     }
     encode.set_property_from_str("speed-preset", "medium");
+    // One thread budget (issue 28): with `--threads N` the enhancer's sessions hold N cores
+    // and x264 the others; with the default (0: the shared pool, a thread per core, idle
+    // threads never spin) x264 keeps its own count.
+    let enhancer_threads: u32 = enhance.property("threads");
+    if enhancer_threads > 0 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        encode.set_property("threads", cores.saturating_sub(enhancer_threads).max(1));
+    }
     let coded = gst::ElementFactory::make("capsfilter")
         .property("caps", gst::Caps::builder("video/x-h264").field("profile", profile).build())
         .build()?;

@@ -100,18 +100,18 @@ pub struct RestoreStats {
 }
 
 /// The model files a list of files and folders names: files as given, folders expanded
-/// to their `*.onnx` files with a face-model profile beside them, sorted by name.
+/// to their `*.onnx` files with a face-model profile beside them, smallest first (input size, then output size).
 pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+            let mut found: Vec<(i32, i32, PathBuf)> = std::fs::read_dir(p)
                 .with_context(|| format!("model folder {}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "onnx") && Profile::beside(f).is_file())
-                .map(|f| Ok((Profile::from_file(&Profile::beside(&f))?.kind, f)))
+                .map(|f| Ok((Profile::from_file(&Profile::beside(&f))?, f)))
                 .filter_map(|r: Result<_>| match r {
-                    Ok((ModelKind::Face, f)) => Some(Ok(f)),
+                    Ok((p, f)) if p.kind == ModelKind::Face => Some(Ok((p.input_size, p.output_size, f))),
                     Ok(_) => None,
                     Err(e) => Some(Err(e)),
                 })
@@ -119,7 +119,10 @@ pub fn expand_models(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             if found.is_empty() {
                 bail!("model folder {}: no .onnx file with a .toml profile beside it", p.display());
             }
+            // smallest first, by size, not by name: the first rung opens (and warms up) at
+            // start, and by name restore-1024 came before restore-128 (+150 MB at start)
             found.sort();
+            let found = found.into_iter().map(|(_, _, f)| f);
             out.extend(found);
         } else {
             out.push(p.clone());

@@ -210,7 +210,10 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("CPU threads")
-                    .blurb("Inference threads on the CPU provider (0: ONNX Runtime's default, one per core)")
+                    .blurb(
+                        "Inference threads on the CPU provider (0: the process's one pool, a thread per core, shared \
+                         by every session of every element; N: a pool of N threads for this element's sessions alone)",
+                    )
                     .maximum(256)
                     .default_value(d.threads)
                     .mutable_ready()
