@@ -84,10 +84,12 @@ pub fn relative_feature_l1(fake: &[Tensor<4>], real: &[Tensor<4>]) -> Tensor<1> 
     total.expect("at least one stage").div_scalar(n)
 }
 
-/// The frozen face network with the view it is given (tight face box at `view` px).
+/// The frozen face network with the views it is given: the tight face box at `view` px
+/// (identity) and at `detail` px (perceptual loss and discriminator trunk).
 pub struct FacePrior {
     pub net: FaceRecNet,
     pub view: usize,
+    pub detail: usize,
 }
 
 /// One batch through the frozen net: the stem's and the five stages' maps, and the descriptors.
@@ -97,13 +99,24 @@ pub struct FaceCodes {
 }
 
 impl FacePrior {
-    pub fn new(net: FaceRecNet, view: usize) -> Self {
-        Self { net, view }
+    /// `detail` 0 means the same side as `view`.
+    pub fn new(net: FaceRecNet, view: usize, detail: usize) -> Self {
+        Self { net, view, detail: if detail == 0 { view } else { detail } }
     }
 
     /// The tight face view of FFHQ-aligned crops at the prior's side.
     pub fn view(&self, x: Tensor<4>) -> Tensor<4> {
         facerec::face_view(x, self.view)
+    }
+
+    /// The face view the early stages judge detail in.
+    pub fn detail_view(&self, x: Tensor<4>) -> Tensor<4> {
+        facerec::face_view(x, self.detail)
+    }
+
+    /// Whether detail is judged on a view of its own (not the identity view).
+    pub fn separate_detail(&self) -> bool {
+        self.detail != self.view
     }
 
     /// Stages and descriptor of a batch of aligned crops.

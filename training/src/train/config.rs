@@ -108,6 +108,12 @@ pub struct TrainConfig {
     /// Side (px) of the tight face view the face network sees (its own input is 150).
     #[serde(default = "face_view")]
     pub face_view: usize,
+    /// Side (px) of the face view the perceptual loss and the projected heads see (0: the
+    /// same as `face_view`). The face box of a 128 px crop is 72 px: enlarged to 150 it
+    /// holds no detail finer than 2 px for the early stages to judge; at its own 72 px the
+    /// stem sees the lashes and lip lines (identity keeps the 150 px view it was trained at).
+    #[serde(default)]
+    pub face_detail_view: usize,
     /// Weight of the relative L1 between the face network's first three stages of output
     /// and truth (perceptual loss).
     #[serde(default)]
@@ -178,6 +184,7 @@ impl Default for TrainConfig {
             perceptual_net: None,
             face_net: None,
             face_view: face_view(),
+            face_detail_view: 0,
             face_perceptual_weight: 0.0,
             identity_weight: 0.0,
             face_d_weight: 0.0,

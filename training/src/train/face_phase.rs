@@ -56,7 +56,7 @@ impl FacePhase {
     /// The prior from `cfg.face_net` (or the set-up's cache) and fresh discriminators.
     pub fn new(cfg: &TrainConfig, device: &Device) -> anyhow::Result<Self> {
         let dir = cfg.face_net.clone().unwrap_or_else(facerec::default_dir);
-        let prior = FacePrior::new(FaceRecNet::load(&dir, device)?, cfg.face_view);
+        let prior = FacePrior::new(FaceRecNet::load(&dir, device)?, cfg.face_view, cfg.face_detail_view);
         let d = FaceDiscriminator::new(cfg.face_d_channels, cfg.face_d_depth, cfg.face_d_channels / 2, device);
         let opt = burn::optim::AdamConfig::new().with_beta_1(0.0).with_beta_2(0.99).with_epsilon(1e-8).init();
         Ok(Self { prior, d, opt, cfg: cfg.clone(), scales: Vec::new() })
@@ -87,7 +87,7 @@ impl FacePhase {
     /// and summed, and what the discriminator step needs.
     pub fn g_loss(&mut self, fake: Tensor<4>, y: Tensor<4>, step: usize) -> (Option<Tensor<1>>, FaceStep) {
         if self.scales.is_empty() && self.cfg.face_d_weight > 0.0 {
-            let real = self.prior.trunk(self.prior.view(y.clone()));
+            let real = self.prior.trunk(self.prior.detail_view(y.clone()));
             self.scales = real.iter().map(|f| f.clone().abs().mean().into_scalar::<f32>().max(1e-6)).collect();
             tracing::info!(scales = ?self.scales, "scales of the trunk's maps on real faces");
         }
@@ -101,10 +101,18 @@ impl FacePhase {
             adv: 0.0,
             parts_adv: 0.0,
         };
-        if c.face_perceptual_weight > 0.0 || c.identity_weight > 0.0 {
+        let separate = self.prior.separate_detail();
+        if c.face_perceptual_weight > 0.0 && separate {
+            let f = self.prior.trunk(self.prior.detail_view(fake.clone()));
+            let r = self.prior.trunk(self.prior.detail_view(y.clone()));
+            let p = relative_feature_l1(&f, &r);
+            st.perceptual = scalar(&p);
+            terms.push(p.mul_scalar(c.face_perceptual_weight));
+        }
+        if (c.face_perceptual_weight > 0.0 && !separate) || c.identity_weight > 0.0 {
             let fc = self.prior.codes(fake.clone());
             let rc = self.prior.codes(y.clone());
-            if c.face_perceptual_weight > 0.0 {
+            if c.face_perceptual_weight > 0.0 && !separate {
                 let n = STAGE_CHANNELS.len();
                 let p = relative_feature_l1(&fc.stages[..n], &rc.stages[..n]);
                 st.perceptual = scalar(&p);
@@ -118,7 +126,7 @@ impl FacePhase {
         }
         if c.face_d_weight > 0.0 {
             let mut rng = self.augment_rng(step, 0xFACE);
-            let view = diff_augment(self.prior.view(fake.clone()), c.augment_shift, &mut rng);
+            let view = diff_augment(self.prior.detail_view(fake.clone()), c.augment_shift, &mut rng);
             let trunk = self.prior.trunk(view);
             let adv = mean_of(self.d.projected(&trunk, &self.scales).into_iter().map(hinge_g).collect());
             st.adv = scalar(&adv);
@@ -145,7 +153,7 @@ impl FacePhase {
         let mut terms: Vec<Tensor<1>> = Vec::new();
         if !st.fake_trunk.is_empty() {
             let mut rng = self.augment_rng(step, 0x5EA1);
-            let real = self.prior.trunk(diff_augment(self.prior.view(y.clone()), shift, &mut rng));
+            let real = self.prior.trunk(diff_augment(self.prior.detail_view(y.clone()), shift, &mut rng));
             let real: Vec<Tensor<4>> = real.into_iter().map(|t| t.detach()).collect();
             for (s, f) in self.scales.iter_mut().zip(&real) {
                 *s = 0.99 * *s + 0.01 * f.clone().abs().mean().into_scalar::<f32>().max(1e-6);
