@@ -317,6 +317,9 @@ impl<'a> Frame<'a> {
             self.height
         );
         if self.format.is_planar() {
+            if !self.has_even_part(rect) {
+                return scaled(&self.i420_padded_to_bgr(rect)?, scale);
+            }
             // Converted on the even-aligned rectangle around `rect`, then cut to it.
             // (An odd frame's last row and column are outside it.)
             let even = self.even_around(rect)?;
@@ -339,7 +342,7 @@ impl<'a> Frame<'a> {
     /// even-cornered rectangle around it, each plane scaled before the colour conversion
     /// (converting a whole 720p frame to scale it down after cost more than the search).
     pub fn bgr_region_mapped(&self, rect: [i32; 4], scale: f64) -> Result<(Mat, [f32; 2], f32)> {
-        if !self.format.is_planar() {
+        if !self.format.is_planar() || !self.has_even_part(rect) {
             let bgr = self.bgr_region(rect, scale)?;
             let factor = rect[2] as f32 / bgr.cols() as f32;
             return Ok((bgr, [rect[0] as f32, rect[1] as f32], factor));
@@ -387,6 +390,47 @@ impl Frame<'_> {
             Mat::new_rows_cols_with_data_unsafe(rows, cols, CV_8UC1, bytes.as_ptr() as *mut std::ffi::c_void, stride)?
         };
         Ok(BoxedRef::from(m))
+    }
+
+    /// Whether [`Self::even_around`] has a rectangle for `rect`: not in a frame one pixel
+    /// wide or high, nor for a region inside its odd last row or column alone.
+    fn has_even_part(&self, rect: [i32; 4]) -> bool {
+        let [x, y, w, h] = rect;
+        let (we, he) = (self.width & !1, self.height & !1);
+        ((x + w + 1) & !1).min(we) > (x & !1) && ((y + h + 1) & !1).min(he) > (y & !1)
+    }
+
+    /// BGR of `rect` of an I420 frame that has no even part there (a frame one pixel wide
+    /// or high): the planes' pixels copied into an even-sided buffer, the last row and
+    /// column repeated, converted, and cut to `rect`. Only ever a row or column of pixels.
+    fn i420_padded_to_bgr(&self, rect: [i32; 4]) -> Result<Mat> {
+        let [x, y, w, h] = rect;
+        let (x0, y0) = (x & !1, y & !1);
+        let (pw, ph) = (((x + w + 1) & !1) - x0, ((y + h + 1) & !1) - y0);
+        let (cw, ch) = (pw as usize / 2, ph as usize / 2);
+        let mut yuv = vec![0u8; pw as usize * ph as usize + 2 * cw * ch];
+        let views = [self.plane_view(0)?, self.plane_view(1)?, self.plane_view(2)?];
+        let at = |i: usize, px: i32, py: i32| -> Result<u8> {
+            let view = &views[i];
+            Ok(*view.at_2d::<u8>(py.min(view.rows() - 1), px.min(view.cols() - 1))?)
+        };
+        for row in 0..ph {
+            for col in 0..pw {
+                yuv[(row * pw + col) as usize] = at(0, x0 + col, y0 + row)?;
+            }
+        }
+        let luma = pw as usize * ph as usize;
+        for row in 0..ch {
+            for col in 0..cw {
+                let (cx, cy) = (x0 / 2 + col as i32, y0 / 2 + row as i32);
+                yuv[luma + row * cw + col] = at(1, cx, cy)?;
+                yuv[luma + cw * ch + row * cw + col] = at(2, cx, cy)?;
+            }
+        }
+        let packed = Mat::new_rows_cols_with_data(ph + ph / 2, pw, &yuv)?;
+        let mut bgr = Mat::default();
+        imgproc::cvt_color_def(&packed, &mut bgr, imgproc::COLOR_YUV2BGR_I420)?;
+        Ok(Mat::roi(&bgr, Rect::new(x - x0, y - y0, w, h))?.try_clone()?)
     }
 
     /// The smallest rectangle with even corners around `rect`, inside the frame's even
@@ -691,5 +735,28 @@ mod tests {
         let copy = padded();
         let mut ro = Frame::new_readonly(&copy, 3, 2, 16, PixelFormat::Bgrx).unwrap();
         assert!(ro.mat_mut().unwrap_err().to_string().contains("read-only"));
+    }
+
+    /// A frame one pixel high or wide has no 2x2 colour block: it is read through a
+    /// padded copy (was an error: "no even part"), in the colour its planes say.
+    #[test]
+    fn i420_frames_one_pixel_high_or_wide_are_read() {
+        let (yv, uv, vv) = (81u8, 90u8, 240u8);
+        let two = [yv; 4].iter().chain(&[uv, vv]).copied().collect::<Vec<_>>();
+        let mut want = Mat::default();
+        let two = Mat::new_rows_cols_with_data(3, 2, &two).unwrap();
+        imgproc::cvt_color_def(&two, &mut want, imgproc::COLOR_YUV2BGR_I420).unwrap();
+        let want = *want.at_2d::<opencv::core::Vec3b>(0, 0).unwrap();
+        for (w, h) in [(85u32, 1u32), (1, 7), (1, 1), (3, 1)] {
+            let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+            let (y, u, v) = (vec![yv; w as usize * h as usize], vec![uv; cw * ch], vec![vv; cw * ch]);
+            let frame = Frame::new_i420_readonly([&y, &u, &v], w, h, [w as usize, cw, cw]).unwrap();
+            let (bgr, factor) = frame.bgr_scaled(0).unwrap();
+            assert_eq!((bgr.cols(), bgr.rows(), factor), (w as i32, h as i32, 1.0), "{w}x{h}");
+            assert_eq!(*bgr.at_2d::<opencv::core::Vec3b>(h as i32 - 1, w as i32 - 1).unwrap(), want, "{w}x{h}");
+            let (small, origin, f) = frame.bgr_region_mapped([0, 0, w as i32, h as i32], 0.5).unwrap();
+            assert_eq!(origin, [0.0, 0.0], "{w}x{h}");
+            assert!((small.cols() as f32 * f - w as f32).abs() <= f, "{w}x{h}: {} x {f}", small.cols());
+        }
     }
 }
