@@ -14,7 +14,9 @@
 # The check: faces per second of every shipped model and of a GFPGAN-class 512 px net
 # (scripts/gpu/gfpgan_class.py, random weights) on CUDA fp32, CUDA fp16 (weights and
 # compute in half precision) and TensorRT fp16 where its libraries are present (no
-# registry serves them: the row then says why it did not run), at batch 1 and 8. The
+# registry serves them: the row then says why it did not run), at batch 1 and 8; and four
+# streams' faces through four sessions against one shared session's batch of four
+# (scripts/gpu/streams.py: what share-sessions is for on a GPU). The
 # device image has PyTorch, onnx and CUDA 13's libraries (nvidia-* wheels) but only the
 # CPU onnxruntime: the GPU build travels as the wheel. Keep the machine warm between the
 # calls (30 s), and give it back after the last.
@@ -64,6 +66,10 @@ device)
     echo
     python3 scripts/gpu/speed.py 50 models/restore-64.onnx models/restore-128.onnx models/restore-256.onnx \
       models/restore-512.onnx models/sr-x4-64.onnx models/sr-x8-64.onnx /tmp/gfpgan-class.onnx
+    echo
+    # many cameras (issue 28, item 5): 4 streams' faces, own sessions against one shared batch
+    python3 scripts/gpu/streams.py 4 10 models/sr-x4-64.onnx models/restore-128.onnx \
+      models/restore-256.onnx /tmp/gfpgan-class.onnx
   } 2>&1 | tee "$out"
   ;;
 record)
