@@ -21,7 +21,11 @@
 //! The first frame, a seek (reset) and a cut get a full search at once. A camera pan or
 //! tilt is no cut: the thumbnail's global shift is measured (phase correlation) and the
 //! blocks compared after it, so only the strip the camera turned onto (and whatever moved
-//! in the scene) is searched, and known faces are followed where the pan took them.
+//! in the scene) is searched, and known faces are followed where the pan took them. Nor is
+//! a zoom: where no shift explains the change, the similarity (scale, shift) that the
+//! thumbnail's corners followed is fitted, the blocks are compared after it, the border a
+//! zoom-out brings in waits for the budget, and once the picture has grown or shrunk by
+//! [`ZOOM_SWEEP`] the whole frame does (faces of new sizes: some now findable).
 
 use anyhow::Result;
 use opencv::core::{self as cv, Mat};
@@ -43,6 +47,13 @@ const PAN_CHECK_SHARE: f64 = 0.1;
 const PAN_CONFIDENCE: f64 = 0.2;
 /// A pan's new strip is searched once it is this deep (frame px).
 const PAN_BAND: f64 = 4.0 * THUMB as f64;
+/// A zoom is measured only when the thumbnail's scale changed by more than this.
+const ZOOM_MIN: f64 = 0.003;
+/// Share of the thumbnail's followed corners that must agree on one similarity.
+const ZOOM_INLIERS: f64 = 0.6;
+/// Once a zoom has scaled the picture by this (either way) since the last sweep, every
+/// region waits to be searched again within the budget.
+pub const ZOOM_SWEEP: f64 = 1.25;
 /// Side (px) a known face is scaled to for its re-detection.
 pub const FOLLOW_FACE: f64 = 64.0;
 /// A known face is looked for again first within this many of its sides around its centre
@@ -227,6 +238,9 @@ pub struct SearchReport {
     /// The picture's global shift since the last frame (a camera pan or tilt), frame px,
     /// when one was measured and used.
     pub pan: Option<[f64; 2]>,
+    /// The picture's scale since the last frame (> 1: zooming in), when a zoom was
+    /// measured and used.
+    pub zoom: Option<f64>,
 }
 
 /// Motion-gated, budgeted face search over a stream of frames.
@@ -245,6 +259,8 @@ pub struct Search {
     full_pending: bool,
     /// The picture's shift (frame px) since its last pan bands were searched.
     pan_acc: [f64; 2],
+    /// The picture's scale since the last zoom sweep.
+    zoom_acc: f64,
     /// The last frame a face was known on.
     last_face: Option<u64>,
 }
@@ -261,6 +277,7 @@ impl Search {
             cleared: Vec::new(),
             full_pending: true,
             pan_acc: [0.0; 2],
+            zoom_acc: 1.0,
             last_face: None,
         }
     }
@@ -287,6 +304,7 @@ impl Search {
         self.full_pending = true;
         self.credit = 0.0;
         self.pan_acc = [0.0; 2];
+        self.zoom_acc = 1.0;
         self.last_face = None;
     }
 
@@ -387,13 +405,35 @@ impl Search {
                         self.pan_acc = [self.pan_acc[0] + pan[0], self.pan_acc[1] + pan[1]];
                     }
                 }
+                // No shift explains it: a zoom? Compared after the fitted similarity; the
+                // border a zoom-out brought in marks its tiles (they wait for the budget).
+                if report.pan.is_none() {
+                    if let Some((t, scale)) = global_similarity(prev, &thumb)? {
+                        let (movers, fresh) = changed_after(prev, &thumb, &t)?;
+                        let left = cv::count_non_zero(&movers)? + cv::count_non_zero(&fresh)?;
+                        if left * 2 < changed {
+                            (m, changed) = (movers, left);
+                            report.zoom = Some(scale);
+                            self.zoom_acc *= scale;
+                            let layout = self.layout.as_mut().expect("set above");
+                            for y in 0..fresh.rows() {
+                                for x in 0..fresh.cols() {
+                                    if *fresh.at_2d::<u8>(y, x)? > 0 {
+                                        layout.mark(x * THUMB + THUMB / 2, y * THUMB + THUMB / 2, frame_no);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             report.changed = changed as f64 / blocks;
             if report.changed > CUT_SHARE {
                 self.full_pending = true;
             } else if changed > 0 {
                 let followed: Vec<[i32; 4]> = follow.iter().map(|(_, _, r, _)| *r).collect();
-                self.note_motion(&m, frame_no, &followed, report.pan.is_some())?;
+                let moving_camera = report.pan.is_some() || report.zoom.is_some();
+                self.note_motion(&m, frame_no, &followed, moving_camera)?;
             }
             mask = Some(m);
         } else {
@@ -414,6 +454,7 @@ impl Search {
             self.full_pending = false;
             self.credit = 0.0;
             self.pan_acc = [0.0; 2];
+            self.zoom_acc = 1.0;
             report.full = true;
             report.pixels = layout.fine_pixels;
             return Ok((det.detect_frame(frame)?, report));
@@ -421,9 +462,9 @@ impl Search {
 
         let mut followed = Vec::new();
         for (face, seen, rect, scale) in follow {
-            // (after a pan every face moved with the picture, whatever the mask says)
+            // (after a pan or zoom every face moved with the picture, whatever the mask says)
             let still = match &mask {
-                Some(m) if seen && report.pan.is_none() => !moved(m, rect)?,
+                Some(m) if seen && report.pan.is_none() && report.zoom.is_none() => !moved(m, rect)?,
                 _ => false,
             };
             if still {
@@ -466,6 +507,13 @@ impl Search {
                 report.pixels += r.pixels();
             }
             self.pan_acc = [0.0; 2];
+        }
+        // A zoom changed every face's size: once by ZOOM_SWEEP, the whole frame waits again.
+        if self.zoom_acc.ln().abs() >= ZOOM_SWEEP.ln() {
+            for r in layout.regions.iter_mut() {
+                r.dirty_since.get_or_insert(frame_no);
+            }
+            self.zoom_acc = 1.0;
         }
         // Where people are, more come: while a face was seen within the last
         // `sweep_frames` frames the search runs `busy_speedup` times faster.
@@ -569,8 +617,110 @@ fn global_shift(prev: &Mat, thumb: &Mat) -> Result<Option<[f64; 2]>> {
         .then_some([p.x, p.y]))
 }
 
-/// Queues `r`, merged with any queued region it overlaps (the union keeps the older
-/// mark: a thing that keeps moving is not pushed back in the queue).
+/// The similarity (2x3, thumbnail px) that the corners of `prev` followed to `thumb`, and
+/// its scale, when most corners agree on one whose scale is not 1 (a zoom).
+fn global_similarity(prev: &Mat, thumb: &Mat) -> Result<Option<(Mat, f64)>> {
+    use opencv::core::{Point2f, Size, TermCriteria, TermCriteria_Type, Vector};
+    if thumb.rows() < 16 || thumb.cols() < 16 {
+        return Ok(None);
+    }
+    let mut corners = Vector::<Point2f>::new();
+    opencv::imgproc::good_features_to_track(prev, &mut corners, 200, 0.01, 3.0, &cv::no_array(), 3, false, 0.04)?;
+    if corners.len() < 12 {
+        return Ok(None);
+    }
+    let criteria = TermCriteria::new(TermCriteria_Type::COUNT as i32 + TermCriteria_Type::EPS as i32, 20, 0.01)?;
+    let (mut to, mut status, mut err) = (Vector::<Point2f>::new(), Vector::<u8>::new(), Vector::<f32>::new());
+    opencv::video::calc_optical_flow_pyr_lk(
+        prev,
+        thumb,
+        &corners,
+        &mut to,
+        &mut status,
+        &mut err,
+        Size::new(9, 9),
+        2,
+        criteria,
+        0,
+        1e-4,
+    )?;
+    let (mut a, mut b) = (Vector::<Point2f>::new(), Vector::<Point2f>::new());
+    for i in 0..corners.len() {
+        if status.get(i)? == 1 {
+            a.push(corners.get(i)?);
+            b.push(to.get(i)?);
+        }
+    }
+    if a.len() < 12 {
+        return Ok(None);
+    }
+    let mut inliers = Vector::<u8>::new();
+    let t = opencv::calib3d::estimate_affine_partial_2d(
+        &a,
+        &b,
+        &mut inliers,
+        opencv::calib3d::RANSAC,
+        0.5,
+        2000,
+        0.99,
+        10,
+    )?;
+    if t.empty() || (inliers.iter().filter(|&i| i != 0).count() as f64) < ZOOM_INLIERS * a.len() as f64 {
+        return Ok(None);
+    }
+    let (c, s) = (*t.at_2d::<f64>(0, 0)?, *t.at_2d::<f64>(1, 0)?);
+    let scale = c.hypot(s);
+    Ok(((scale - 1.0).abs() > ZOOM_MIN && s.atan2(c).abs() < 0.05).then_some((t, scale)))
+}
+
+/// The blocks of `thumb` that differ from `prev` moved by the similarity `t`, and the
+/// blocks `prev` moved by `t` does not cover (what a zoom-out brought into view).
+fn changed_after(prev: &Mat, thumb: &Mat, t: &Mat) -> Result<(Mat, Mat)> {
+    use opencv::core::Size;
+    let size = thumb.size()?;
+    let (mut moved, mut diff, mut m) = (Mat::default(), Mat::default(), Mat::default());
+    let border = cv::BORDER_REPLICATE;
+    opencv::imgproc::warp_affine(
+        prev,
+        &mut moved,
+        t,
+        size,
+        opencv::imgproc::INTER_LINEAR,
+        border,
+        cv::Scalar::default(),
+    )?;
+    // Resampling the block means for a scale leaves an error at sharp edges that a
+    // shift's does not; both sides smoothed alike keep it under the motion level.
+    let (mut a, mut b) = (Mat::default(), Mat::default());
+    opencv::imgproc::gaussian_blur_def(thumb, &mut a, Size::new(3, 3), 0.0)?;
+    opencv::imgproc::gaussian_blur_def(&moved, &mut b, Size::new(3, 3), 0.0)?;
+    cv::absdiff(&a, &b, &mut diff)?;
+    opencv::imgproc::threshold(&diff, &mut m, MOTION_LEVEL, 255.0, opencv::imgproc::THRESH_BINARY)?;
+    let all = Mat::new_rows_cols_with_default(size.height, size.width, cv::CV_8U, cv::Scalar::all(255.0))?;
+    let mut covered = Mat::default();
+    let none = cv::BORDER_CONSTANT;
+    opencv::imgproc::warp_affine(
+        &all,
+        &mut covered,
+        t,
+        size,
+        opencv::imgproc::INTER_LINEAR,
+        none,
+        cv::Scalar::default(),
+    )?;
+    // a block partly new counts as new
+    let mut fresh = Mat::default();
+    opencv::imgproc::threshold(&covered, &mut fresh, 254.0, 255.0, opencv::imgproc::THRESH_BINARY_INV)?;
+    let mut old = Mat::default();
+    cv::bitwise_not_def(&fresh, &mut old)?;
+    let mut movers = Mat::default();
+    cv::bitwise_and(&m, &old, &mut movers, &cv::no_array())?;
+    Ok((movers, fresh))
+}
+
+/// Queues `r`, merged with any queued region it overlaps (the older mark kept: a thing
+/// that keeps moving is not pushed back in the queue), as their union while that stays
+/// under `cap` pixels, else where `r` is.
 fn add_moving(queue: &mut Vec<(Region, (i32, i32))>, mut r: Region, mut blob: (i32, i32), cap: f64) {
     while let Some(i) = queue.iter().position(|(q, _)| overlaps(q.rect, r.rect)) {
         let (q, b) = queue.remove(i);
