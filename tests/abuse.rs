@@ -120,6 +120,32 @@ fn state_cycles_leak_no_thread_and_no_memory() {
     let _ = std::fs::remove_dir_all(&gallery);
 }
 
+/// Every element's input as a chain behind an appsrc, and whether it takes planar I420
+/// (facedraw and up-scaling take packed formats only).
+fn every_chain(gallery: &std::path::Path) -> Vec<(String, bool)> {
+    let y = yunet().display().to_string();
+    vec![
+        (format!("facedetector model={y}"), true),
+        (format!("facedetector model={y} ! facerestore"), true),
+        ("faceedit attributes=Smiling=1".to_string(), true),
+        (format!("facegallery location={}", gallery.display()), true),
+        (format!("faceenhance detector-model={y}"), true),
+        ("facedraw".to_string(), false),
+        (format!("faceenhance detector-model={y} upscale=2"), false),
+    ]
+}
+
+/// The formats a chain of [`every_chain`] accepts: the packed ones, and I420 where planar.
+fn formats(planar: bool) -> &'static [gst_video::VideoFormat] {
+    use gst_video::VideoFormat as F;
+    const ALL: [F; 7] = [F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb, F::I420];
+    if planar {
+        &ALL
+    } else {
+        &ALL[..6]
+    }
+}
+
 /// Seeded noise.
 fn next(seed: &mut u64) -> u64 {
     lcg(seed) >> 33
@@ -131,27 +157,16 @@ fn next(seed: &mut u64) -> u64 {
 /// truncated buffer is the only thing allowed to fail it.
 #[test]
 fn fuzzed_input_ends_in_eos_or_a_clear_error() {
-    use gst_video::VideoFormat as F;
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     init();
-    let y = yunet().display().to_string();
     let gallery = std::env::temp_dir().join(format!("faceenhance-fuzz-{}", std::process::id()));
-    let chains = [
-        (format!("facedetector model={y}"), true),
-        (format!("facedetector model={y} ! facerestore"), true),
-        ("faceedit attributes=Smiling=1".to_string(), true),
-        (format!("facegallery location={}", gallery.display()), true),
-        (format!("faceenhance detector-model={y}"), true),
-        ("facedraw".to_string(), false),
-        (format!("faceenhance detector-model={y} upscale=2"), false),
-    ];
-    let all = [F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb, F::I420];
+    let chains = every_chain(&gallery);
     let mut seed = 99u64;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let (mut runs, mut errors) = (0, 0);
     while std::time::Instant::now() < deadline {
         let (chain, planar) = &chains[runs % chains.len()];
-        let formats = if *planar { &all[..] } else { &all[..6] };
+        let formats = formats(*planar);
         let desc = format!("appsrc name=src format=time ! {chain} ! fakesink sync=false");
         let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
         let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
@@ -201,25 +216,14 @@ fn fuzzed_input_ends_in_eos_or_a_clear_error() {
 /// another, and ends in EOS with every frame out.
 #[test]
 fn every_format_at_every_awkward_size_passes_every_element() {
-    use gst_video::VideoFormat as F;
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     init();
-    let y = yunet().display().to_string();
     let gallery = std::env::temp_dir().join(format!("faceenhance-sizes-{}", std::process::id()));
-    let chains = [
-        (format!("facedetector model={y}"), true),
-        (format!("facedetector model={y} ! facerestore"), true),
-        ("faceedit attributes=Smiling=1".to_string(), true),
-        (format!("facegallery location={}", gallery.display()), true),
-        (format!("faceenhance detector-model={y}"), true),
-        ("facedraw".to_string(), false),
-        (format!("faceenhance detector-model={y} upscale=2"), false),
-    ];
-    let all = [F::I420, F::Bgrx, F::Bgra, F::Rgbx, F::Rgba, F::Bgr, F::Rgb];
+    let chains = every_chain(&gallery);
     let sizes = [(1u32, 1u32), (85, 1), (1, 85), (2, 1), (1, 2), (3, 5), (33, 17), (4097, 2), (2, 4097)];
     let mut seed = 7u64;
     for (chain, planar) in &chains {
-        let formats = if *planar { &all[..] } else { &all[1..] };
+        let formats = formats(*planar);
         let desc = format!("appsrc name=src format=time ! {chain} ! appsink name=sink sync=false");
         let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
         let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
