@@ -82,23 +82,24 @@ fn the_ladder_picks_by_face_size() {
     // (input, output) of restore-64, sr-x4-64, sr-x8-64.
     let ladder = [(64, 64), (16, 64), (8, 64)];
     let m = RestoreConfig::default().max_stretch as f64;
-    assert_eq!(pick_model(&ladder, 64.0, 1.0, m), Some((0, 1.0)));
-    assert_eq!(pick_model(&ladder, 16.0, 4.0, m), Some((1, 1.0)));
-    assert_eq!(pick_model(&ladder, 8.0, 8.0, m), Some((2, 1.0)));
+    assert_eq!(pick_model(&ladder, 64.0, 64.0, 1.0, m, None), Some((0, 1.0)));
+    assert_eq!(pick_model(&ladder, 16.0, 16.0, 4.0, m, None), Some((1, 1.0)));
+    assert_eq!(pick_model(&ladder, 8.0, 8.0, 8.0, m, None), Some((2, 1.0)));
     // 32 px at upscale 2: restore-64 (enlarging its input loses nothing), not sr-x4-64
     // (shrinking 32 px to 16 would throw detail away).
-    assert_eq!(pick_model(&ladder, 32.0, 2.0, m).map(|p| p.0), Some(0));
+    assert_eq!(pick_model(&ladder, 32.0, 32.0, 2.0, m, None).map(|p| p.0), Some(0));
     // A 200 px face: restore-64 is the best there is, stretched 3.1x.
-    let (i, stretch) = pick_model(&ladder, 200.0, 1.0, m).unwrap();
+    let (i, stretch) = pick_model(&ladder, 200.0, 200.0, 1.0, m, None).unwrap();
     assert_eq!(i, 0);
     assert!((stretch - 200.0 / 64.0).abs() < 1e-9);
     // A 512 px model joins the ladder: big faces go to it.
-    assert_eq!(pick_model(&[(64, 64), (512, 512)], 400.0, 1.0, m).map(|p| p.0), Some(1));
-    // A 41 px crop at upscale 2 (82 px out) is nearer restore-64 by cost, but that would
-    // stretch it 1.28x (never worse would skip it): restore-96 fits, so it goes there.
+    assert_eq!(pick_model(&[(64, 64), (512, 512)], 400.0, 400.0, 1.0, m, None).map(|p| p.0), Some(1));
+    // A 36 px crop at upscale 2 (72 px out) is nearer restore-64 by cost, but that would
+    // stretch it 1.125x (a never-worse limit of 1.1 would skip it): restore-96 fits, so it
+    // goes there.
     let with_96 = [(64, 64), (96, 96)];
-    assert_eq!(pick_model(&with_96, 41.0, 2.0, f64::INFINITY).map(|p| p.0), Some(0));
-    assert_eq!(pick_model(&with_96, 41.0, 2.0, m).map(|p| p.0), Some(1));
+    assert_eq!(pick_model(&with_96, 36.0, 36.0, 2.0, f64::INFINITY, None).map(|p| p.0), Some(0));
+    assert_eq!(pick_model(&with_96, 36.0, 36.0, 2.0, 1.1, None).map(|p| p.0), Some(1));
 }
 
 /// The clean high-resolution scene: faces from real pictures scaled so that their aligned

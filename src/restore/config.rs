@@ -44,6 +44,10 @@ pub struct RestoreConfig {
     /// and run the faces those streams have ready together as one batch
     /// (`model::shared`); false: sessions of this stream's own.
     pub share_sessions: bool,
+    /// Pick each face's model by the detail it has, not only its size: its blur is
+    /// measured ([`super::sharpness`]) and a blurred face goes to the rung made for a face
+    /// of the size its detail would fit (a super-resolution rung that redraws it).
+    pub by_detail: bool,
 }
 
 impl RestoreConfig {
@@ -69,6 +73,7 @@ impl Default for RestoreConfig {
             refresh: 1,
             identity: false,
             share_sessions: true,
+            by_detail: true,
         }
     }
 }

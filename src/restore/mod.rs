@@ -12,6 +12,7 @@
 pub mod carry;
 pub mod config;
 pub mod ladder;
+pub mod sharpness;
 
 pub(crate) use carry::{residual, Carries, LEVELS};
 pub use config::{expand_models, RestoreConfig, RestoreStats};
@@ -100,7 +101,7 @@ impl FaceRestorer {
             .then(|| IdentityNet::load(&identity::default_model(), &config.provider))
             .transpose()
             .context("identity measure")?;
-        Ok(Self { ladder: Ladder { rungs, config }, sessions, carries: Carries::default(), background, identity })
+        Ok(Self { ladder: Ladder::new(rungs, config), sessions, carries: Carries::default(), background, identity })
     }
 
     /// The ladder's first model (the only one unless several are given).

@@ -16,7 +16,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// (bin property, child, child property).
-const PROXIED: [(&str, Child, &str); 30] = [
+const PROXIED: [(&str, Child, &str); 31] = [
     ("model", Child::Restore, "model"),
     ("profile", Child::Restore, "profile"),
     ("provider", Child::Restore, "provider"),
@@ -32,6 +32,7 @@ const PROXIED: [(&str, Child, &str); 30] = [
     ("background-model", Child::Restore, "background-model"),
     ("max-stretch", Child::Restore, "max-stretch"),
     ("force", Child::Restore, "force"),
+    ("by-detail", Child::Restore, "by-detail"),
     ("measure-identity", Child::Restore, "measure-identity"),
     ("share-sessions", Child::Restore, "share-sessions"),
     ("post-messages", Child::Restore, "post-messages"),

@@ -40,6 +40,7 @@ struct Settings {
     background_model: Option<String>,
     max_stretch: f32,
     force: bool,
+    by_detail: bool,
     fidelity: f32,
     restore_interval: u32,
     measure_identity: bool,
@@ -66,6 +67,7 @@ impl Default for Settings {
             background_model: None,
             max_stretch: d.max_stretch,
             force: d.force,
+            by_detail: d.by_detail,
             fidelity: d.fidelity,
             restore_interval: d.refresh,
             measure_identity: d.identity,
@@ -278,6 +280,16 @@ impl ObjectImpl for FaceRestore {
                     .default_value(d.force)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("by-detail")
+                    .nick("By detail")
+                    .blurb(
+                        "Pick each face's model by the detail it has, not only its size: a blurred face (its \
+                         blur measured on every frame) goes to the model made for a face of the size its detail \
+                         fits, a super-resolution model that redraws it; false: by pixel size alone",
+                    )
+                    .default_value(d.by_detail)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("measure-identity")
                     .nick("Measure identity")
                     .blurb(
@@ -350,6 +362,7 @@ impl ObjectImpl for FaceRestore {
             "background-model" => s.background_model = opt(value),
             "max-stretch" => s.max_stretch = value.get().expect("type checked upstream"),
             "force" => s.force = value.get().expect("type checked upstream"),
+            "by-detail" => s.by_detail = value.get().expect("type checked upstream"),
             "measure-identity" => s.measure_identity = value.get().expect("type checked upstream"),
             "share-sessions" => s.share_sessions = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
@@ -377,6 +390,7 @@ impl ObjectImpl for FaceRestore {
             "background-model" => s.background_model.to_value(),
             "max-stretch" => s.max_stretch.to_value(),
             "force" => s.force.to_value(),
+            "by-detail" => s.by_detail.to_value(),
             "measure-identity" => s.measure_identity.to_value(),
             "share-sessions" => s.share_sessions.to_value(),
             other => unreachable!("unknown property {other}"),
@@ -413,6 +427,7 @@ impl BaseTransformImpl for FaceRestore {
             },
             max_stretch: s.max_stretch,
             force: s.force,
+            by_detail: s.by_detail,
             fidelity: s.fidelity,
             refresh: s.restore_interval,
             identity: s.measure_identity,
