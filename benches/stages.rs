@@ -1,4 +1,5 @@
-//! Per-stage costs at 720p and 1080p: detection (each back-end), alignment, a carried frame
+//! Per-stage costs at 720p and 1080p: detection (each back-end), alignment and the ladder's
+//! blur measure, a carried frame
 //! (restore-512's residual on a 720p I420 face), inference per
 //! batch of 1/4/8 faces, blending, and detection + restoration of a whole frame.
 //! Frames are composed from the astronaut photo (4 faces on a 720p/1080p canvas); and the
@@ -22,7 +23,7 @@ use faceenhance::detect::{Detector, DetectorConfig, DetectorKind, Face};
 use faceenhance::enhancer::Enhancer;
 use faceenhance::frame::frame_from_mat;
 use faceenhance::model::{ProviderOptions, Restorer};
-use faceenhance::restore::{FaceRestorer, RestoreConfig};
+use faceenhance::restore::{sharpness, FaceRestorer, RestoreConfig};
 use faceenhance::search::{follow_region, FOLLOW_REACH_NEAR};
 use faceenhance::upscale::{BackgroundConfig, Upscaler};
 use opencv::core::{Mat, Rect, Size};
@@ -106,6 +107,13 @@ fn bench_align_blend(c: &mut Criterion) {
     for size in [64, 512] {
         g.bench_function(BenchmarkId::new("crop", size), |b| {
             b.iter(|| black_box(align::crop_face(&img, &face, Template::Ffhq5, size).unwrap()))
+        });
+    }
+    // the ladder's blur measure (by-detail), on the crop it takes: at most 128 px
+    for size in [64, 128] {
+        let crop = align::crop_face(&img, &face, Template::Ffhq5, size).unwrap();
+        g.bench_function(BenchmarkId::new("blur-measure", size), |b| {
+            b.iter(|| black_box(sharpness::blur_sigma(&crop).unwrap()))
         });
     }
     g.finish();
